@@ -1,0 +1,416 @@
+"""FER datasets from disk into one in-memory form.
+
+Reads the Kaggle folder layout (`train|test/<emotion>/` with `Training_`, `PublicTest_`,
+`PrivateTest_` file prefixes), the original `fer2013.csv`, split folders such as the 4-class
+course layout (`train|validation|test/<emotion>/`), and a `.zip` of any of these. Everything
+becomes a `FerDataset`: uint8 48×48 images, label indices, split names and source file names.
+A decoded copy is cached on disk, keyed by a fingerprint of the files, so reloading is instant.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+from PIL import Image
+
+from .labels import EMOTIONS, canonical_emotion, sort_emotions
+
+IMAGE_SIZE = 48
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+SUPPORTED_LAYOUTS = (
+    "Kaggle folders: train/<emotion>/ and test/<emotion>/ (Training_, PublicTest_, PrivateTest_ files)",
+    "split folders: train|validation|test/<emotion>/ (e.g. the 4-class happy/neutral/sad/surprise layout)",
+    "the original fer2013.csv with columns emotion,pixels,Usage",
+    "a .zip file holding any of the above",
+)
+_CACHE_VERSION = "1"
+
+_SPLIT_FOLDERS = {
+    "train": "train", "training": "train", "trainset": "train",
+    "validation": "validation", "val": "validation", "valid": "validation", "dev": "validation",
+    "publictest": "validation",
+    "test": "test", "testing": "test", "testset": "test", "privatetest": "test",
+}
+_FILE_PREFIXES = {"training_": "train", "publictest_": "validation", "privatetest_": "test"}
+_CSV_USAGE = {"training": "train", "publictest": "validation", "privatetest": "test"}
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+class DataError(ValueError):
+    """A dataset could not be read; the message says why and what is supported."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A file that was skipped or altered while loading, and why."""
+
+    file: str
+    reason: str
+
+
+@dataclass
+class FerDataset:
+    """Images (N×48×48 uint8), label indices into `classes`, split names and file names."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    splits: np.ndarray
+    files: np.ndarray
+    classes: tuple[str, ...]
+    source: str = ""
+    layout: str = ""
+    fingerprint: str = ""
+    problems: list[Problem] = field(default_factory=list)
+    from_cache: bool = False
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def split_names(self) -> tuple[str, ...]:
+        """Splits present, in train/validation/test order."""
+        present = set(np.unique(self.splits).tolist())
+        return tuple(s for s in SPLITS if s in present)
+
+    def _take(self, mask: np.ndarray, **changes) -> "FerDataset":
+        return replace(self, images=self.images[mask], labels=self.labels[mask],
+                       splits=self.splits[mask], files=self.files[mask], **changes)
+
+    def split(self, name: str) -> "FerDataset":
+        """The rows of one split (`train`, `validation` or `test`)."""
+        if name not in SPLITS:
+            raise DataError(f"unknown split {name!r}; use one of {', '.join(SPLITS)}")
+        return self._take(self.splits == name)
+
+    def subset(self, labels: Iterable[str]) -> "FerDataset":
+        """Only the rows whose emotion is in `labels`, re-indexed to that label set."""
+        wanted = sort_emotions(labels)
+        missing = [e for e in wanted if e not in self.classes]
+        if missing:
+            raise DataError(f"this dataset has no {', '.join(missing)} images "
+                            f"(it has {', '.join(self.classes)})")
+        old_to_new = np.full(len(self.classes), -1, dtype=np.int16)
+        for new, name in enumerate(wanted):
+            old_to_new[self.classes.index(name)] = new
+        mapped = old_to_new[self.labels]
+        keep = mapped >= 0
+        out = self._take(keep, classes=wanted)
+        out.labels = mapped[keep]
+        return out
+
+    def label_names(self) -> np.ndarray:
+        """The emotion name of every row."""
+        return np.asarray(self.classes)[self.labels]
+
+    def counts(self):
+        """A DataFrame of image counts, one row per class, one column per split, plus total."""
+        import pandas as pd
+
+        table = pd.crosstab(pd.Categorical(self.label_names(), categories=self.classes),
+                            pd.Categorical(self.splits, categories=self.split_names), dropna=False)
+        table.index.name, table.columns.name = "emotion", "split"
+        table.index, table.columns = list(table.index), list(table.columns)
+        table["total"] = table.sum(axis=1)
+        return table
+
+
+def resolve_split(dataset: FerDataset, split: str) -> tuple[FerDataset, str]:
+    """Rows for an evaluation split and a description of what they are.
+
+    `test` means PrivateTest (or a test folder) where the data has it; data with only
+    PublicTest in its test folder (as shipped here) falls back to PublicTest and says so.
+    """
+    if split == "test" and "test" not in dataset.split_names and "validation" in dataset.split_names:
+        return dataset.split("validation"), "validation (PublicTest; this dataset has no PrivateTest/test images)"
+    part = dataset.split(split)
+    if len(part) == 0:
+        raise DataError(f"the dataset has no {split} images (it has {', '.join(dataset.split_names) or 'none'})")
+    return part, split
+
+
+# ----------------------------------------------------------------------------- sources
+
+@dataclass
+class _Entry:
+    path: str  # relative path with forward slashes
+    size: int
+    stamp: int  # mtime in ns, or zip CRC
+
+
+class _Source:
+    """A folder, a zip file or an in-memory zip, seen as a list of files."""
+
+    def __init__(self, source):
+        self.zip: zipfile.ZipFile | None = None
+        self.root: Path | None = None
+        if isinstance(source, (bytes, bytearray, io.IOBase)):
+            data = source if isinstance(source, (bytes, bytearray)) else source.read()
+            self.description = "uploaded zip"
+            self.key = hashlib.sha1(data).hexdigest()
+            self.zip = _open_zip(io.BytesIO(data), self.description)
+            return
+        path = Path(source).expanduser()
+        self.description = str(path)
+        if not path.exists():
+            raise DataError(f"{path} does not exist")
+        self.key = ""
+        if path.is_dir():
+            self.root = path
+        elif path.suffix.lower() == ".zip":
+            self.zip = _open_zip(path, str(path))
+        elif path.suffix.lower() == ".csv":
+            self.root = path.parent
+            self.only = path.name
+        else:
+            raise DataError(f"{path} is neither a folder, a .zip nor a .csv. Supported: " + "; ".join(SUPPORTED_LAYOUTS))
+
+    def entries(self) -> list[_Entry]:
+        if self.zip is not None:
+            return [_Entry(i.filename, i.file_size, i.CRC) for i in self.zip.infolist()
+                    if not i.is_dir() and not _is_junk(i.filename)]
+        if getattr(self, "only", None):
+            st = (self.root / self.only).stat()
+            return [_Entry(self.only, st.st_size, st.st_mtime_ns)]
+        out = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__MACOSX")))
+            rel = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
+            for name in filenames:
+                if _is_junk(name):
+                    continue
+                st = os.stat(os.path.join(dirpath, name))
+                out.append(_Entry(name if rel == "." else f"{rel}/{name}", st.st_size, st.st_mtime_ns))
+        return out
+
+    def read(self, path: str) -> bytes:
+        if self.zip is not None:
+            return self.zip.read(path)
+        return (self.root / path).read_bytes()
+
+
+def _open_zip(file, name: str) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(file)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise DataError(f"{name} is not a readable zip file ({err})") from None
+
+
+def _is_junk(path: str) -> bool:
+    parts = path.split("/")
+    return any(p.startswith((".", "__MACOSX")) for p in parts if p)
+
+
+def fingerprint(entries: list[_Entry], key: str = "") -> str:
+    """A short hash of every file's path, size and modification stamp: changes when any file does."""
+    h = hashlib.sha1(f"{_CACHE_VERSION}|{key}".encode())
+    for e in sorted(entries, key=lambda e: e.path):
+        h.update(f"{e.path}|{e.size}|{e.stamp}\n".encode())
+    return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- loading
+
+def default_cache_dir() -> Path:
+    """Where decoded datasets are cached: $FER_CACHE_DIR, else ~/.cache/fer_core."""
+    return Path(os.environ.get("FER_CACHE_DIR", Path.home() / ".cache" / "fer_core"))
+
+
+def default_data_dir() -> Path | None:
+    """$FER_DATA_DIR, else ../shared/datasets/fer2013 beside the repo when it exists."""
+    env = os.environ.get("FER_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    shared = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fer2013"
+    return shared if shared.exists() else None
+
+
+def load_dataset(source, *, progress: ProgressFn | None = None, cache: bool = True,
+                 cache_dir: Path | None = None) -> FerDataset:
+    """Load a dataset folder, .zip (path or bytes) or fer2013.csv, using the on-disk cache when valid."""
+    src = _Source(source)
+    entries = src.entries()
+    fp = fingerprint(entries, src.key)
+    cache_file = (cache_dir or default_cache_dir()) / "datasets" / f"{fp}.npz"
+    if cache and cache_file.exists():
+        try:
+            ds = _read_cache(cache_file)
+            ds.source = src.description
+            return ds
+        except Exception:  # a damaged cache is rebuilt, never fatal
+            pass
+    images = [e for e in entries if e.path.lower().endswith(IMAGE_EXTENSIONS)]
+    labelled = [(e, _classify_path(e.path)) for e in images]
+    labelled = [(e, c) for e, c in labelled if c is not None]
+    if labelled:
+        ds = _load_images(src, labelled, progress)
+    else:
+        csvs = [e for e in entries if e.path.lower().endswith(".csv")]
+        if not csvs:
+            raise DataError(_unrecognised(src.description, len(entries), len(images)))
+        ds = _load_csv(src, sorted(csvs, key=lambda e: ("fer2013" not in e.path.lower(), e.path))[0], progress)
+    ds.source, ds.fingerprint = src.description, fp
+    if cache:
+        _write_cache(cache_file, ds)
+    return ds
+
+
+def _unrecognised(where: str, n_files: int, n_images: int) -> str:
+    what = "is empty" if n_files == 0 else (
+        f"has {n_images} images but none inside an emotion folder" if n_images else "has no images and no fer2013.csv")
+    return f"{where} {what}. Supported layouts: " + "; ".join(SUPPORTED_LAYOUTS) + "."
+
+
+def _classify_path(path: str) -> tuple[str, str] | None:
+    """(emotion, split) from `…/<split>/<emotion>/<prefix_file>`, or None when it is not a labelled image."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) < 2:
+        return None
+    emotion = canonical_emotion(parts[-2])
+    if emotion is None:
+        return None
+    name = parts[-1].lower()
+    for prefix, split in _FILE_PREFIXES.items():
+        if name.startswith(prefix):
+            return emotion, split
+    folder = parts[-3].lower().replace("-", "").replace("_", "") if len(parts) >= 3 else ""
+    return emotion, _SPLIT_FOLDERS.get(folder, "train")
+
+
+def _decode(data: bytes) -> tuple[np.ndarray | None, str | None]:
+    """Decode one image to 48×48 grayscale; (None, reason) when it cannot be read."""
+    if not data:
+        return None, "empty file"
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            gray = im.convert("L")
+    except Image.DecompressionBombError:
+        return None, "image too large"
+    except Exception as err:  # PIL raises many types for corrupt data
+        return None, f"unreadable ({type(err).__name__}: {err})".replace("\n", " ")[:160]
+    if gray.size != (IMAGE_SIZE, IMAGE_SIZE):
+        size = gray.size
+        gray = gray.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
+        return np.asarray(gray, dtype=np.uint8), f"resized from {size[0]}×{size[1]}"
+    return np.asarray(gray, dtype=np.uint8), None
+
+
+def _load_images(src: _Source, labelled, progress: ProgressFn | None) -> FerDataset:
+    labelled.sort(key=lambda ec: ec[0].path)
+    total = len(labelled)
+    images = np.zeros((total, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    ok = np.zeros(total, dtype=bool)
+    problems: list[Problem] = []
+
+    def work(i: int):
+        return i, _decode(src.read(labelled[i][0].path))
+
+    # zip members are read serially (ZipFile is not thread-safe); folders in parallel
+    workers = 1 if src.zip is not None else min(8, (os.cpu_count() or 2) * 2)
+    step = max(1, total // 50)
+    with ThreadPoolExecutor(workers) as pool:
+        for done, (i, (img, issue)) in enumerate(pool.map(work, range(total), chunksize=256), 1):
+            if img is not None:
+                images[i], ok[i] = img, True
+            if issue:
+                problems.append(Problem(labelled[i][0].path, issue))
+            if progress and (done % step == 0 or done == total):
+                progress(done, total, f"decoded {done:,} of {total:,} images")
+    emotions = [c[0] for _, c in labelled]
+    classes = sort_emotions(set(emotions))
+    index = {c: k for k, c in enumerate(classes)}
+    labels = np.array([index[e] for e in emotions], dtype=np.int16)
+    splits = np.array([c[1] for _, c in labelled])
+    files = np.array([e.path for e, _ in labelled])
+    prefixed = any(Path(f).name.lower().startswith(tuple(_FILE_PREFIXES)) for f in files[:5000])
+    layout = "kaggle-folders" if prefixed else "split-folders"
+    if src.zip is not None:
+        layout += " (zip)"
+    return FerDataset(images[ok], labels[ok], splits[ok], files[ok], classes, layout=layout,
+                      problems=problems)
+
+
+def _load_csv(src: _Source, entry: _Entry, progress: ProgressFn | None) -> FerDataset:
+    import pandas as pd
+
+    if progress:
+        progress(0, 1, f"reading {entry.path}")
+    try:
+        frame = pd.read_csv(io.BytesIO(src.read(entry.path)), dtype=str)
+    except Exception as err:
+        raise DataError(f"{entry.path} is not a readable CSV ({err})") from None
+    frame.columns = [c.strip().lower() for c in frame.columns]
+    if not {"emotion", "pixels"} <= set(frame.columns):
+        raise DataError(f"{entry.path} lacks the columns emotion,pixels. Supported layouts: "
+                        + "; ".join(SUPPORTED_LAYOUTS) + ".")
+    usage = frame["usage"] if "usage" in frame.columns else pd.Series(["Training"] * len(frame))
+    problems: list[Problem] = []
+    pixels = frame["pixels"].fillna("").str.strip()
+    n_values = pixels.str.count(r"\s+") + (pixels != "")
+    emotion = pd.to_numeric(frame["emotion"], errors="coerce")
+    split = usage.fillna("").str.strip().str.lower().map(_CSV_USAGE)
+    good = (n_values == IMAGE_SIZE * IMAGE_SIZE) & emotion.between(0, len(EMOTIONS) - 1) & split.notna()
+    for row in np.flatnonzero(~good.to_numpy())[:10000]:
+        why = ("wrong pixel count" if n_values.iloc[row] != IMAGE_SIZE * IMAGE_SIZE else
+               "unknown emotion code" if not 0 <= (emotion.iloc[row] if emotion.iloc[row] == emotion.iloc[row] else -1) < len(EMOTIONS)
+               else "unknown Usage")
+        problems.append(Problem(f"{entry.path}:row {row + 2}", why))
+    rows = np.flatnonzero(good.to_numpy())
+    flat = np.array(" ".join(pixels.iloc[rows]).split(), dtype=np.int32)
+    if flat.size and (flat.min() < 0 or flat.max() > 255):
+        raise DataError(f"{entry.path} has pixel values outside 0–255")
+    images = flat.astype(np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+    codes = emotion.iloc[rows].astype(int).to_numpy()
+    classes = sort_emotions(EMOTIONS[c] for c in np.unique(codes)) if len(codes) else ()
+    index = {EMOTIONS.index(c): k for k, c in enumerate(classes)}
+    labels = np.array([index[c] for c in codes], dtype=np.int16)
+    files = np.array([f"{entry.path}:row {r + 2}" for r in rows])
+    if progress:
+        progress(1, 1, f"read {len(rows):,} images from {entry.path}")
+    if len(rows) == 0:
+        raise DataError(f"{entry.path} has no valid rows")
+    return FerDataset(images, labels, split.iloc[rows].to_numpy().astype(str), files, classes,
+                      layout="fer2013-csv" + (" (zip)" if src.zip is not None else ""), problems=problems)
+
+
+def _write_cache(path: Path, ds: FerDataset) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"classes": ds.classes, "layout": ds.layout, "fingerprint": ds.fingerprint,
+                "problems": [[p.file, p.reason] for p in ds.problems]}
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, images=ds.images, labels=ds.labels, splits=ds.splits, files=ds.files,
+                 meta=np.array(json.dumps(meta)))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home just means no cache
+
+
+def _read_cache(path: Path) -> FerDataset:
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        return FerDataset(z["images"], z["labels"], z["splits"], z["files"], tuple(meta["classes"]),
+                          layout=meta["layout"], fingerprint=meta["fingerprint"],
+                          problems=[Problem(*p) for p in meta["problems"]], from_cache=True)
+
+
+def download_fer2013() -> Path:
+    """Download FER2013 (Kaggle `msambare/fer2013`) with kagglehub; needs network and Kaggle access."""
+    try:
+        import kagglehub
+    except ImportError:
+        raise DataError("kagglehub is not installed: pip install kagglehub") from None
+    try:
+        return Path(kagglehub.dataset_download("msambare/fer2013"))
+    except Exception as err:
+        raise DataError(f"could not download FER2013 with kagglehub ({err})") from None

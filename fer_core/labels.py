@@ -1,0 +1,73 @@
+"""The one canonical emotion vocabulary of the product.
+
+FER2013's own label order (0 angry … 6 neutral) is the canonical order: every dataset,
+model card and chart lists emotions in this order, whatever subset it uses.
+"""
+from __future__ import annotations
+
+EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+FOUR_CLASS: tuple[str, ...] = ("happy", "sad", "surprise", "neutral")
+
+LABEL_SETS: dict[str, tuple[str, ...]] = {"all": EMOTIONS, "4class": FOUR_CLASS}
+
+EMOTION_COLORS: dict[str, str] = {
+    "angry": "#d62728",
+    "disgust": "#8c564b",
+    "fear": "#9467bd",
+    "happy": "#2ca02c",
+    "sad": "#1f77b4",
+    "surprise": "#ff7f0e",
+    "neutral": "#7f7f7f",
+}
+
+_ALIASES: dict[str, str] = {
+    "anger": "angry", "angry": "angry", "mad": "angry",
+    "disgust": "disgust", "disgusted": "disgust", "disgusting": "disgust", "contempt": "disgust",
+    "fear": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear",
+    "happy": "happy", "happiness": "happy", "joy": "happy", "joyful": "happy",
+    "sad": "sad", "sadness": "sad", "unhappy": "sad",
+    "surprise": "surprise", "surprised": "surprise", "surprising": "surprise",
+    "neutral": "neutral", "neutrality": "neutral", "calm": "neutral",
+}
+
+
+def canonical_emotion(name: str) -> str | None:
+    """Map a folder or label name (any case, common aliases) to its canonical emotion, or None."""
+    key = name.strip().lower().replace("-", "").replace("_", "").replace(" ", "")
+    if key.isdigit() and int(key) < len(EMOTIONS):
+        return EMOTIONS[int(key)]
+    return _ALIASES.get(key)
+
+
+def sort_emotions(names) -> tuple[str, ...]:
+    """Canonical emotions in canonical order, duplicates removed."""
+    wanted = {canonical_emotion(n) or n for n in names}
+    unknown = wanted - set(EMOTIONS)
+    if unknown:
+        raise ValueError(f"unknown emotion(s): {', '.join(sorted(unknown))}; known: {', '.join(EMOTIONS)}")
+    return tuple(e for e in EMOTIONS if e in wanted)
+
+
+def parse_label_set(spec: str | None) -> tuple[str, ...]:
+    """Parse `all`, `4class` or a comma list such as `happy,sad` into canonical emotions."""
+    if spec is None or spec.strip() == "":
+        return EMOTIONS
+    spec = spec.strip().lower()
+    if spec in LABEL_SETS:
+        return LABEL_SETS[spec]
+    if spec in ("7", "all7", "seven"):
+        return EMOTIONS
+    labels = sort_emotions(p for p in spec.split(",") if p.strip())
+    if len(labels) < 2:
+        raise ValueError("a label set needs at least two emotions")
+    return labels
+
+
+def label_set_name(labels) -> str:
+    """Short name of a label set: `all`, `4class`, or the comma list."""
+    labels = tuple(labels)
+    for name, members in LABEL_SETS.items():
+        if labels == members:
+            return name
+    return ",".join(labels)

@@ -1,0 +1,69 @@
+"""A model's preprocessing, stored in its card and applied identically everywhere.
+
+Training, evaluation, photo and webcam inference all turn uint8 face crops into model input
+through `Preprocessing.apply`, so a page never re-types input size, channels or scaling.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+SCALES = ("unit", "symmetric", "raw")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Input size (square, pixels), channels (1 gray or 3 gray-replicated) and pixel scaling.
+
+    scale: `unit` maps 0–255 to 0–1, `symmetric` to −1…1, `raw` keeps 0–255 (for models that
+    rescale inside themselves, e.g. Keras applications).
+    """
+
+    input_size: int = 48
+    channels: int = 1
+    scale: str = "unit"
+
+    def __post_init__(self):
+        if self.channels not in (1, 3):
+            raise ValueError("channels must be 1 or 3")
+        if self.scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Preprocessing":
+        return cls(int(d.get("input_size", 48)), int(d.get("channels", 1)), str(d.get("scale", "unit")))
+
+    def apply(self, faces) -> np.ndarray:
+        """uint8 face crops (one H×W[×3] array, a list of them, or an N×H×W stack) → float32 N×S×S×C."""
+        if isinstance(faces, np.ndarray) and faces.ndim == 3 and faces.shape[-1] not in (3, 4):
+            stack = faces  # already N×H×W grayscale
+        elif isinstance(faces, np.ndarray) and faces.ndim in (2, 3):
+            stack = [faces]
+        else:
+            stack = list(faces)
+        gray = np.stack([self._gray_resized(f) for f in stack]) if len(stack) else \
+            np.zeros((0, self.input_size, self.input_size), np.uint8)
+        x = gray.astype(np.float32)[..., None]
+        if self.channels == 3:
+            x = np.repeat(x, 3, axis=-1)
+        if self.scale == "unit":
+            x /= 255.0
+        elif self.scale == "symmetric":
+            x = x / 127.5 - 1.0
+        return x
+
+    def _gray_resized(self, face: np.ndarray) -> np.ndarray:
+        face = np.asarray(face)
+        if face.ndim == 3:
+            face = cv2.cvtColor(face, cv2.COLOR_RGBA2GRAY if face.shape[-1] == 4 else cv2.COLOR_RGB2GRAY)
+        if face.dtype != np.uint8:
+            face = np.clip(face, 0, 255).astype(np.uint8)
+        if face.shape != (self.input_size, self.input_size):
+            interp = cv2.INTER_AREA if face.shape[0] > self.input_size else cv2.INTER_LINEAR
+            face = cv2.resize(face, (self.input_size, self.input_size), interpolation=interp)
+        return face

@@ -1,0 +1,100 @@
+"""Streamlit pieces shared by the pages: the dataset sidebar, label-set picker and cached loaders.
+
+Only UI and caching live here; every computation is a `fer_core` call.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import streamlit as st
+
+from fer_core import data as fer_data
+from fer_core import registry
+from fer_core.labels import EMOTIONS, FOUR_CLASS, EMOTION_COLORS  # noqa: F401  (re-exported for pages)
+
+DATASET_KEY = "dataset_source"
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _load_path(source: str, stamp: str) -> fer_data.FerDataset:
+    bar = st.progress(0.0, text=f"Loading {source} …")
+    ds = fer_data.load_dataset(source, progress=lambda d, t, m: bar.progress(d / max(t, 1), text=m))
+    bar.empty()
+    return ds
+
+
+@st.cache_resource(show_spinner="Reading the uploaded zip …", max_entries=2)
+def _load_upload(digest: str, _data: bytes) -> fer_data.FerDataset:
+    return fer_data.load_dataset(_data, cache=False)  # uploads stay in memory
+
+
+def _stamp(source: str) -> str:
+    """Changes when the dataset's files change, so the resource cache reloads."""
+    try:
+        return str(os.stat(source).st_mtime_ns)
+    except OSError:
+        return ""
+
+
+def dataset_sidebar() -> fer_data.FerDataset | None:
+    """Sidebar: dataset path (default $FER_DATA_DIR) or an uploaded zip; returns the loaded dataset."""
+    default = fer_data.default_data_dir()
+    if DATASET_KEY not in st.session_state:
+        st.session_state[DATASET_KEY] = str(default) if default else ""
+    with st.sidebar:
+        st.subheader("Dataset")
+        source = st.text_input("Folder, .zip or fer2013.csv", key=DATASET_KEY,
+                               help="Kaggle FER2013 folders, fer2013.csv, or train|validation|test/<emotion>/ "
+                                    "folders. Defaults to $FER_DATA_DIR.")
+        upload = st.file_uploader("…or upload a dataset .zip", type=["zip"], key="dataset_zip")
+    try:
+        if upload is not None:
+            raw = upload.getvalue()
+            return _load_upload(hashlib.sha1(raw).hexdigest(), raw)
+        if not source.strip():
+            st.info("No dataset selected. Enter a folder in the sidebar, set `FER_DATA_DIR`, or upload a zip. "
+                    "Supported: " + "; ".join(fer_data.SUPPORTED_LAYOUTS) + ".")
+            return None
+        return _load_path(source.strip(), _stamp(source.strip()))
+    except fer_data.DataError as err:
+        st.error(f"Could not load the dataset: {err}")
+        return None
+
+
+def label_set_picker(available: tuple[str, ...], key: str = "label_set") -> tuple[str, ...]:
+    """Sidebar radio: all emotions of the dataset, the 4-class subset, or a custom choice."""
+    options = ["All emotions"]
+    if set(FOUR_CLASS) <= set(available) and tuple(available) != FOUR_CLASS:
+        options.append("4-class (happy, sad, surprise, neutral)")
+    options.append("Custom")
+    with st.sidebar:
+        choice = st.radio("Label set", options, key=key)
+        if choice == "Custom":
+            picked = st.multiselect("Emotions", available, default=list(available), key=key + "_custom")
+            if len(picked) < 2:
+                st.warning("Pick at least two emotions; showing all.")
+                return tuple(available)
+            return tuple(e for e in EMOTIONS if e in picked)
+    return FOUR_CLASS if choice.startswith("4-class") else tuple(available)
+
+
+@st.cache_data(show_spinner=False, ttl=30)
+def model_infos() -> list[registry.ModelInfo]:
+    """Every registered model with its card (re-read every 30 s so new evaluations appear)."""
+    return registry.list_models()
+
+
+@st.cache_resource(show_spinner="Loading model …", max_entries=8)
+def keras_model(model_id: str, stamp: float):
+    """A registered model's Keras model, loaded once per file version."""
+    return registry.load_keras_model(registry.get_model(model_id))
+
+
+def load_model(info: registry.ModelInfo):
+    """The cached Keras model of `info`."""
+    return keras_model(info.id, info.model_file.stat().st_mtime)
+
+
+def emotion_color_map(labels) -> dict[str, str]:
+    return {e: EMOTION_COLORS[e] for e in labels if e in EMOTION_COLORS}
