@@ -15,15 +15,18 @@ SCALES = ("unit", "symmetric", "raw")
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """Input size (square, pixels), channels (1 gray or 3 gray-replicated) and pixel scaling.
+    """Input size (square, pixels), channels (1 gray or 3 gray-replicated), pixel scaling and
+    histogram equalisation.
 
     scale: `unit` maps 0–255 to 0–1, `symmetric` to −1…1, `raw` keeps 0–255 (for models that
-    rescale inside themselves, e.g. Keras applications).
+    rescale inside themselves, e.g. Keras applications). equalize: the FER2013 copy we train on is
+    histogram-equalised, so photo and webcam crops are equalised the same way before a model sees them.
     """
 
     input_size: int = 48
     channels: int = 1
     scale: str = "unit"
+    equalize: bool = False
 
     def __post_init__(self):
         if self.channels not in (1, 3):
@@ -36,7 +39,8 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Preprocessing":
-        return cls(int(d.get("input_size", 48)), int(d.get("channels", 1)), str(d.get("scale", "unit")))
+        return cls(int(d.get("input_size", 48)), int(d.get("channels", 1)), str(d.get("scale", "unit")),
+                   bool(d.get("equalize", False)))
 
     def apply(self, faces) -> np.ndarray:
         """uint8 face crops (one H×W[×3] array, a list of them, or an N×H×W stack) → float32 N×S×S×C."""
@@ -46,9 +50,7 @@ class Preprocessing:
             stack = [faces]
         else:
             stack = list(faces)
-        gray = np.stack([self._gray_resized(f) for f in stack]) if len(stack) else \
-            np.zeros((0, self.input_size, self.input_size), np.uint8)
-        x = gray.astype(np.float32)[..., None]
+        x = self.prepare_uint8(stack).astype(np.float32)[..., None]
         if self.channels == 3:
             x = np.repeat(x, 3, axis=-1)
         if self.scale == "unit":
@@ -56,6 +58,15 @@ class Preprocessing:
         elif self.scale == "symmetric":
             x = x / 127.5 - 1.0
         return x
+
+    def prepare_uint8(self, faces) -> np.ndarray:
+        """Crops → N×S×S uint8 grayscale at the input size, equalised if the model expects it.
+
+        Training calls this once on the whole dataset; `apply` calls it on every batch of crops.
+        """
+        if len(faces) == 0:
+            return np.zeros((0, self.input_size, self.input_size), np.uint8)
+        return np.stack([self._gray_resized(f) for f in faces])
 
     def _gray_resized(self, face: np.ndarray) -> np.ndarray:
         face = np.asarray(face)
@@ -66,4 +77,4 @@ class Preprocessing:
         if face.shape != (self.input_size, self.input_size):
             interp = cv2.INTER_AREA if face.shape[0] > self.input_size else cv2.INTER_LINEAR
             face = cv2.resize(face, (self.input_size, self.input_size), interpolation=interp)
-        return face
+        return cv2.equalizeHist(face) if self.equalize else face

@@ -30,9 +30,16 @@ def _load_upload(digest: str, _data: bytes) -> fer_data.FerDataset:
 
 
 def _stamp(source: str) -> str:
-    """Changes when the dataset's files change, so the resource cache reloads."""
+    """Changes when files are added, removed or replaced in the dataset's folders (two levels deep:
+    splits and emotions), so the resource cache reloads; cheap enough to run on every rerun."""
     try:
-        return str(os.stat(source).st_mtime_ns)
+        stamps = [os.stat(source).st_mtime_ns]
+        if os.path.isdir(source):
+            for split in os.scandir(source):
+                if split.is_dir():
+                    stamps.append(split.stat().st_mtime_ns)
+                    stamps += [e.stat().st_mtime_ns for e in os.scandir(split.path) if e.is_dir()]
+        return str(max(stamps))
     except OSError:
         return ""
 

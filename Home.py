@@ -1,0 +1,66 @@
+"""FER Dashboard — home: what the app is, the data and models it found, and where to go next."""
+import pandas as pd
+import streamlit as st
+
+from fer_core.data import SUPPORTED_LAYOUTS
+from fer_core.runtime import device_description
+from pages.common import dataset_sidebar, model_infos
+
+st.set_page_config(page_title="FER Dashboard", page_icon="🙂", layout="wide")
+
+st.title("Facial Emotion Recognition Dashboard")
+st.markdown(
+    "Explore FER datasets, compare trained CNNs on the same images, see what each model predicts "
+    "for the faces in a photo — and where it looked (Grad-CAM) — and classify a webcam stream live. "
+    "Every number shown comes from a real evaluation recorded in the model's card."
+)
+
+cols = st.columns(5)
+for col, (page, label, icon) in zip(cols, [
+    ("pages/1_Dataset_Explorer.py", "Dataset Explorer", "📊"),
+    ("pages/2_Model_Comparison.py", "Model Comparison", "🏆"),
+    ("pages/3_Image_Prediction.py", "Image Prediction", "🖼️"),
+    ("pages/4_Live_Webcam.py", "Live Webcam", "🎥"),
+    ("pages/5_Video_Analysis.py", "Video Analysis", "🎞️"),
+]):
+    col.page_link(page, label=label, icon=icon)
+
+
+@st.cache_resource(show_spinner="Checking TensorFlow devices …")
+def _device() -> str:
+    return device_description()
+
+
+st.subheader("Compute")
+st.write(f"TensorFlow runs on: **{_device()}**")
+
+st.subheader("Dataset")
+dataset = dataset_sidebar()
+if dataset is not None:
+    splits = ", ".join(f"{s} {int((dataset.splits == s).sum()):,}" for s in dataset.split_names)
+    st.write(f"**{dataset.source}** — {len(dataset):,} images ({splits}), layout `{dataset.layout}`, "
+             f"{len(dataset.classes)} emotions: {', '.join(dataset.classes)}.")
+    if dataset.problems:
+        st.warning(f"{len(dataset.problems):,} files were skipped or resized while loading — "
+                   "see the Dataset Explorer for the list.")
+else:
+    st.caption("Supported layouts: " + "; ".join(SUPPORTED_LAYOUTS) + ".")
+
+st.subheader("Models")
+models = model_infos()
+if not models:
+    st.info("No trained models found under `models/`. Train one with "
+            "`python -m fer_core train --arch fer_resvgg --data <dataset folder>`.")
+else:
+    rows = []
+    for m in models:
+        val = m.metrics("validation") or {}
+        rows.append({"model": m.name, "id": m.id, "labels": m.label_set, "default": "✓" if m.is_default() else "",
+                     "params": m.card.get("params"), "size (MB)": round(m.card.get("file_size_bytes", 0) / 1e6, 2),
+                     "validation accuracy": val.get("accuracy"), "macro-F1": val.get("macro_f1"),
+                     "evaluated on": val.get("split_description", "not evaluated yet")})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                 column_config={"validation accuracy": st.column_config.NumberColumn(format="%.3f"),
+                                "macro-F1": st.column_config.NumberColumn(format="%.3f")})
+    st.caption("Accuracy is measured by `python -m fer_core evaluate` and stored in each model's card; "
+               "the Model Comparison page has the full picture.")

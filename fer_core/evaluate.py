@@ -1,0 +1,579 @@
+"""Evaluation: metrics, scoring a registered model on a dataset split, and the `evaluate`/`models` CLI.
+
+Metric functions are small and pure (scikit-learn style, integer labels and probability rows).
+`evaluate_model` scores a model on the images of its own label set, writes the results into the
+model's card and keeps the per-image probabilities in `models/<id>/eval/<split>.npz`, so the
+Model Comparison page can draw reliability diagrams, run McNemar tests and show misclassified
+faces without re-running any model.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import registry
+from .data import FerDataset, load_dataset, resolve_split
+from .labels import label_set_name
+
+EVAL_SPLITS = ("test", "validation")
+ECE_BINS = 15
+EXACT_MCNEMAR_BELOW = 25  # discordant pairs below this use the exact binomial test
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+# ----------------------------------------------------------------------------- metrics
+
+def accuracy(y_true, y_pred) -> float:
+    """Fraction of predictions equal to the true label."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    return float(np.mean(y_true == y_pred)) if len(y_true) else float("nan")
+
+
+def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
+    """Counts with rows = true class and columns = predicted class."""
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y_true, int), np.asarray(y_pred, int)), 1)
+    return cm
+
+
+def _prf(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class precision, recall and F1 from a confusion matrix (0 where undefined, as scikit-learn)."""
+    tp = np.diag(cm).astype(float)
+    predicted, support = cm.sum(axis=0), cm.sum(axis=1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return precision, recall, f1
+
+
+def per_class_report(y_true, y_pred, labels) -> dict[str, dict]:
+    """{label: {precision, recall, f1, support}} for every label (index i = labels[i])."""
+    cm = confusion_matrix(y_true, y_pred, len(labels))
+    precision, recall, f1 = _prf(cm)
+    return {name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                   "support": int(cm[i].sum())} for i, name in enumerate(labels)}
+
+
+def macro_f1(y_true, y_pred) -> float:
+    """Unweighted mean F1 over the classes that occur in y_true or y_pred (scikit-learn's `macro`)."""
+    y_true, y_pred = np.asarray(y_true, int), np.asarray(y_pred, int)
+    if not len(y_true):
+        return float("nan")
+    present = np.union1d(y_true, y_pred)
+    _, _, f1 = _prf(confusion_matrix(y_true, y_pred, int(present.max()) + 1))
+    return float(f1[present].mean())
+
+
+def log_loss(y_true, probabilities, eps: float = 1e-7) -> float:
+    """Mean negative log-probability of the true class (rows renormalised, clipped at `eps`)."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    p = p / p.sum(axis=1, keepdims=True)
+    true_p = np.clip(p[np.arange(len(p)), np.asarray(y_true, int)], eps, 1.0)
+    return float(-np.mean(np.log(true_p))) if len(p) else float("nan")
+
+
+def reliability_bins(y_true, probabilities, n_bins: int = ECE_BINS) -> list[dict]:
+    """Equal-width confidence bins (lower, upper]: count, mean confidence and accuracy of the top-1 guess."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    confidence, correct = p.max(axis=1), (p.argmax(axis=1) == np.asarray(y_true, int))
+    index = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
+    bins = []
+    for b in range(n_bins):
+        inside = index == b
+        n = int(inside.sum())
+        bins.append({"lower": b / n_bins, "upper": (b + 1) / n_bins, "count": n,
+                     "confidence": float(confidence[inside].mean()) if n else None,
+                     "accuracy": float(correct[inside].mean()) if n else None})
+    return bins
+
+
+def expected_calibration_error(y_true, probabilities, n_bins: int = ECE_BINS) -> float:
+    """ECE: the count-weighted mean gap between confidence and accuracy over `n_bins` bins."""
+    bins = reliability_bins(y_true, probabilities, n_bins)
+    total = sum(b["count"] for b in bins)
+    if not total:
+        return float("nan")
+    return float(sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in bins if b["count"]) / total)
+
+
+def mcnemar(correct_a, correct_b) -> dict:
+    """McNemar's test of two models on the same images: is one right where the other is wrong more often?
+
+    b = A right and B wrong, c = A wrong and B right. Below 25 discordant pairs the two-sided exact
+    binomial test is used (statistic = min(b, c)); otherwise chi-square with continuity correction.
+    """
+    a, bb = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    if a.shape != bb.shape:
+        raise ValueError("McNemar needs both models' results on the same images")
+    b, c = int(np.sum(a & ~bb)), int(np.sum(~a & bb))
+    n = b + c
+    if n == 0:
+        return {"b": 0, "c": 0, "statistic": 0.0, "p_value": 1.0, "method": "exact binomial"}
+    if n < EXACT_MCNEMAR_BELOW:
+        k = min(b, c)
+        tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+        return {"b": b, "c": c, "statistic": float(k), "p_value": min(1.0, 2 * tail), "method": "exact binomial"}
+    stat = (abs(b - c) - 1) ** 2 / n
+    return {"b": b, "c": c, "statistic": float(stat), "p_value": math.erfc(math.sqrt(stat / 2)),
+            "method": "chi-square (continuity corrected)"}
+
+
+def normalize_rows(cm) -> np.ndarray:
+    """A confusion matrix as row fractions (recall per true class); empty rows stay zero."""
+    cm = np.asarray(cm, dtype=float)
+    totals = cm.sum(axis=1, keepdims=True)
+    return np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
+
+
+# ----------------------------------------------------------------------------- predictions
+
+@dataclass
+class Predictions:
+    """Per-image results of one model on one split: files, true label indices and probabilities."""
+
+    files: np.ndarray
+    y_true: np.ndarray
+    probabilities: np.ndarray
+    labels: tuple[str, ...]
+    split: str = ""
+    split_description: str = ""
+    skipped: dict[str, int] = field(default_factory=dict)
+    fingerprint: str = ""
+    tta: bool = False
+
+    def __len__(self) -> int:
+        return len(self.y_true)
+
+    @property
+    def y_pred(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.probabilities.max(axis=1).astype(np.float32)
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.y_pred == self.y_true
+
+
+def _as_probabilities(out: np.ndarray) -> np.ndarray:
+    """Model outputs as probability rows: softmax applied only when the model returned logits."""
+    out = np.asarray(out, dtype=np.float32)
+    if out.min() >= 0 and np.allclose(out.sum(axis=1), 1.0, atol=1e-3):
+        return out
+    e = np.exp(out - out.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def predict_split(info: registry.ModelInfo, dataset: FerDataset, split: str = "test", *, tta: bool = False,
+                  batch_size: int = 256, progress: ProgressFn | None = None, model=None) -> Predictions:
+    """Run a model over a split's images of its own emotions; other emotions are skipped and counted."""
+    if split not in EVAL_SPLITS:
+        raise ValueError(f"unknown evaluation split {split!r}; use one of {', '.join(EVAL_SPLITS)}")
+    rows, description = resolve_split(dataset, split)
+    names = rows.label_names()
+    keep = np.isin(names, info.labels)
+    skipped = {e: int(np.sum(names == e)) for e in rows.classes if e not in info.labels and np.any(names == e)}
+    if not keep.any():
+        raise ValueError(f"the {description} images have none of {info.id}'s emotions "
+                         f"({', '.join(info.labels)}); the dataset has {', '.join(rows.classes)}")
+    index = {e: k for k, e in enumerate(info.labels)}
+    y_true = np.array([index[e] for e in names[keep]], dtype=np.int16)
+    images, files = rows.images[keep], rows.files[keep]
+    model = model if model is not None else registry.load_keras_model(info)
+    pre = info.preprocessing
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = pre.apply(images[start:start + batch_size])
+        p = _as_probabilities(model.predict_on_batch(x))
+        if p.shape[1] != len(info.labels):
+            raise ValueError(f"{info.id} outputs {p.shape[1]} classes but its card lists {len(info.labels)}")
+        if tta:  # average with the horizontally mirrored faces
+            p = (p + _as_probabilities(model.predict_on_batch(x[:, :, ::-1, :]))) / 2
+        out.append(p)
+        if progress:
+            done = min(start + batch_size, len(images))
+            progress(done, len(images), f"{info.id}: {done:,} of {len(images):,} images")
+    return Predictions(files, y_true, np.concatenate(out), info.labels, split, description, skipped,
+                       dataset.fingerprint, tta)
+
+
+def evaluate_predictions(pred: Predictions) -> dict:
+    """Every metric of a prediction set, as JSON-ready values."""
+    y_pred = pred.y_pred
+    return {
+        "accuracy": accuracy(pred.y_true, y_pred),
+        "macro_f1": macro_f1(pred.y_true, y_pred),
+        "n": int(len(pred)),
+        "labels": list(pred.labels),
+        "per_class": per_class_report(pred.y_true, y_pred, pred.labels),
+        "confusion_matrix": confusion_matrix(pred.y_true, y_pred, len(pred.labels)).tolist(),
+        "log_loss": log_loss(pred.y_true, pred.probabilities),
+        "ece": expected_calibration_error(pred.y_true, pred.probabilities),
+        "reliability": reliability_bins(pred.y_true, pred.probabilities),
+    }
+
+
+# ----------------------------------------------------------------------------- latency and device
+
+def device_description() -> str:
+    """What this machine computes on: the GPU name, else the CPU model and core count."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"GPU: {details.get('device_name', gpus[0].name)}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"CPU: {cpu} ({cores} cores)"
+
+
+def measure_latency(info: registry.ModelInfo, model=None, repeats: int = 30) -> float:
+    """Median milliseconds to classify one 48×48 face (preprocessing included) with a compiled call.
+
+    Uses `fer_core.predict.Classifier` when that module provides it (the app's own fast path),
+    else a `tf.function` around the model with a fixed one-face input signature.
+    """
+    face = np.random.default_rng(0).integers(0, 256, (48, 48), dtype=np.uint8)
+    model = model if model is not None else registry.load_keras_model(info)
+    classify = _compiled_classifier(info, model)
+    for _ in range(3):  # trace and warm up
+        classify([face])
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        classify([face])
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1000)
+
+
+def _compiled_classifier(info: registry.ModelInfo, model):
+    """uint8 crops → probabilities through `fer_core.predict.Classifier`, else a one-face tf.function."""
+    try:
+        from .predict import Classifier
+
+        return Classifier(model, info).predict
+    except ImportError:
+        pass
+    import tensorflow as tf
+
+    pre = info.preprocessing
+    spec = tf.TensorSpec((1, pre.input_size, pre.input_size, pre.channels), tf.float32)
+    compiled = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    return lambda crops: compiled(pre.apply(crops)).numpy()
+
+
+# ----------------------------------------------------------------------------- evaluate_model
+
+class Evaluation(dict):
+    """The JSON-ready results of one evaluation; `.predictions` carries its per-image predictions."""
+
+    predictions: Predictions | None = None
+
+
+def evaluate_model(info_or_id, dataset, split: str = "test", tta: bool = False, batch_size: int = 256,
+                   progress: ProgressFn | None = None, *, model=None, save: bool = False,
+                   latency: bool = True) -> Evaluation:
+    """Score a registered model on a dataset split; with save=True also store it in the card and eval/ npz.
+
+    `dataset` is a FerDataset or anything `load_dataset` reads. `split="test"` means PrivateTest
+    where the data has it; `split_description` says what was actually measured.
+    """
+    info = info_or_id if isinstance(info_or_id, registry.ModelInfo) else registry.get_model(str(info_or_id))
+    if not isinstance(dataset, FerDataset):
+        dataset = load_dataset(dataset, progress=progress)
+    model = model if model is not None else registry.load_keras_model(info)
+    started = time.perf_counter()
+    pred = predict_split(info, dataset, split, tta=tta, batch_size=batch_size, progress=progress, model=model)
+    result = Evaluation(
+        model=info.id, split=split, split_description=pred.split_description, **evaluate_predictions(pred),
+        skipped=int(sum(pred.skipped.values())), skipped_by_class=pred.skipped, tta=bool(tta),
+        dataset={"fingerprint": dataset.fingerprint, "source": dataset.source, "layout": dataset.layout},
+        evaluated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        eval_seconds=round(time.perf_counter() - started, 2))
+    result.predictions = pred
+    result["latency_ms_per_face"] = measure_latency(info, model) if latency else None
+    result["device"] = device_description()
+    if save:
+        save_evaluation(info, result, pred)
+    return result
+
+
+def predictions_path(info: registry.ModelInfo, split: str) -> Path:
+    return info.path / "eval" / f"{split}.npz"
+
+
+def save_evaluation(info: registry.ModelInfo, result: dict, predictions: Predictions | None = None) -> Path:
+    """Write the per-image predictions to models/<id>/eval/<split>.npz and the metrics into the card.
+
+    `predictions` defaults to the ones an `Evaluation` from `evaluate_model` carries.
+    """
+    predictions = predictions if predictions is not None else getattr(result, "predictions", None)
+    if predictions is None:
+        raise ValueError("save_evaluation needs the per-image predictions (pass the result of evaluate_model)")
+    split = result["split"]
+    path = predictions_path(info, split)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"model": info.id, "split": split, "split_description": predictions.split_description,
+            "labels": list(predictions.labels), "skipped": predictions.skipped,
+            "fingerprint": predictions.fingerprint, "tta": predictions.tta,
+            "evaluated_at": result.get("evaluated_at")}
+    tmp = path.with_name(f"{split}.tmp.npz")
+    np.savez_compressed(tmp, files=predictions.files.astype(str), y_true=predictions.y_true.astype(np.int16),
+                        probabilities=predictions.probabilities.astype(np.float16), meta=np.array(json.dumps(meta)))
+    os.replace(tmp, path)
+    registry.save_metrics(info, split, dict(result))
+    return path
+
+
+def load_predictions(info: registry.ModelInfo, split: str) -> Predictions | None:
+    """The saved per-image predictions of `info` on `split`, or None when it was never evaluated there."""
+    path = predictions_path(info, split)
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        return Predictions(z["files"], z["y_true"].astype(np.int64), z["probabilities"].astype(np.float32),
+                           tuple(meta["labels"]), meta["split"], meta.get("split_description", ""),
+                           meta.get("skipped", {}), meta.get("fingerprint", ""), bool(meta.get("tta")))
+
+
+# ----------------------------------------------------------------------------- comparison tables
+
+def model_summary(info: registry.ModelInfo) -> dict:
+    """One registry row: identity, label set, size and saved accuracies of a model."""
+    size = info.card.get("file_size_bytes") or (info.model_file.stat().st_size if info.model_file.exists() else 0)
+    val, test = info.metrics("validation") or {}, info.metrics("test") or {}
+    return {"id": info.id, "name": info.name, "architecture": info.card.get("architecture", ""),
+            "labels": list(info.labels), "label_set": info.label_set, "params": info.card.get("params"),
+            "size_mb": round(size / 1e6, 2), "default": info.is_default(),
+            "validation_accuracy": val.get("accuracy"), "test_accuracy": test.get("accuracy")}
+
+
+def is_evaluated(info: registry.ModelInfo, split: str) -> bool:
+    """Whether the card holds a full `evaluate_model` result for `split`."""
+    return {"accuracy", "confusion_matrix", "per_class", "reliability", "labels"} <= set(info.metrics(split) or {})
+
+
+def leaderboard(infos, split: str):
+    """DataFrame of the saved evaluations on `split`, best accuracy first; unevaluated models last."""
+    import pandas as pd
+
+    rows = []
+    for info in infos:
+        m = info.metrics(split) or {}
+        s = model_summary(info)
+        rows.append({"model": info.id, "architecture": s["architecture"], "params": s["params"],
+                     "size MB": s["size_mb"], "accuracy": m.get("accuracy"), "macro-F1": m.get("macro_f1"),
+                     "log-loss": m.get("log_loss"), "ECE": m.get("ece"),
+                     "latency ms/face": m.get("latency_ms_per_face"), "images": m.get("n"),
+                     "TTA": m.get("tta"), "evaluated on": m.get("split_description", "not evaluated")})
+    frame = pd.DataFrame(rows, columns=["model", "architecture", "params", "size MB", "accuracy", "macro-F1",
+                                        "log-loss", "ECE", "latency ms/face", "images", "TTA", "evaluated on"])
+    return frame.sort_values("accuracy", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def history_frame(infos):
+    """Long DataFrame (model, epoch, metric, phase, value) of every model's training history."""
+    import pandas as pd
+
+    rows = []
+    for info in infos:
+        history = info.card.get("training", {}).get("history", {})
+        for key, values in history.items():
+            metric = key.removeprefix("val_")
+            if metric not in ("accuracy", "loss"):
+                continue
+            phase = "validation" if key.startswith("val_") else "train"
+            rows += [{"model": info.id, "epoch": e + 1, "metric": metric, "phase": phase, "value": v}
+                     for e, v in enumerate(values)]
+    return pd.DataFrame(rows, columns=["model", "epoch", "metric", "phase", "value"])
+
+
+def per_class_frame(infos, split: str):
+    """Long DataFrame (model, emotion, precision, recall, f1, support) of saved evaluations."""
+    import pandas as pd
+
+    rows = [{"model": info.id, "emotion": emotion, **scores}
+            for info in infos for emotion, scores in ((info.metrics(split) or {}).get("per_class") or {}).items()]
+    return pd.DataFrame(rows, columns=["model", "emotion", "precision", "recall", "f1", "support"])
+
+
+def reliability_frame(infos, split: str):
+    """Long DataFrame (model, lower, upper, count, confidence, accuracy) of non-empty reliability bins."""
+    import pandas as pd
+
+    rows = [{"model": info.id, **b} for info in infos
+            for b in ((info.metrics(split) or {}).get("reliability") or []) if b.get("count")]
+    return pd.DataFrame(rows, columns=["model", "lower", "upper", "count", "confidence", "accuracy"])
+
+
+def align(a: Predictions, b: Predictions) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of the images both prediction sets scored (matched by file name, same true label)."""
+    _, ia, ib = np.intersect1d(a.files, b.files, assume_unique=True, return_indices=True)
+    same = np.asarray(a.labels)[a.y_true[ia]] == np.asarray(b.labels)[b.y_true[ib]]
+    return ia[same], ib[same]
+
+
+def pairwise_mcnemar(named: dict[str, Predictions]):
+    """DataFrame with McNemar's test for every pair of models, on the images both of them scored."""
+    import pandas as pd
+
+    names, rows = list(named), []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            ia, ib = align(named[a], named[b])
+            if not len(ia):
+                continue
+            ca, cb = named[a].correct[ia], named[b].correct[ib]
+            test = mcnemar(ca, cb)
+            better = a if test["b"] > test["c"] else b
+            rows.append({"model A": a, "model B": b, "images": int(len(ia)), "accuracy A": float(ca.mean()),
+                         "accuracy B": float(cb.mean()), "A right, B wrong": test["b"],
+                         "A wrong, B right": test["c"], "statistic": test["statistic"], "p-value": test["p_value"],
+                         "method": test["method"],
+                         "verdict": f"{better} is better (p < 0.05)" if test["p_value"] < 0.05
+                         else "no significant difference"})
+    return pd.DataFrame(rows, columns=["model A", "model B", "images", "accuracy A", "accuracy B",
+                                       "A right, B wrong", "A wrong, B right", "statistic", "p-value",
+                                       "method", "verdict"])
+
+
+def pvalue_matrix(pairs):
+    """Square DataFrame of McNemar p-values from `pairwise_mcnemar` (symmetric, blank diagonal)."""
+    import pandas as pd
+
+    names = list(dict.fromkeys(list(pairs["model A"]) + list(pairs["model B"])))
+    matrix = pd.DataFrame(np.nan, index=names, columns=names)
+    for a, b, p in zip(pairs["model A"], pairs["model B"], pairs["p-value"]):
+        matrix.loc[a, b] = matrix.loc[b, a] = p
+    return matrix
+
+
+def misclassified(pred: Predictions, true_label: str, predicted_label: str):
+    """DataFrame (file, confidence, p_true) of images of `true_label` predicted as `predicted_label`, surest first."""
+    import pandas as pd
+
+    t, p = pred.labels.index(true_label), pred.labels.index(predicted_label)
+    rows = np.flatnonzero((pred.y_true == t) & (pred.y_pred == p))
+    frame = pd.DataFrame({"file": pred.files[rows], "confidence": pred.probabilities[rows, p],
+                          "p_true": pred.probabilities[rows, t]})
+    return frame.sort_values("confidence", ascending=False).reset_index(drop=True)
+
+
+def top_confusions(pred: Predictions, k: int = 10) -> list[tuple[str, str, int]]:
+    """The k most frequent (true, predicted, count) mistakes."""
+    cm = confusion_matrix(pred.y_true, pred.y_pred, len(pred.labels))
+    np.fill_diagonal(cm, 0)
+    order = np.argsort(cm, axis=None)[::-1][:k]
+    return [(pred.labels[i], pred.labels[j], int(cm[i, j])) for i, j in zip(*np.unravel_index(order, cm.shape))
+            if cm[i, j] > 0]
+
+
+def lookup_images(dataset: FerDataset, files) -> list[np.ndarray | None]:
+    """The dataset images with these file names (full relative path, else `<emotion>/<file>`), None if absent."""
+    by_path = {f: i for i, f in enumerate(dataset.files)}
+    by_tail = {"/".join(f.split("/")[-2:]): i for i, f in enumerate(dataset.files)}
+    out = []
+    for f in files:
+        i = by_path.get(f, by_tail.get("/".join(str(f).split("/")[-2:])))
+        out.append(dataset.images[i] if i is not None else None)
+    return out
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def _cmd_evaluate(args) -> int:
+    from .cli import _stderr_progress
+
+    info = registry.get_model(args.model)
+    dataset = load_dataset(args.data, progress=_stderr_progress)
+    result = evaluate_model(info, dataset, args.split, tta=args.tta, batch_size=args.batch_size,
+                            progress=_stderr_progress, save=not args.no_save)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(format_report(result, info))
+        if not args.no_save:
+            print(f"\nSaved into {info.path / registry.CARD_FILE} (metrics.{args.split}) "
+                  f"and {predictions_path(info, args.split)}")
+    return 0
+
+
+def format_report(result: dict, info: registry.ModelInfo) -> str:
+    """A readable text report of one evaluation."""
+    import pandas as pd
+
+    skipped = ", ".join(f"{n} {e}" for e, n in result["skipped_by_class"].items())
+    lines = [f"{info.id} ({info.name}; {label_set_name(info.labels)}) on {result['split_description']}",
+             f"  {result['n']:,} images" + (f", skipped {result['skipped']:,} outside the model's emotions "
+                                             f"({skipped})" if result["skipped"] else "")
+             + f", TTA {'on' if result['tta'] else 'off'}",
+             f"  accuracy {result['accuracy']:.4f}   macro-F1 {result['macro_f1']:.4f}   "
+             f"log-loss {result['log_loss']:.4f}   ECE {result['ece']:.4f}"]
+    if result.get("latency_ms_per_face") is not None:
+        lines.append(f"  latency {result['latency_ms_per_face']:.2f} ms per face on {result['device']}")
+    table = pd.DataFrame(result["per_class"]).T
+    table["support"] = table["support"].astype(int)
+    lines += ["", table.to_string(float_format=lambda v: f"{v:.3f}"), "",
+              "Confusion matrix (rows = true, columns = predicted):",
+              pd.DataFrame(result["confusion_matrix"], index=result["labels"], columns=result["labels"]).to_string()]
+    return "\n".join(lines)
+
+
+def _cmd_models(args) -> int:
+    rows = [model_summary(info) for info in registry.list_models()]
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    if not rows:
+        print(f"no models under {registry.default_models_dir()}; train one with `python -m fer_core train`")
+        return 0
+    import pandas as pd
+
+    def acc(v):
+        return "-" if v is None else f"{v:.4f}"
+
+    table = pd.DataFrame({"id": r["id"], "name": r["name"], "architecture": r["architecture"],
+                          "labels": r["label_set"], "params": f"{r['params']:,}" if r["params"] else "-",
+                          "size MB": f"{r['size_mb']:.2f}", "default": "yes" if r["default"] else "",
+                          "val acc": acc(r["validation_accuracy"]), "test acc": acc(r["test_accuracy"])}
+                         for r in rows)
+    print(table.to_string(index=False))
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    """Add `evaluate` and `models` to the fer_core CLI."""
+    p = subparsers.add_parser("evaluate", help="score a registered model on a dataset split and save the results")
+    p.add_argument("--model", required=True, help="model id under models/ (see `models`) or a model folder")
+    p.add_argument("--data", required=True, help="dataset folder, .zip or fer2013.csv")
+    p.add_argument("--split", choices=EVAL_SPLITS, default="test",
+                   help="test = PrivateTest where present (else PublicTest, and it says so); default test")
+    p.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--no-save", action="store_true", help="do not write the card or eval/<split>.npz")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = subparsers.add_parser("models", help="list registered models with their card summaries")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=_cmd_models)

@@ -1,0 +1,227 @@
+"""Grad-CAM and Grad-CAM++: which pixels of a face drove the model towards an emotion.
+
+A gradient model (input → [conv feature maps, pre-softmax scores]) is built once per
+(model, layer) and its gradient step compiled with `tf.function`, so one explanation costs a
+forward and a backward pass. Scores are taken before the softmax (logits) where the model ends
+in a softmax, as in the Grad-CAM paper, so saturated probabilities still give useful gradients.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+
+import cv2
+import numpy as np
+
+from .faces import crop_box
+
+METHODS: tuple[str, ...] = ("gradcam", "gradcam++")
+
+_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> {(layer, method): fn}
+_LOCK = threading.Lock()
+
+
+def conv_layers(model) -> list[str]:
+    """Names of the layers whose 4-D feature maps Grad-CAM can explain, input to output.
+
+    Candidates are convolutions and, after the first one, what closes a conv block (activations,
+    residual adds, concatenations). Layers inside a nested sub-model (e.g. a Keras application used as a
+    backbone) are named `submodel/layer`. The last entry is the default layer.
+    """
+    import keras
+
+    block_ends = (keras.layers.Activation, keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.PReLU,
+                  keras.layers.ELU, keras.layers.Add, keras.layers.Concatenate)
+    names = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            names += [f"{layer.name}/{n}" for n in conv_layers(layer)]
+        elif _rank(layer) == 4 and ("conv" in type(layer).__name__.lower()
+                                    or (names and isinstance(layer, block_ends))):  # not before the first conv
+            names.append(layer.name)
+    return names
+
+
+def default_layer(model) -> str:
+    """The last conv-block output before pooling to a vector: the usual Grad-CAM choice
+    (most semantic features that are still spatial)."""
+    names = conv_layers(model)
+    if not names:
+        raise ValueError(f"model {model.name!r} has no 2-D convolution layer to explain")
+    return names[-1]
+
+
+def gradcam(model, x_preprocessed: np.ndarray, class_index: int | None = None, layer: str | None = None,
+            method: str = "gradcam", size: tuple[int, int] | None = None) -> np.ndarray:
+    """Heatmap in [0, 1] for one preprocessed input (1×S×S×C or S×S×C) and a class (default: the predicted one).
+
+    `size` (height, width) resizes the map to a face crop; by default it has the input's S×S size.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
+    x = np.asarray(x_preprocessed, dtype=np.float32)
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or len(x) != 1:
+        raise ValueError(f"expected one preprocessed input of shape S×S×C, got {x.shape}")
+    layer = layer or default_layer(model)
+    n_classes = model.output_shape[-1]
+    if class_index is not None and not 0 <= int(class_index) < n_classes:
+        raise ValueError(f"class index {class_index} is out of range for {n_classes} classes")
+    fn = _compiled(model, layer, method)
+    cam = fn(x, np.int32(-1 if class_index is None else class_index)).numpy()[0]
+    h, w = size if size is not None else x.shape[1:3]
+    cam = cv2.resize(cam, (int(w), int(h)), interpolation=cv2.INTER_CUBIC)
+    return np.clip(np.nan_to_num(cam), 0.0, 1.0).astype(np.float32)
+
+
+def gradcam_face(classifier, crop_rgb: np.ndarray, class_index: int | None = None, layer: str | None = None,
+                 method: str = "gradcam") -> np.ndarray:
+    """Heatmap for a uint8 face crop through a `predict.Classifier`, at the crop's height × width."""
+    x = classifier.preprocessing.apply(crop_rgb)
+    return gradcam(classifier.model, x, class_index, layer, method, size=np.asarray(crop_rgb).shape[:2])
+
+
+def overlay(crop_rgb: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """The crop with the heatmap blended on top in the JET colormap (red = most important)."""
+    crop = np.asarray(crop_rgb)
+    if crop.ndim == 2:
+        crop = np.repeat(crop[..., None], 3, axis=-1)
+    crop = crop[..., :3].astype(np.float32)
+    heat = np.asarray(heatmap, np.float32)
+    if heat.shape != crop.shape[:2]:
+        heat = cv2.resize(heat, (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_CUBIC)
+    colored = cv2.applyColorMap(np.uint8(np.clip(heat, 0, 1) * 255), cv2.COLORMAP_JET)[..., ::-1]
+    return np.clip((1 - alpha) * crop + alpha * colored, 0, 255).astype(np.uint8)
+
+
+def overlay_on_image(image_rgb: np.ndarray, box, heatmap: np.ndarray, alpha: float = 0.45,
+                     margin: float = 0.15) -> np.ndarray:
+    """A copy of the full photo with a face's heatmap blended over its crop region.
+
+    `box` is the face box and `margin` the one used to crop it (`crop_faces`'s default), so the
+    heatmap lands exactly on the pixels it explains.
+    """
+    out = np.array(np.asarray(image_rgb)[..., :3], dtype=np.uint8, copy=True)
+    x0, y0, x1, y1 = crop_box(box, out.shape, margin=margin)
+    out[y0:y1, x0:x1] = overlay(out[y0:y1, x0:x1], heatmap, alpha)
+    return out
+
+
+def _rank(layer) -> int | None:
+    try:
+        return len(layer.output.shape)
+    except (AttributeError, ValueError):
+        return None
+
+
+def _compiled(model, layer: str, method: str):
+    """The compiled Grad-CAM step for (model, layer, method), built on first use."""
+    with _LOCK:
+        per_model = _CACHE.setdefault(model, {})
+        key = (layer, method)
+        if key not in per_model:
+            per_model[key] = _build(model, layer, method)
+        return per_model[key]
+
+
+def _build(model, layer: str, method: str):
+    import tensorflow as tf
+
+    forward, to_logits = _grad_model(model, layer)
+    plus = method == "gradcam++"
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], tf.float32),
+                                  tf.TensorSpec([], tf.int32)])
+    def step(x, class_index):
+        with tf.GradientTape() as tape:
+            conv, head = forward(x)
+            conv = tf.cast(conv, tf.float32)  # mixed-precision models compute feature maps in float16
+            logits = tf.cast(to_logits(head), tf.float32)
+            target = tf.where(class_index < 0, tf.argmax(logits, axis=1, output_type=tf.int32),
+                              tf.fill([tf.shape(x)[0]], class_index))
+            score = tf.gather(logits, target, axis=1, batch_dims=1)
+        grads = tape.gradient(score, conv)
+        if plus:  # Chattopadhay et al. 2018, closed form for an exponential of the score
+            g2, g3 = grads ** 2, grads ** 3
+            denom = 2.0 * g2 + tf.reduce_sum(conv, axis=(1, 2), keepdims=True) * g3
+            alpha = g2 / tf.where(tf.abs(denom) > 1e-12, denom, tf.ones_like(denom))
+            weights = tf.reduce_sum(alpha * tf.nn.relu(grads), axis=(1, 2))
+        else:
+            weights = tf.reduce_mean(grads, axis=(1, 2))
+        cam = tf.nn.relu(tf.einsum("bhwc,bc->bhw", conv, weights))
+        peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
+        return tf.math.divide_no_nan(cam, peak)
+
+    return step
+
+
+def _grad_model(model, layer: str):
+    """A function input → (feature maps of `layer`, head) and a function head → logits."""
+    import keras
+
+    last = model.layers[-1]
+    activation = getattr(last, "activation", None)
+    ends_in_softmax = getattr(activation, "__name__", "") == "softmax"
+    if isinstance(last, keras.layers.Dense) and ends_in_softmax:
+        head_layer, to_logits = last, (lambda h: _dense_logits(last, h))
+    elif isinstance(last, keras.layers.Softmax) or (isinstance(last, keras.layers.Activation) and ends_in_softmax):
+        head_layer, to_logits = last, (lambda h: h)
+    else:
+        head_layer, to_logits = None, (lambda h: h)  # no softmax to undo: explain the outputs as they are
+    head = head_layer.input if head_layer is not None else model.outputs[0]
+    try:
+        forward = _features(model, layer, head)
+    except ValueError:
+        raise
+    except Exception as err:  # a graph Keras cannot cut at this layer
+        raise ValueError(f"Grad-CAM cannot reach layer {layer!r} of model {model.name!r}: {err}") from None
+    if "/" in layer:  # nested: check the split graph still computes the model
+        probe = np.random.default_rng(0).random((1, *model.input_shape[1:]), dtype=np.float32)
+        out = forward(probe)[1]
+        out = head_layer(out) if head_layer is not None else out
+        if not np.allclose(np.asarray(out), np.asarray(model(probe, training=False)), atol=1e-4):
+            raise ValueError(f"Grad-CAM cannot reach layer {layer!r} of model {model.name!r}; "
+                             "choose a top-level layer")
+    return forward, to_logits
+
+
+def _dense_logits(dense, h):
+    """The pre-softmax output of a softmax Dense layer for its input `h`."""
+    import keras
+
+    z = keras.ops.matmul(keras.ops.cast(h, "float32"), keras.ops.cast(dense.kernel, "float32"))
+    return z + keras.ops.cast(dense.bias, "float32") if dense.use_bias else z
+
+
+def _features(model, layer: str, out_tensor):
+    """A function x → (feature maps of `layer`, the value of `out_tensor`), a symbolic tensor of `model`.
+
+    A layer inside a nested sub-model (`sub/layer`) is reached by splitting the outer graph into
+    what feeds the sub-model, the sub-model itself (recursively) and what follows it.
+    """
+    import keras
+
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    if "/" not in layer:
+        flat = keras.Model(inputs, [model.get_layer(layer).output, out_tensor])
+        return lambda x: tuple(flat(x, training=False))
+    sub_name, inner = layer.split("/", 1)
+    sub = model.get_layer(sub_name)
+    nodes = [n for n in sub._inbound_nodes if n.output_tensors and n.output_tensors[0] is not None]
+    if len(nodes) != 1 or len(nodes[0].input_tensors) != 1:
+        raise ValueError(f"sub-model {sub_name!r} is used {len(nodes)} times; Grad-CAM needs exactly one use")
+    fed, made = nodes[0].input_tensors[0], nodes[0].output_tensors[0]
+    before = (lambda x: x) if fed is inputs else _model_fn(keras.Model(inputs, fed))
+    after = (lambda t: t) if made is out_tensor else _model_fn(keras.Model(made, out_tensor))
+    within = _features(sub, inner, sub.outputs[0])
+
+    def forward(x):
+        conv, sub_out = within(before(x))
+        return conv, after(sub_out)
+
+    return forward
+
+
+def _model_fn(m):
+    return lambda x: m(x, training=False)

@@ -1,0 +1,368 @@
+"""Training: dataset → tf.data pipeline → Keras fit → `models/<id>/` with a model card.
+
+Images are decoded once (the data layer's cache), held in memory, shuffled and augmented per
+face in a parallel tf.data pipeline (cheap TensorFlow ops: flip, zoom, shift, brightness, contrast). Every epoch writes a resumable
+checkpoint under `runs/<id>/`; early stopping watches validation accuracy and the best epoch's
+weights are what ships. The card records the exact command, config, history and device.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from . import registry
+from .data import FerDataset, load_dataset
+from .labels import label_set_name, parse_label_set
+from .preprocess import Preprocessing
+from .runtime import device_description, distribution_strategy, set_precision
+
+AUGMENTATIONS = ("none", "light", "standard", "strong")
+SCHEDULES = ("onecycle", "cosine", "constant")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run; stored verbatim in the model card."""
+
+    arch: str
+    data: str
+    labels: str = "all"
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    schedule: str = "onecycle"
+    label_smoothing: float = 0.1
+    augment: str = "standard"
+    color: str = "grayscale"
+    patience: int = 8
+    seed: int = 42
+    out: str = ""
+    name: str = ""
+    limit: int = 0  # use at most this many training images (0 = all); for quick experiments
+    mixed_precision: str = "auto"  # auto | off | bfloat16 | float16
+    init_from: str = ""  # a registered model whose matching layers initialise this one (fine-tuning)
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"--augment must be one of {', '.join(AUGMENTATIONS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"--schedule must be one of {', '.join(SCHEDULES)}")
+        if self.color not in ("grayscale", "rgb"):
+            raise ValueError("--color must be grayscale or rgb")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("--epochs and --batch-size must be positive")
+
+
+# ----------------------------------------------------------------------------- input pipeline
+
+_AUGMENT_STRENGTH = {  # (max shift in px, zoom-in up to ×, brightness ±, contrast ±)
+    "light": (3, 1.05, 0.05, 0.1),
+    "standard": (5, 1.12, 0.1, 0.2),
+    "strong": (7, 1.2, 0.15, 0.3),
+}
+
+
+def augment_face(x, level: str):
+    """Cheap per-image augmentation in TensorFlow ops: flip, zoom-in, random shift (a crop), brightness
+    and contrast jitter. x is one float face in 0–255 (H×W×1); the output keeps its shape."""
+    import tensorflow as tf
+
+    if level == "none":
+        return x
+    shift, zoom, bright, contrast = _AUGMENT_STRENGTH[level]
+    size = x.shape[0]
+    x = tf.image.random_flip_left_right(x)
+    scaled = tf.cast(tf.round(size * tf.random.uniform([], 1.0, zoom)), tf.int32)
+    x = tf.image.resize(x, (scaled, scaled))
+    x = tf.pad(x, [[shift, shift], [shift, shift], [0, 0]], mode="SYMMETRIC")
+    x = tf.image.random_crop(x, (size, size, 1))
+    x = x * tf.random.uniform([], 1 - contrast, 1 + contrast) + \
+        (1 - tf.random.uniform([], 1 - contrast, 1 + contrast)) * tf.reduce_mean(x)
+    x = x + tf.random.uniform([], -bright, bright) * 255.0
+    return tf.clip_by_value(x, 0.0, 255.0)
+
+
+def _scale_tf(x, pre: Preprocessing):
+    """float 0–255 batch (N×H×W×1) → the model's input, as Preprocessing.apply does in NumPy."""
+    import tensorflow as tf
+
+    if pre.input_size != x.shape[1]:
+        x = tf.image.resize(x, (pre.input_size, pre.input_size))
+    if pre.channels == 3:
+        x = tf.repeat(x, 3, axis=-1)
+    if pre.scale == "unit":
+        return x / 255.0
+    if pre.scale == "symmetric":
+        return x / 127.5 - 1.0
+    return x
+
+
+def make_tf_dataset(images: np.ndarray, labels: np.ndarray, preprocessing: Preprocessing, num_classes: int,
+                    batch_size: int = 64, augment: str = "none", shuffle: bool = False, seed: int = 0):
+    """A tf.data pipeline over in-memory uint8 faces (already `Preprocessing.prepare_uint8`-ed): shuffle,
+    augment each face in parallel, batch, scale to the model's preprocessing, prefetch. Labels come
+    out one-hot so label smoothing works."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
+    if shuffle:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+
+    def per_face(x, y):
+        x = augment_face(tf.cast(x, tf.float32)[..., None], augment)
+        return x, tf.one_hot(y, num_classes)
+
+    def per_batch(x, y):
+        return _scale_tf(x, preprocessing), y
+
+    opts = tf.data.Options()
+    opts.deterministic = True
+    return (ds.map(per_face, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+            .map(per_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE).with_options(opts))
+
+
+def split_for_training(dataset: FerDataset, seed: int, val_fraction: float = 0.1) -> tuple[FerDataset, FerDataset, str]:
+    """Training rows and the validation rows early stopping watches (never test rows).
+
+    Uses the dataset's validation split (PublicTest for FER2013); without one, holds out a
+    stratified `val_fraction` of the training rows.
+    """
+    train = dataset.split("train")
+    if len(train) == 0:
+        raise ValueError("the dataset has no training images")
+    if "validation" in dataset.split_names:
+        return train, dataset.split("validation"), "validation"
+    rng = np.random.default_rng(seed)
+    val_mask = np.zeros(len(train), dtype=bool)
+    for k in range(len(train.classes)):
+        idx = np.flatnonzero(train.labels == k)
+        take = rng.choice(idx, size=max(1, int(round(len(idx) * val_fraction))), replace=False) if len(idx) > 1 else []
+        val_mask[take] = True
+    return train._take(~val_mask), train._take(val_mask), f"{val_fraction:.0%} of train (no validation split)"
+
+
+# ----------------------------------------------------------------------------- schedule & callbacks
+
+def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
+    """One-cycle (warm-up then cosine decay), plain cosine, or a constant learning rate."""
+    import keras
+
+    total = max(1, config.epochs * steps_per_epoch)
+    if config.schedule == "constant":
+        return config.learning_rate
+    if config.schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(config.learning_rate, total, alpha=0.01)
+    warmup = max(1, int(0.15 * total))
+    return keras.optimizers.schedules.CosineDecay(config.learning_rate / 25, total - warmup, alpha=0.004,
+                                                  warmup_target=config.learning_rate, warmup_steps=warmup)
+
+
+def _checkpoint_callback(run_dir: Path, state: dict, patience: int):
+    """Save the full model (with optimizer) and the run state each epoch; keep the best weights; stop early."""
+    import keras
+
+    class Checkpoint(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            lr = self.model.optimizer.learning_rate
+            logs["lr"] = float(keras.ops.convert_to_numpy(lr))
+            for key, value in logs.items():
+                state["history"].setdefault(key, []).append(value)
+            state["epochs_done"] = epoch + 1
+            score = logs.get("val_accuracy", -logs.get("val_loss", 0.0))
+            if score > state["best_score"]:
+                state["best_score"], state["best_epoch"], state["wait"] = score, epoch + 1, 0
+                self.model.save_weights(run_dir / "best.weights.h5")
+            else:
+                state["wait"] += 1
+            state["elapsed_s"] = state["elapsed_before_s"] + time.time() - state["started"]
+            self.model.save(run_dir / "checkpoint.keras")
+            (run_dir / "state.json").write_text(json.dumps(state, indent=1))
+            if patience and state["wait"] >= patience:
+                print(f"\nEarly stopping: no val_accuracy gain for {patience} epochs "
+                      f"(best epoch {state['best_epoch']}).", flush=True)
+                self.model.stop_training = True
+
+    return Checkpoint()
+
+
+# ----------------------------------------------------------------------------- train
+
+def train(config: TrainConfig, *, resume: bool = False, command: str | None = None,
+          runs_dir: Path | None = None, verbose: int | str = "auto") -> registry.ModelInfo:
+    """Train `config.arch` on `config.data`, write `models/<id>/model.keras` + `card.json`, return its info."""
+    import keras
+
+    from .architectures import build, get_architecture
+
+    full = load_dataset(config.data)
+    # `all` means every emotion this dataset has (7 for FER2013, 4 for the course layout)
+    labels = full.classes if config.labels.strip().lower() in ("", "all") else parse_label_set(config.labels)
+    arch = get_architecture(config.arch)
+    channels = 3 if config.color == "rgb" or arch.preprocessing.channels == 3 else 1
+    pre = replace(arch.preprocessing, channels=channels)
+    out = Path(config.out) if config.out else registry.default_models_dir() / _default_id(config, labels)
+    run_dir = (runs_dir or Path(os.environ.get("FER_RUNS_DIR", out.parent.parent / "runs"))) / out.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    data = full.subset(labels) if tuple(labels) != full.classes else full
+    train_rows, val_rows, val_source = split_for_training(data, config.seed)
+    if config.limit:
+        keep = np.random.default_rng(config.seed).permutation(len(train_rows))[:config.limit]
+        train_rows = train_rows._take(np.sort(keep))
+    keras.utils.set_random_seed(config.seed)
+    policy = set_precision(config.mixed_precision)
+
+    steps = math.ceil(len(train_rows) / config.batch_size)
+    train_ds = make_tf_dataset(pre.prepare_uint8(train_rows.images), train_rows.labels, pre, len(labels), config.batch_size,
+                               config.augment, shuffle=True, seed=config.seed)
+    val_ds = make_tf_dataset(pre.prepare_uint8(val_rows.images), val_rows.labels, pre, len(labels), 256)
+
+    state_file = run_dir / "state.json"
+    if resume and state_file.exists() and (run_dir / "checkpoint.keras").exists():
+        state = json.loads(state_file.read_text())
+        model = keras.models.load_model(run_dir / "checkpoint.keras")
+        print(f"Resuming {out.name} after epoch {state['epochs_done']}", flush=True)
+    else:
+        state = {"history": {}, "epochs_done": 0, "best_score": -math.inf, "best_epoch": 0, "wait": 0,
+                 "elapsed_before_s": 0.0}
+        strategy = distribution_strategy()
+        with strategy.scope() if strategy is not None else _nullcontext():
+            model = build(config.arch, len(labels), pre)
+            if config.init_from:
+                copied = initialise_from(model, config.init_from)
+                print(f"Initialised {copied} layers from {config.init_from}", flush=True)
+            model.compile(
+                optimizer=keras.optimizers.AdamW(learning_rate_schedule(config, steps), weight_decay=config.weight_decay),
+                loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+                metrics=["accuracy"])
+    state["elapsed_before_s"] = state.get("elapsed_s", state["elapsed_before_s"])
+    state["started"] = time.time()
+
+    if state["epochs_done"] < config.epochs and state["wait"] < (config.patience or math.inf):
+        model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=state["epochs_done"],
+                  callbacks=[_checkpoint_callback(run_dir, state, config.patience)], verbose=verbose)
+    wall = state.get("elapsed_s", 0.0)
+
+    final = build(config.arch, len(labels), pre)  # uncompiled twin: ships without optimizer state
+    final.load_weights(run_dir / "best.weights.h5")
+    out.mkdir(parents=True, exist_ok=True)
+    final.save(out / registry.MODEL_FILE)
+    shutil.rmtree(out / "eval", ignore_errors=True)  # old per-image predictions describe the old weights
+    card = {
+        "id": out.name,
+        "name": config.name or f"{config.arch} ({label_set_name(labels)})",
+        "architecture": config.arch,
+        "description": arch.description,
+        "labels": list(labels),
+        "preprocessing": pre.to_dict(),
+        "params": int(final.count_params()),
+        "file_size_bytes": (out / registry.MODEL_FILE).stat().st_size,
+        "default": False,
+        "dataset": {"source": str(config.data), "fingerprint": full.fingerprint, "layout": full.layout,
+                    "split_sizes": {"train": len(train_rows), "validation": len(val_rows)},
+                    "validation_source": val_source},
+        "training": {"command": command or _command_line(config), "config": asdict(config),
+                     "history": state["history"], "best_epoch": state["best_epoch"],
+                     "epochs_run": state["epochs_done"], "wall_time_s": round(wall, 1),
+                     "device": device_description(), "precision_policy": policy,
+                     "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+        "metrics": {},
+    }
+    if (out / registry.CARD_FILE).exists():  # keep the default flag a maintainer set
+        card["default"] = registry.read_card(out).get("default", False)
+    registry.write_card(out, card)
+    return registry.ModelInfo(out.name, out, card)
+
+
+def initialise_from(model, model_id: str) -> int:
+    """Copy weights from a registered model into every layer with the same name and shapes
+    (all but a differently sized head); returns how many layers were copied."""
+    source = registry.load_keras_model(registry.get_model(model_id))
+    by_name = {layer.name: layer for layer in source.layers}
+    copied = 0
+    for layer in model.layers:
+        twin = by_name.get(layer.name)
+        if twin is None or not layer.weights:
+            continue
+        if [w.shape for w in twin.get_weights()] == [w.shape for w in layer.get_weights()]:
+            layer.set_weights(twin.get_weights())
+            copied += 1
+    if copied == 0:
+        raise ValueError(f"{model_id} shares no layers with this architecture; cannot initialise from it")
+    return copied
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _default_id(config: TrainConfig, labels) -> str:
+    return f"{config.arch}_{'7class' if len(labels) == 7 else label_set_name(labels).replace(',', '-')}"
+
+
+def _command_line(config: TrainConfig) -> str:
+    """The CLI command that reproduces a run started from Python."""
+    return (f"python -m fer_core train --arch {config.arch} --data {shlex.quote(config.data)} "
+            f"--labels {config.labels} --epochs {config.epochs} --augment {config.augment} --seed {config.seed}")
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def add_cli(subparsers) -> None:
+    from .architectures import ARCHITECTURES
+
+    p = subparsers.add_parser("train", help="train an architecture on a dataset and register it under models/")
+    p.add_argument("--arch", required=True, choices=list(ARCHITECTURES))
+    p.add_argument("--data", required=True, help="dataset folder, .zip or fer2013.csv")
+    p.add_argument("--labels", default="all", help="all | 4class | comma list, e.g. happy,neutral,sad,surprise")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3, dest="learning_rate")
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--schedule", choices=SCHEDULES, default="onecycle")
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--augment", choices=AUGMENTATIONS, default="standard")
+    p.add_argument("--color", choices=("grayscale", "rgb"), default="grayscale")
+    p.add_argument("--patience", type=int, default=8, help="early-stopping patience in epochs (0 = off)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--limit", type=int, default=0, help="train on at most N images (quick runs)")
+    p.add_argument("--mixed-precision", choices=("auto", "off", "bfloat16", "float16"), default="auto")
+    p.add_argument("--init-from", default="", help="registered model whose matching layers initialise this one")
+    p.add_argument("--name", default="", help="display name for the model card")
+    p.add_argument("--out", default="", help="output folder (default models/<arch>_<labels>)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--no-evaluate", action="store_true", help="skip evaluating on the validation split afterwards")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args) -> int:
+    fields = {k: getattr(args, k) for k in TrainConfig.__dataclass_fields__ if hasattr(args, k) and k != "extra"}
+    config = TrainConfig(**fields)
+    command = "python -m fer_core " + " ".join(shlex.quote(a) for a in args.argv if a != "--resume")
+    info = train(config, resume=args.resume, command=command)
+    print(f"saved {info.model_file} ({info.card['params']:,} params, best epoch {info.card['training']['best_epoch']})")
+    if not args.no_evaluate:
+        try:
+            from .evaluate import evaluate_model, save_evaluation
+        except ImportError:
+            return 0
+        result = evaluate_model(info, load_dataset(config.data), split="validation")
+        save_evaluation(info, result)
+        print(f"validation accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f} (n={result['n']})")
+    return 0

@@ -1,0 +1,181 @@
+"""Model Comparison: leaderboard, training curves, per-class F1, confusion matrices, calibration,
+McNemar tests and misclassified faces — every number from the models' saved evaluations."""
+from __future__ import annotations
+
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from fer_core import evaluate as ev
+from fer_core.data import default_data_dir
+from fer_core.labels import label_set_name
+from pages.common import dataset_sidebar, model_infos
+
+st.set_page_config(page_title="Model Comparison", page_icon="📊", layout="wide")
+st.title("Model Comparison")
+
+DATA_HINT = str(default_data_dir() or "DIR")
+infos = model_infos()
+if not infos:
+    st.info("No trained models yet. Train one with `python -m fer_core train --arch fer_resvgg --data DIR`, "
+            "then score it with `python -m fer_core evaluate --model ID --data DIR`.")
+    st.stop()
+
+
+@st.cache_data(show_spinner="Loading saved predictions …", max_entries=32)
+def saved_predictions(model_id: str, split: str, stamp: float, _info) -> ev.Predictions | None:
+    return ev.load_predictions(_info, split)
+
+
+def predictions_of(info, split: str) -> ev.Predictions | None:
+    path = ev.predictions_path(info, split)
+    return saved_predictions(info.id, split, path.stat().st_mtime, info) if path.exists() else None
+
+
+# ----------------------------------------------------------------------------- filters
+with st.sidebar:
+    st.subheader("Models")
+    label_sets = list(dict.fromkeys(i.label_set for i in infos))
+    label_set = st.selectbox("Label set", label_sets, format_func=lambda s: (
+        f"{s} ({len(next(i.labels for i in infos if i.label_set == s))} emotions)"))
+    split = st.radio("Evaluation split", ev.EVAL_SPLITS, horizontal=True, key="split",
+                     help="`test` is FER2013's PrivateTest where the data has it; otherwise the saved "
+                          "evaluation says which images were measured.")
+    candidates = [i for i in infos if i.label_set == label_set]
+    chosen = st.multiselect("Models", [i.id for i in candidates], default=[i.id for i in candidates])
+selected = [i for i in candidates if i.id in chosen]
+if not selected:
+    st.info("Pick at least one model in the sidebar.")
+    st.stop()
+evaluated = [i for i in selected if ev.is_evaluated(i, split)]
+
+# ----------------------------------------------------------------------------- leaderboard
+st.header(f"Leaderboard — {label_set_name(selected[0].labels)}, {split} split")
+board = ev.leaderboard(selected, split)
+st.dataframe(board, hide_index=True, column_config={
+    "params": st.column_config.NumberColumn(format="localized"),
+    "size MB": st.column_config.NumberColumn(format="%.2f"),
+    **{c: st.column_config.NumberColumn(format="%.4f") for c in ("accuracy", "macro-F1", "log-loss", "ECE")},
+    "latency ms/face": st.column_config.NumberColumn(format="%.2f"),
+})
+missing = [i.id for i in selected if not ev.is_evaluated(i, split)]
+if missing:
+    st.warning(f"Not evaluated on the {split} split: {', '.join(missing)}. Run:")
+    st.code("\n".join(f"python -m fer_core evaluate --model {m} --data {DATA_HINT} --split {split}" for m in missing),
+            language="bash")
+measured = sorted({i.metrics(split).get("split_description", split) for i in evaluated})
+if measured:
+    st.caption("Measured on: " + "; ".join(measured) + ". Latency: median single-face call on "
+               + "; ".join(sorted({i.metrics(split).get("device", "?") for i in evaluated})) + ".")
+if len(evaluated) >= 2:
+    fig = px.scatter(board.dropna(subset=["accuracy"]), x="latency ms/face", y="accuracy", size="size MB",
+                     color="model", hover_data=["params", "macro-F1"], title="Accuracy vs latency (size = file MB)")
+    st.plotly_chart(fig)
+
+# ----------------------------------------------------------------------------- training curves
+st.header("Training curves")
+history = ev.history_frame(selected)
+if history.empty:
+    st.info("The selected models' cards hold no training history.")
+else:
+    fig = px.line(history, x="epoch", y="value", color="model", line_dash="phase", facet_col="metric",
+                  category_orders={"metric": ["accuracy", "loss"], "phase": ["train", "validation"]})
+    fig.update_yaxes(matches=None, showticklabels=True)
+    fig.for_each_annotation(lambda a: a.update(text=a.text.removeprefix("metric=")))
+    st.plotly_chart(fig)
+
+if not evaluated:
+    st.info(f"No selected model has an evaluation on the {split} split yet, so there are no per-class, "
+            "confusion, calibration or significance results to show.")
+    st.stop()
+
+# ----------------------------------------------------------------------------- per-class F1
+st.header("Per-class F1")
+per_class = ev.per_class_frame(evaluated, split)
+fig = px.bar(per_class, x="emotion", y="f1", color="model", barmode="group", hover_data=["precision", "recall", "support"],
+             category_orders={"emotion": list(evaluated[0].labels)})
+fig.update_yaxes(range=[0, 1])
+st.plotly_chart(fig)
+
+# ----------------------------------------------------------------------------- confusion matrices
+st.header("Confusion matrices")
+normalised = st.radio("Show", ["counts", "normalised (share of each true class)"], horizontal=True,
+                      key="cm_mode") != "counts"
+columns = st.columns(min(3, len(evaluated)))
+for k, info in enumerate(evaluated):
+    m = info.metrics(split)
+    cm = ev.normalize_rows(m["confusion_matrix"]) if normalised else m["confusion_matrix"]
+    fig = px.imshow(cm, x=m["labels"], y=m["labels"], text_auto=".0%" if normalised else True,
+                    color_continuous_scale="Blues", labels={"x": "predicted", "y": "true", "color": "share" if normalised else "images"},
+                    title=f"{info.id} — accuracy {m['accuracy']:.1%}")
+    fig.update_layout(coloraxis_showscale=False)
+    columns[k % len(columns)].plotly_chart(fig, key=f"confusion_{info.id}")
+
+# ----------------------------------------------------------------------------- calibration
+st.header("Calibration")
+reliability = ev.reliability_frame(evaluated, split)
+fig = px.line(reliability, x="confidence", y="accuracy", color="model", markers=True, hover_data=["count"],
+              title="Reliability diagram (15 confidence bins)")
+fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
+                         line={"dash": "dot", "color": "gray"}))
+fig.update_layout(xaxis_title="mean confidence in bin", yaxis_title="accuracy in bin",
+                  xaxis_range=[0, 1.02], yaxis_range=[0, 1.02])
+st.plotly_chart(fig)
+st.caption("ECE (expected calibration error): " + ", ".join(
+    f"{i.id} {i.metrics(split).get('ece', float('nan')):.3f}" for i in evaluated) + ". Points below the diagonal are over-confident.")
+
+# ----------------------------------------------------------------------------- McNemar
+st.header("Is one model really better? (McNemar's test)")
+predictions = {i.id: p for i in evaluated if (p := predictions_of(i, split)) is not None}
+if len(predictions) < 2:
+    st.info("Needs saved per-image predictions of at least two models on this split "
+            "(`python -m fer_core evaluate` writes them to models/<id>/eval/).")
+else:
+    pairs = ev.pairwise_mcnemar(predictions)
+    if pairs.empty:
+        st.warning("The selected models were evaluated on different images, so they cannot be paired.")
+    else:
+        fig = px.imshow(ev.pvalue_matrix(pairs), text_auto=".3g", color_continuous_scale="RdBu", zmin=0, zmax=0.1,
+                        title="p-values (small = the two models differ on the same images)")
+        st.plotly_chart(fig)
+        st.dataframe(pairs, hide_index=True,
+                     column_config={"accuracy A": st.column_config.NumberColumn(format="%.4f"),
+                                    "accuracy B": st.column_config.NumberColumn(format="%.4f"),
+                                    "statistic": st.column_config.NumberColumn(format="%.3f"),
+                                    "p-value": st.column_config.NumberColumn(format="%.2e")})
+
+# ----------------------------------------------------------------------------- misclassified gallery
+st.header("Misclassified faces")
+if not predictions:
+    st.info("Evaluate a model to browse its mistakes.")
+    st.stop()
+model_id = st.selectbox("Model", list(predictions))
+pred = predictions[model_id]
+worst = ev.top_confusions(pred, k=1)
+true_default, pred_default = worst[0][:2] if worst else pred.labels[:2]
+left, right = st.columns(2)
+true_label = left.selectbox("True emotion", pred.labels, index=pred.labels.index(true_default))
+predicted_label = right.selectbox("Predicted as", pred.labels, index=pred.labels.index(pred_default))
+if true_label == predicted_label:
+    st.info("Pick two different emotions to see mistakes.")
+    st.stop()
+mistakes = ev.misclassified(pred, true_label, predicted_label)
+st.write(f"**{len(mistakes):,}** {true_label} faces predicted as {predicted_label} by {model_id} "
+         f"({pred.split_description}).")
+dataset = dataset_sidebar()
+if mistakes.empty:
+    st.stop()
+if dataset is None:
+    st.info("Load the dataset in the sidebar to see these faces.")
+    st.stop()
+shown = mistakes.head(40)
+images = ev.lookup_images(dataset, shown["file"])
+if all(img is None for img in images):
+    st.warning("The loaded dataset does not contain these files; load the dataset the model was evaluated on.")
+    st.stop()
+st.caption(f"The {len(shown)} most confident mistakes; caption: confidence in '{predicted_label}' "
+           f"/ probability of '{true_label}'.")
+grid = st.columns(8)
+for k, (img, row) in enumerate(zip(images, shown.itertuples())):
+    if img is not None:
+        grid[k % 8].image(img, width=96, caption=f"{row.confidence:.0%} / {row.p_true:.0%}")

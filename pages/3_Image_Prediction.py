@@ -1,0 +1,188 @@
+"""Image Prediction: find the faces in a photo, classify their emotion with any registered model,
+and see why with Grad-CAM. Photos are processed in memory only, never written to disk."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from fer_core import gradcam as cam
+from fer_core.faces import DEFAULT_MIN_SIZE, DETECTORS
+from fer_core.images import SAMPLES, ImageError, encode_png, read_image, sample_image
+from fer_core.predict import Classifier, analyze_image, annotate, compare_models
+from pages.common import emotion_color_map, load_model, model_infos
+
+st.set_page_config(page_title="Image Prediction", page_icon="🙂", layout="wide")
+st.title("Image Prediction")
+st.caption("Faces are detected, cropped with a margin and classified together in one batch. "
+           "Uploads stay in memory: nothing is written to disk.")
+
+DETECTOR_NAMES = {"haar": "Haar cascade (OpenCV, fast)", "mtcnn": "MTCNN (robust, slower)"}
+METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
+IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+
+infos = model_infos()
+if not infos:
+    st.info("No trained models are registered yet. Train one with "
+            "`python -m fer_core train --arch fer_resvgg --data DIR`; it appears here automatically.")
+    st.stop()
+by_id = {i.id: i for i in infos}
+
+
+@st.cache_resource(show_spinner="Preparing the classifier …", max_entries=16)
+def classifier(model_id: str, stamp: float) -> Classifier:
+    info = by_id[model_id]
+    return Classifier(load_model(info), info)
+
+
+def classifier_of(model_id: str) -> Classifier:
+    return classifier(model_id, by_id[model_id].model_file.stat().st_mtime)
+
+
+def loadable(model_ids) -> tuple[list[Classifier], list[str]]:
+    """The classifiers that load, and a note for each that does not (a broken file must not break the page)."""
+    ok, broken = [], []
+    for m in model_ids:
+        try:
+            ok.append(classifier_of(m))
+        except Exception as err:  # noqa: BLE001 — any load failure is reported, never a traceback
+            broken.append(f"{m}: {err}")
+    return ok, broken
+
+
+@st.cache_data(show_spinner="Detecting and classifying faces …", max_entries=32)
+def analyze(digest: str, _data: bytes, model_id: str, detector: str, min_size: int, tta: bool, whole: bool):
+    image = read_image(_data)
+    return image, analyze_image(image, classifier_of(model_id), detector, tta=tta,
+                                whole_image_if_no_face=whole, min_size=min_size)
+
+
+@st.cache_data(show_spinner="Asking every registered model …", max_entries=32)
+def all_models_table(digest: str, settings: tuple, models: tuple, tta: bool, _crops, _classifiers) -> pd.DataFrame:
+    return pd.DataFrame(compare_models(_crops, _classifiers, tta=tta))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def heatmap(digest: str, settings: tuple, face: int, class_index: int, layer: str, method: str, _crop):
+    return cam.gradcam_face(classifier_of(settings[0]), _crop, class_index, layer, method)
+
+
+# ----------------------------------------------------------------------------- settings
+with st.sidebar:
+    st.subheader("Model")
+    ids = [i.id for i in infos]
+    default = next((i.id for i in infos if i.is_default()), ids[0])
+    model_id = st.selectbox("Model", ids, index=ids.index(default), key="model",
+                            format_func=lambda m: f"{by_id[m].name} · {by_id[m].label_set}"
+                                                  + (" (default)" if by_id[m].is_default() else ""))
+    st.subheader("Faces")
+    detector = st.selectbox("Detector", DETECTORS, format_func=DETECTOR_NAMES.get, key="detector")
+    min_size = st.slider("Minimum face size (pixels)", 12, 256, DEFAULT_MIN_SIZE, step=4, key="min_size")
+    tta = st.toggle("Flip test-time augmentation", help="Average each face with its mirror image.", key="tta")
+    whole = st.toggle("Classify the whole image if no face is found", key="whole",
+                      help="For photos that are already a face crop, e.g. FER2013's 48×48 images.")
+loaded, broken = loadable([model_id])
+if broken:
+    st.error(f"Could not load model {broken[0]}. Pick another model in the sidebar.")
+    st.stop()
+clf = loaded[0]
+settings = (model_id, by_id[model_id].model_file.stat().st_mtime, detector, min_size, tta, whole)
+
+# ----------------------------------------------------------------------------- input
+source = st.radio("Photo", ["Upload", "Camera", "Sample"], horizontal=True, key="source")
+photos: list[tuple[str, bytes]] = []
+if source == "Upload":
+    files = st.file_uploader("Photos", type=IMAGE_TYPES, accept_multiple_files=True, key="uploads")
+    photos = [(f.name, f.getvalue()) for f in files or []]
+elif source == "Camera":
+    shot = st.camera_input("Take a snapshot")
+    photos = [("camera snapshot", shot.getvalue())] if shot is not None else []
+else:
+    title = st.selectbox("Sample photo (bundled with scikit-image)", list(SAMPLES), key="sample")
+    photos = [(title, encode_png(sample_image(title)))]
+if not photos:
+    st.info("Upload one or more photos, take a camera snapshot, or pick a bundled sample.")
+    st.stop()
+
+# ----------------------------------------------------------------------------- results
+for n, (name, data) in enumerate(photos):
+    if len(photos) > 1:
+        st.header(name)
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        image, analysis = analyze(digest, data, model_id, detector, min_size, tta, whole)
+    except ImageError as err:
+        st.error(f"Could not read {name}: {err}")
+        continue
+    photo_col, summary_col = st.columns([3, 2])
+    if not analysis.faces:
+        photo_col.image(image, caption=name, width="stretch")
+        summary_col.warning(f"No face found in {name}. Try the MTCNN detector, a smaller minimum face size, or "
+                            "“Classify the whole image” in the sidebar.")
+        continue
+
+    annotated = annotate(image, analysis)
+    found = "classified as one face (no face detected)" if analysis.whole_image else \
+        f"{len(analysis.faces)} face(s) found by {DETECTOR_NAMES[detector].split(' (')[0]}"
+    photo_col.image(annotated, caption=f"{name} — {found}, model {model_id}", width="stretch")
+    others, broken = loadable(ids)
+    table = all_models_table(digest, settings, tuple((c.id, by_id[c.id].model_file.stat().st_mtime) for c in others),
+                             tta, analysis.crops, others)
+    doc = {"file": name, **analysis.to_dict(), "all_models": table.astype(object).where(table.notna(), None)
+           .to_dict(orient="records")}
+    with summary_col:
+        st.dataframe(pd.DataFrame([{"face": i, "emotion": f.label, "confidence": f.confidence,
+                                    "detector score": f.score, "box (x, y, w, h)": str(f.box)}
+                                   for i, f in enumerate(analysis.faces, start=1)]),
+                     hide_index=True, column_config={
+                         "confidence": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0),
+                         "detector score": st.column_config.NumberColumn(format="%.3f")})
+        stem = name.rsplit(".", 1)[0].replace(" ", "_")
+        st.download_button("Download annotated PNG", encode_png(annotated), f"{stem}_annotated.png", "image/png",
+                           key=f"png_{n}")
+        st.download_button("Download results JSON", json.dumps(doc, indent=1), f"{stem}_emotions.json",
+                           "application/json", key=f"json_{n}")
+        with st.expander("Results JSON"):
+            st.json(doc, expanded=False)
+
+    colors = emotion_color_map(clf.labels)
+    layers = cam.conv_layers(clf.model)
+    explained = image
+    for i, (face, crop) in enumerate(zip(analysis.faces, analysis.crops), start=1):
+        st.subheader(f"Face {i}: {face.label} {face.confidence:.0%}")
+        left, right = st.columns([3, 2])
+        probs = pd.DataFrame({"emotion": list(face.probabilities), "probability": list(face.probabilities.values())})
+        fig = px.bar(probs, x="probability", y="emotion", orientation="h", color="emotion",
+                     color_discrete_map=colors, range_x=[0, 1], text_auto=".1%")
+        fig.update_layout(showlegend=False, height=60 + 32 * len(probs), margin=dict(l=0, r=0, t=10, b=0),
+                          yaxis=dict(categoryorder="array", categoryarray=list(reversed(clf.labels))))
+        left.plotly_chart(fig, key=f"bars_{n}_{i}")
+        with right:
+            c1, c2 = st.columns(2)
+            target = c1.selectbox("Explain class", clf.labels, index=clf.labels.index(face.label),
+                                  key=f"cam_class_{n}_{i}")
+            method = c2.radio("Method", cam.METHODS, key=f"cam_method_{n}_{i}", format_func=METHOD_NAMES.get)
+            layer = st.selectbox("Layer", layers, index=len(layers) - 1, key=f"cam_layer_{n}_{i}",
+                                 help="Default: the last convolutional block, the usual Grad-CAM choice.")
+            try:
+                heat = heatmap(digest, settings, i, clf.labels.index(target), layer, method, crop)
+            except ValueError as err:
+                st.warning(f"Grad-CAM is not available for this layer: {err}")
+            else:
+                st.image([crop, cam.overlay(crop, heat)], width=160,
+                         caption=["face crop", f"{METHOD_NAMES[method]}: {target} @ {layer}"])
+                explained = cam.overlay_on_image(explained, face.box, heat, margin=analysis.margin)
+    with st.expander("Grad-CAM on the whole photo"):
+        st.image(explained, caption="each face's heatmap for its selected class, layer and method", width="stretch")
+
+    st.subheader("Every registered model on these faces")
+    st.dataframe(table, hide_index=True, column_config={
+        "confidence": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0),
+        **{e: st.column_config.NumberColumn(format="%.3f") for e in table.columns[4:]}})
+    st.caption("Each model reports probabilities for its own label set; “None” marks an emotion a model does "
+               "not predict.")
+    if broken:
+        st.warning("Skipped models that could not be loaded: " + "; ".join(broken))

@@ -1,0 +1,122 @@
+"""Face detection on real photos (scikit-image's astronaut portrait), scaling, minimum size and cropping."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data as skdata
+
+from fer_core import faces
+from fer_core.faces import DETECTORS, Face, crop_box, crop_faces, detect_faces, get_detector
+from fer_core.images import SAMPLES, sample_image
+
+ASTRONAUT_FACE = (177, 67, 93, 93)  # Eileen Collins' face, checked by eye
+
+
+def iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    return inter / (aw * ah + bw * bh - inter)
+
+
+def gradient(h=300, w=400) -> np.ndarray:
+    ramp = np.linspace(0, 255, w, dtype=np.float32)[None, :].repeat(h, 0)
+    return np.dstack([ramp, ramp[::-1], np.full_like(ramp, 128)]).astype(np.uint8)
+
+
+def test_haar_finds_the_astronaut_and_nothing_in_faceless_photos():
+    found = detect_faces(skdata.astronaut(), "haar")
+    assert len(found) == 1
+    assert iou(found[0].box, ASTRONAUT_FACE) > 0.6
+    assert 0.5 < found[0].score <= 1.0
+    assert detect_faces(skdata.coffee(), "haar") == []
+    assert detect_faces(gradient(), "haar") == []
+
+
+def test_mtcnn_finds_the_astronaut_with_landmarks_and_nothing_in_coffee():
+    found = detect_faces(skdata.astronaut(), "mtcnn")
+    assert len(found) == 1
+    assert iou(found[0].box, ASTRONAUT_FACE) > 0.5
+    assert found[0].score > 0.9
+    x, y, w, h = found[0].box
+    assert set(found[0].landmarks) == {"left_eye", "right_eye", "nose", "mouth_left", "mouth_right"}
+    for px, py in found[0].landmarks.values():
+        assert x <= px <= x + w and y <= py <= y + h
+    assert detect_faces(skdata.coffee(), "mtcnn") == []
+    cameraman = sample_image(next(t for t in SAMPLES if t.startswith("Cameraman")))  # as its sample title says
+    assert len(detect_faces(cameraman, "mtcnn")) == 1 and detect_faces(cameraman, "haar") == []
+    assert get_detector("mtcnn") is get_detector("mtcnn")  # loaded once
+
+
+def test_large_photo_is_detected_downscaled_and_boxes_come_back_in_original_pixels():
+    big = cv2.resize(skdata.astronaut(), (2048, 2048), interpolation=cv2.INTER_CUBIC)
+    seen = []
+
+    class Spy:
+        def detect(self, image, min_size):
+            seen.append((image.shape, min_size))
+            return get_detector("haar").detect(image, min_size=min_size)
+
+    found = detect_faces(big, Spy(), min_size=40, max_side=512)
+    assert seen == [((512, 512, 3), 10)]
+    assert len(found) == 1
+    assert iou(found[0].box, tuple(4 * v for v in ASTRONAUT_FACE)) > 0.6
+
+
+def test_haar_scans_an_image_shrunk_to_its_window_when_min_size_allows():
+    haar = get_detector("haar")
+    seen = []
+
+    class Spy:
+        window = haar.window
+
+        def detect(self, image, min_size):
+            seen.append((image.shape, min_size))
+            return haar.detect(image, min_size=min_size)
+
+    found = detect_faces(skdata.astronaut(), Spy(), min_size=48)
+    assert haar.window == 24 and seen == [((256, 256, 3), 24)]
+    assert len(found) == 1 and iou(found[0].box, ASTRONAUT_FACE) > 0.6
+
+
+def test_min_size_drops_small_faces():
+    assert detect_faces(skdata.astronaut(), "haar", min_size=150) == []
+    assert len(detect_faces(skdata.astronaut(), "haar", min_size=60)) == 1
+
+
+def test_grayscale_input_is_accepted():
+    gray = cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2GRAY)
+    assert len(detect_faces(gray, "haar")) == 1
+
+
+def test_crop_faces_uses_the_original_with_margin_and_clips_at_borders():
+    img = np.arange(100 * 200 * 3, dtype=np.uint32).reshape(100, 200, 3).astype(np.uint8)
+    (crop,) = crop_faces(img, [Face((50, 20, 40, 40), 1.0)], margin=0.25)
+    assert crop.shape == (60, 60, 3)
+    np.testing.assert_array_equal(crop, img[10:70, 40:100])
+    (corner,) = crop_faces(img, [(0, 0, 40, 40)], margin=0.25)  # plain boxes work too
+    assert corner.shape == (50, 50, 3)  # margin clipped at the top-left border
+    (tall,) = crop_faces(img, [(100, 20, 20, 40)], margin=0.0)
+    assert tall.shape == (40, 40, 3)  # squared on the box centre, as FER faces are square
+    (raw,) = crop_faces(img, [(100, 20, 20, 40)], margin=0.0, square=False)
+    assert raw.shape == (40, 20, 3)
+    with pytest.raises(ValueError, match="outside"):
+        crop_box((500, 500, 10, 10), img.shape)
+
+
+def test_get_detector_caches_and_rejects_unknown_names():
+    assert DETECTORS == ("haar", "mtcnn")
+    assert get_detector("haar") is get_detector("HAAR")
+    assert get_detector("haar", min_neighbors=3) is not get_detector("haar")
+    with pytest.raises(ValueError, match="unknown face detector 'yolo'"):
+        get_detector("yolo")
+
+
+def test_face_to_dict_is_plain_json_types():
+    d = Face((np.int32(1), 2, 3, 4), np.float32(0.5), {"nose": (np.int64(3), 4)}).to_dict()
+    assert d == {"box": [1, 2, 3, 4], "score": 0.5, "landmarks": {"nose": [3, 4]}}
+    assert type(d["box"][0]) is int and type(d["score"]) is float
+    assert faces.HaarDetector.name == "haar"

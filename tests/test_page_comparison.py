@@ -1,0 +1,150 @@
+"""The Model Comparison page rendered through AppTest, from fixture cards and from the shipped models."""
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fer_core import evaluate as ev  # noqa: E402
+from fer_core import registry  # noqa: E402
+from fer_core.data import load_dataset  # noqa: E402
+from test_evaluate import make_dataset, make_model  # noqa: E402
+
+PAGE = str(ROOT / "pages" / "2_Model_Comparison.py")
+
+
+def run_page() -> AppTest:
+    st.cache_data.clear()  # the registry list is cached across runs in this process
+    st.cache_resource.clear()
+    at = AppTest.from_file(PAGE, default_timeout=90)
+    at.run()
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "info", "warning", "caption", "code", "header", "title", "error")
+             for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def charts(at: AppTest) -> list:
+    return at.get("plotly_chart")
+
+
+def heatmap_z(spec: dict) -> np.ndarray:
+    """The z values of a plotly heat map spec (plotly serialises arrays as base64 typed buffers)."""
+    z = spec["data"][0]["z"]
+    if isinstance(z, dict):
+        shape = tuple(int(n) for n in z["shape"].split(","))
+        return np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"])).reshape(shape)
+    return np.asarray(z, dtype=float)
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "models").mkdir()
+    data = make_dataset(tmp_path / "data")
+    monkeypatch.setenv("FER_DATA_DIR", str(data))
+    return tmp_path
+
+
+def test_no_models_gives_guidance(env):
+    at = run_page()
+    assert not at.exception
+    assert "No trained models yet" in texts(at) and "python -m fer_core train" in texts(at)
+
+
+def test_unevaluated_models_show_the_command(env):
+    make_model(env / "models", "bright_a")
+    partial = make_model(env / "models", "bright_b")
+    registry.save_metrics(partial, "test", {"accuracy": 0.5})  # a card with a hand-written, partial result
+    at = run_page()
+    assert not at.exception
+    board = at.dataframe[0].value
+    assert list(board["model"]) == ["bright_b", "bright_a"] and board["accuracy"][0] == 0.5
+    assert board["accuracy"][1:].isna().all()
+    assert "not evaluated" in set(board["evaluated on"])
+    assert "python -m fer_core evaluate --model bright_a" in texts(at)
+    assert "python -m fer_core evaluate --model bright_b" in texts(at)
+    assert len(charts(at)) == 1  # the training curves, from the card's history
+    assert "no per-class" in texts(at)
+
+
+def test_page_from_fixture_evaluations(env):
+    a = make_model(env / "models", "bright_a", 0.5, default=True)
+    b = make_model(env / "models", "bright_b", 0.8)
+    ds = load_dataset(env / "data")
+    results = {info.id: ev.evaluate_model(info, ds, "test", save=True) for info in (a, b)}
+    at = run_page()
+    assert not at.exception, at.exception
+
+    board = at.dataframe[0].value
+    assert set(board["model"]) == {"bright_a", "bright_b"}
+    for _, row in board.iterrows():
+        r = results[row["model"]]
+        assert row["accuracy"] == pytest.approx(r["accuracy"]) and row["ECE"] == pytest.approx(r["ece"])
+        assert row["log-loss"] == pytest.approx(r["log_loss"])
+        assert row["latency ms/face"] == pytest.approx(r["latency_ms_per_face"])
+    assert board["params"].tolist() == [4, 4]
+
+    # scatter, training curves, per-class F1, two confusion matrices, reliability, McNemar heat map
+    figures = charts(at)
+    assert len(figures) == 7
+    pairs = at.dataframe[1].value
+    assert (pairs["A right, B wrong"][0], pairs["A wrong, B right"][0], pairs["p-value"][0]) == (1, 1, 1.0)
+
+    # gallery: bright_a's one mistake of each kind; the dataset (FER_DATA_DIR) is found and shown
+    text = texts(at)
+    assert "**1** happy faces predicted as sad by bright_a" in text or "**1** sad faces predicted as happy by bright_a" in text
+    assert len(at.image) == 1
+    mistake = "happy_3_60.png" if "happy faces predicted as sad" in text else "sad_2_180.png"
+    pred = ev.load_predictions(a, "test")
+    conf = ev.misclassified(pred, *(("happy", "sad") if mistake.startswith("happy") else ("sad", "happy")))
+    assert at.image[0].captions == [f"{conf['confidence'][0]:.0%} / {conf['p_true'][0]:.0%}"]
+
+    counts = json.loads(figures[3].proto.spec)
+    np.testing.assert_array_equal(heatmap_z(counts), [[3, 1], [1, 2]])
+
+    # normalised confusion matrices: each true-class row sums to 1
+    at.radio(key="cm_mode").set_value(at.radio(key="cm_mode").options[1]).run()
+    assert not at.exception
+    spec = json.loads(charts(at)[3].proto.spec)
+    assert spec["layout"]["title"]["text"].startswith("bright_a")
+    np.testing.assert_allclose(heatmap_z(spec), [[0.75, 0.25], [1 / 3, 2 / 3]])
+
+    # the validation split has no evaluations yet
+    at.radio(key="split").set_value("validation").run()
+    assert not at.exception
+    assert "Not evaluated on the validation split" in texts(at)
+
+
+def test_page_from_shipped_models(monkeypatch):
+    monkeypatch.delenv("FER_MODELS_DIR", raising=False)
+    infos = registry.list_models()
+    if not infos:
+        pytest.skip("no trained models under models/ in this checkout")
+    at = run_page()
+    assert not at.exception, at.exception
+    board = at.dataframe[0].value
+    first_set = [i for i in infos if i.label_set == infos[0].label_set]
+    assert sorted(board["model"]) == sorted(i.id for i in first_set)
+    for info in first_set:
+        saved = info.metrics("test")
+        row = board[board["model"] == info.id].iloc[0]
+        if saved:
+            assert row["accuracy"] == pytest.approx(saved["accuracy"])
+        else:
+            assert np.isnan(row["accuracy"])
+    assert len(charts(at)) >= 1
