@@ -23,6 +23,7 @@ import numpy as np
 from . import registry
 from .data import FerDataset, load_dataset, resolve_split
 from .labels import label_set_name
+from .predict import Classifier, as_probabilities
 
 EVAL_SPLITS = ("test", "validation")
 ECE_BINS = 15
@@ -168,15 +169,6 @@ class Predictions:
         return self.y_pred == self.y_true
 
 
-def _as_probabilities(out: np.ndarray) -> np.ndarray:
-    """Model outputs as probability rows: softmax applied only when the model returned logits."""
-    out = np.asarray(out, dtype=np.float32)
-    if out.min() >= 0 and np.allclose(out.sum(axis=1), 1.0, atol=1e-3):
-        return out
-    e = np.exp(out - out.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def predict_split(info: registry.ModelInfo, dataset: FerDataset, split: str = "test", *, tta: bool = False,
                   batch_size: int = 256, progress: ProgressFn | None = None, model=None) -> Predictions:
     """Run a model over a split's images of its own emotions; other emotions are skipped and counted."""
@@ -197,11 +189,11 @@ def predict_split(info: registry.ModelInfo, dataset: FerDataset, split: str = "t
     out = []
     for start in range(0, len(images), batch_size):
         x = pre.apply(images[start:start + batch_size])
-        p = _as_probabilities(model.predict_on_batch(x))
+        p = as_probabilities(model.predict_on_batch(x))
         if p.shape[1] != len(info.labels):
             raise ValueError(f"{info.id} outputs {p.shape[1]} classes but its card lists {len(info.labels)}")
         if tta:  # average with the horizontally mirrored faces
-            p = (p + _as_probabilities(model.predict_on_batch(x[:, :, ::-1, :]))) / 2
+            p = (p + as_probabilities(model.predict_on_batch(x[:, :, ::-1, :]))) / 2
         out.append(p)
         if progress:
             done = min(start + batch_size, len(images))
@@ -249,12 +241,11 @@ def device_description() -> str:
 def measure_latency(info: registry.ModelInfo, model=None, repeats: int = 30) -> float:
     """Median milliseconds to classify one 48×48 face (preprocessing included) with a compiled call.
 
-    Uses `fer_core.predict.Classifier` when that module provides it (the app's own fast path),
-    else a `tf.function` around the model with a fixed one-face input signature.
+    Uses `fer_core.predict.Classifier`, the app's own fast path, so the figure is what users get.
     """
     face = np.random.default_rng(0).integers(0, 256, (48, 48), dtype=np.uint8)
     model = model if model is not None else registry.load_keras_model(info)
-    classify = _compiled_classifier(info, model)
+    classify = Classifier(model, info).predict
     for _ in range(3):  # trace and warm up
         classify([face])
     times = []
@@ -263,22 +254,6 @@ def measure_latency(info: registry.ModelInfo, model=None, repeats: int = 30) -> 
         classify([face])
         times.append(time.perf_counter() - t0)
     return float(np.median(times) * 1000)
-
-
-def _compiled_classifier(info: registry.ModelInfo, model):
-    """uint8 crops → probabilities through `fer_core.predict.Classifier`, else a one-face tf.function."""
-    try:
-        from .predict import Classifier
-
-        return Classifier(model, info).predict
-    except ImportError:
-        pass
-    import tensorflow as tf
-
-    pre = info.preprocessing
-    spec = tf.TensorSpec((1, pre.input_size, pre.input_size, pre.channels), tf.float32)
-    compiled = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-    return lambda crops: compiled(pre.apply(crops)).numpy()
 
 
 # ----------------------------------------------------------------------------- evaluate_model

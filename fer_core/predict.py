@@ -59,7 +59,7 @@ class Classifier:
             return np.zeros((0, len(self.labels)), np.float32)
         if tta:
             x = np.concatenate([x, x[:, :, ::-1, :]])
-        probs = _as_probabilities(self._run(x))
+        probs = as_probabilities(self._run(x))
         return (probs[:n] + probs[n:]) / 2.0 if tta else probs
 
     def _run(self, x: np.ndarray) -> np.ndarray:
@@ -91,7 +91,7 @@ class Classifier:
                                 f"produces {want}")
 
 
-def _as_probabilities(out: np.ndarray) -> np.ndarray:
+def as_probabilities(out: np.ndarray) -> np.ndarray:
     """Model outputs as probabilities: softmax outputs pass through, logits are soft-maxed."""
     out = np.asarray(out, dtype=np.float32)
     if out.size and (out.min() < 0 or np.abs(out.sum(axis=1) - 1).max() > 1e-3):

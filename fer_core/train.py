@@ -163,8 +163,8 @@ def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
         return config.learning_rate
     if config.schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(config.learning_rate, total, alpha=0.01)
-    warmup = max(1, int(0.15 * total))
-    return keras.optimizers.schedules.CosineDecay(config.learning_rate / 25, total - warmup, alpha=0.004,
+    warmup = int(0.15 * total)
+    return keras.optimizers.schedules.CosineDecay(config.learning_rate / 25, max(1, total - warmup), alpha=0.004,
                                                   warmup_target=config.learning_rate, warmup_steps=warmup)
 
 

@@ -39,7 +39,7 @@ ProgressFn = Callable[[int, int, str], None]
 class VideoSettings:
     """Speed/stability knobs of the processor; every one can change while a stream runs.
 
-    detect_every: run the detector on every N-th frame and reuse boxes in between.
+    detect_every: run the detector on every N-th frame; in between, boxes follow the faces' motion.
     smoothing: weight of a face's past probabilities in the moving average (0 = raw per frame).
     detect_side: longer side of the downscaled copy the detector sees.
     min_face: smallest face side kept, in original pixels.
@@ -63,7 +63,8 @@ class VideoSettings:
 
     def __post_init__(self):
         if str(self.detector).lower() not in fer_faces.DETECTORS:
-            raise ValueError(f"unknown face detector {self.detector!r}; choose one of: {', '.join(fer_faces.DETECTORS)}")
+            raise ValueError(f"unknown face detector {self.detector!r}; "
+                             f"choose one of: {', '.join(fer_faces.DETECTORS)}")
         if int(self.detect_every) < 1:
             raise ValueError("detect_every must be 1 or more")
         if not 0.0 <= float(self.smoothing) < 1.0:
@@ -169,11 +170,13 @@ def smooth(previous: np.ndarray | None, current: np.ndarray, smoothing: float) -
 class FrameProcessor:
     """Frames in; annotated frames and per-face timeline rows out. All state (tracks, history) lives here.
 
-    Thread-safe: streamlit-webrtc calls `process` from its worker thread while the page calls
-    `update`, `timeline` and `status` from the script thread.
+    `classifier` is anything with `.labels` and `.predict(crops) -> (N, K)` (a `predict.Classifier`);
+    the timeline keeps the latest `history` rows (≈ 17 min of two faces at 15 fps). Thread-safe:
+    streamlit-webrtc calls `process` from its worker thread while the page calls `update`,
+    `timeline` and `status` from the script thread.
     """
 
-    def __init__(self, classifier, settings: VideoSettings | None = None, history: int = 200_000, **changes):
+    def __init__(self, classifier, settings: VideoSettings | None = None, history: int = 30_000, **changes):
         self._lock = threading.RLock()
         self._classifier = classifier
         self._settings = replace(settings or VideoSettings(), **changes)
@@ -422,12 +425,14 @@ def timeline_summary(timeline: pd.DataFrame, labels=None) -> pd.DataFrame:
     """Share of face-time per emotion: each row counts for the time until the next analysed frame.
 
     Gaps longer than 5× the typical frame gap (a paused stream) count as a typical gap. Returns one
-    row per emotion (canonical order) with seconds, frames and share (0–1); shares of faces add up.
+    row per emotion (canonical order) with face_seconds (summed over faces), frames (face-frames) and
+    share (0–1).
     """
     present = set(timeline["label"]) if timeline is not None and "label" in timeline else set()
     names = list(labels) if labels is not None else [e for e in EMOTIONS if e in present]
     if timeline is None or timeline.empty:
-        return pd.DataFrame({"seconds": 0.0, "frames": 0, "share": 0.0}, index=pd.Index(names, name="emotion"))
+        return pd.DataFrame({"face_seconds": 0.0, "frames": 0, "share": 0.0},
+                            index=pd.Index(names, name="emotion"))
     times = np.sort(timeline["time"].astype(float).unique())
     gaps = np.diff(times)
     typical = float(np.median(gaps)) if gaps.size else 0.0
@@ -435,11 +440,11 @@ def timeline_summary(timeline: pd.DataFrame, labels=None) -> pd.DataFrame:
     duration = dict(zip(times, np.append(capped, typical)))
     df = pd.DataFrame({"label": timeline["label"].to_numpy(),
                        "seconds": timeline["time"].astype(float).map(duration).to_numpy()})
-    grouped = df.groupby("label").agg(seconds=("seconds", "sum"), frames=("seconds", "size"))
+    grouped = df.groupby("label").agg(face_seconds=("seconds", "sum"), frames=("seconds", "size"))
     names = names + [lab for lab in grouped.index if lab not in names]
     out = grouped.reindex(names).fillna(0.0)
     out["frames"] = out["frames"].astype(int)
-    weight = out["seconds"] if out["seconds"].sum() > 0 else out["frames"].astype(float)
+    weight = out["face_seconds"] if out["face_seconds"].sum() > 0 else out["frames"].astype(float)
     out["share"] = weight / weight.sum() if weight.sum() > 0 else 0.0
     out.index.name = "emotion"
     return out
@@ -509,7 +514,7 @@ def open_video(source):
 
 
 class Mp4Writer:
-    """Browser-playable H.264 (yuv420p) MP4: frames go to a temporary file that `finish` returns as bytes and deletes."""
+    """Browser-playable H.264 (yuv420p) MP4, written to a temporary file that `finish` reads back and deletes."""
 
     def __init__(self, fps: float, width: int, height: int, crf: int = 23):
         import av
@@ -572,8 +577,8 @@ def analyze_video(source, classifier, every_n: int = 5, detector: str = "haar", 
     """Emotions of every face on every `every_n`-th frame of a video (bytes, file-like or path).
 
     Returns the timeline, share of time per emotion and, with `annotate`, an H.264 MP4 of all frames
-    with the latest faces drawn. `min_face` defaults to 1/16 of the shorter frame side (at least 24 px). Bytes are decoded in memory; only the output MP4 passes through a
-    temporary file, deleted at once.
+    with the latest faces drawn. `min_face` defaults to 1/16 of the shorter frame side (at least 24 px).
+    Bytes are decoded in memory; only the output MP4 passes through a temporary file, deleted at once.
     """
     import av
 

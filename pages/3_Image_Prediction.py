@@ -13,7 +13,7 @@ from fer_core import gradcam as cam
 from fer_core.faces import DEFAULT_MIN_SIZE, DETECTORS
 from fer_core.images import SAMPLES, ImageError, encode_png, read_image, sample_image
 from fer_core.predict import Classifier, analyze_image, annotate, compare_models
-from pages.common import emotion_color_map, load_model, model_infos
+from pages.common import classifier, emotion_color_map, model_infos
 
 st.set_page_config(page_title="Image Prediction", page_icon="🙂", layout="wide")
 st.title("Image Prediction")
@@ -32,14 +32,8 @@ if not infos:
 by_id = {i.id: i for i in infos}
 
 
-@st.cache_resource(show_spinner="Preparing the classifier …", max_entries=16)
-def classifier(model_id: str, stamp: float) -> Classifier:
-    info = by_id[model_id]
-    return Classifier(load_model(info), info)
-
-
 def classifier_of(model_id: str) -> Classifier:
-    return classifier(model_id, by_id[model_id].model_file.stat().st_mtime)
+    return classifier(by_id[model_id])
 
 
 def loadable(model_ids) -> tuple[list[Classifier], list[str]]:

@@ -13,8 +13,7 @@ import streamlit as st
 
 from fer_core import video
 from fer_core.faces import DETECTORS
-from fer_core.predict import Classifier
-from pages.common import emotion_color_map, model_infos
+from pages.common import classifier, emotion_color_map, model_infos
 
 video.prepare_webrtc_import()  # before streamlit_webrtc: its SRTP library crashes if loaded after TensorFlow
 from streamlit_webrtc import WebRtcMode, webrtc_streamer  # noqa: E402
@@ -29,13 +28,6 @@ infos = model_infos()
 if not infos:
     st.info("No trained models yet. Train one with `python -m fer_core train --arch fer_resvgg --data DIR`.")
     st.stop()
-
-
-@st.cache_resource(show_spinner="Loading model …", max_entries=4)
-def classifier(model_id: str, stamp: float) -> Classifier:
-    clf = Classifier.from_registry(model_id)
-    video.warm_up(clf)  # compile now, not on the stream's first frames
-    return clf
 
 
 def ice_servers() -> list[dict]:
@@ -63,7 +55,7 @@ with st.sidebar:
                           help="Weight of each face's past probabilities (moving average): higher = steadier "
                                "labels, slower to react. 0 shows raw per-frame predictions.")
 
-clf = classifier(info.id, info.model_file.stat().st_mtime)
+clf = classifier(info)
 if "webcam_processor" not in st.session_state:
     st.session_state.webcam_processor = video.FrameProcessor(clf)
 processor: video.FrameProcessor = st.session_state.webcam_processor

@@ -12,8 +12,7 @@ import streamlit as st
 
 from fer_core import video
 from fer_core.faces import DETECTORS
-from fer_core.predict import Classifier
-from pages.common import emotion_color_map, model_infos
+from pages.common import classifier, emotion_color_map, model_infos
 
 st.set_page_config(page_title="Video Analysis", page_icon="🎞️", layout="wide")
 st.title("Video Analysis")
@@ -24,11 +23,6 @@ infos = model_infos()
 if not infos:
     st.info("No trained models yet. Train one with `python -m fer_core train --arch fer_resvgg --data DIR`.")
     st.stop()
-
-
-@st.cache_resource(show_spinner="Loading model …", max_entries=4)
-def classifier(model_id: str, stamp: float) -> Classifier:
-    return Classifier.from_registry(model_id)
 
 
 @st.cache_data(show_spinner="Generating the sample clip …")
@@ -64,7 +58,7 @@ if st.session_state.get("video_job") != job:
         st.stop()
     bar = st.progress(0.0, text=f"Analysing {name} …")
     try:
-        result = video.analyze_video(data, classifier(info.id, info.model_file.stat().st_mtime), every_n=every,
+        result = video.analyze_video(data, classifier(info), every_n=every,
                                      detector=detector, smoothing=smoothing, annotate=annotate,
                                      progress=lambda d, t, m: bar.progress(min(1.0, d / max(t, 1)), text=m))
     except ValueError as err:
@@ -87,27 +81,26 @@ d.metric("Most of the time", top)
 
 if df.empty:
     st.warning("No face was found in the analysed frames. Try the MTCNN detector, or analyse more frames.")
+left, right = st.columns([3, 2])
 if result.video:
-    st.video(result.video, format="video/mp4")
-
+    left.video(result.video, format="video/mp4")
 if not df.empty:
-    left, right = st.columns([3, 2])
-    with left:
-        strip = df.assign(face=df["face"].map(lambda f: f"face {f}"))
-        fig = px.scatter(strip, x="time", y="face", color="label", color_discrete_map=colors,
-                         hover_data=["confidence"], title="Dominant emotion of each face over time")
-        fig.update_traces(marker=dict(symbol="line-ns-open", size=18, line_width=3))
-        fig.update_layout(height=160 + 50 * df["face"].nunique(), xaxis_title="time (s)", yaxis_title=None)
-        st.plotly_chart(fig)
-    with right:
-        summary = result.summary.reset_index()
-        fig = px.bar(summary, x="share", y="emotion", orientation="h", color="emotion", color_discrete_map=colors,
-                     title="Share of face-time per emotion", range_x=[0, 1])
-        fig.update_layout(showlegend=False, xaxis_tickformat=".0%", height=320)
-        st.plotly_chart(fig)
+    summary = result.summary.reset_index()
+    fig = px.bar(summary, x="share", y="emotion", orientation="h", color="emotion", color_discrete_map=colors,
+                 title="Share of face-time per emotion", range_x=[0, 1])
+    fig.update_layout(showlegend=False, xaxis_tickformat=".0%", height=320)
+    right.plotly_chart(fig)
+
+    strip = df.assign(face=df["face"].map(lambda f: f"face {f}"))
+    fig = px.scatter(strip, x="time", y="face", color="label", color_discrete_map=colors,
+                     hover_data=["confidence"], title="Dominant emotion of each face over time")
+    fig.update_traces(marker=dict(symbol="line-ns-open", size=18, line_width=3))
+    fig.update_layout(height=160 + 50 * df["face"].nunique(), xaxis_title="time (s)", yaxis_title=None)
+    st.plotly_chart(fig)
 
     faces = df["face"].value_counts().index.tolist()
-    face = st.selectbox("Probabilities of face", faces, format_func=lambda f: f"face {f} ({(df['face'] == f).sum()} frames)")
+    face = st.selectbox("Probabilities of face", faces,
+                        format_func=lambda f: f"face {f} ({(df['face'] == f).sum()} frames)")
     long = video.timeline_long(df[df["face"] == face], result.labels)
     fig = px.line(long, x="time", y="probability", color="emotion", color_discrete_map=colors,
                   title=f"Face {face}: emotion probabilities over time (smoothing {smoothing:g})")

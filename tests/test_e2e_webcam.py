@@ -72,7 +72,8 @@ def server(tmp_path):
         deadline = time.monotonic() + SERVER_START_S
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with {proc.returncode}:\n{(tmp_path / 'streamlit.log').read_text()[-3000:]}")
+                log_tail = (tmp_path / "streamlit.log").read_text()[-3000:]
+                pytest.fail(f"streamlit exited with {proc.returncode}:\n{log_tail}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
                     if r.status == 200:
@@ -130,7 +131,8 @@ def test_webcam_page_reports_faces_from_a_fake_camera(server, tmp_path):
         finally:
             browser.close()
     elapsed = time.monotonic() - started
-    print(f"e2e: {reported!r} after {elapsed:.1f} s (annotated video {shown} px wide); screenshot {tmp_path}/webcam.png")
+    print(f"e2e: {reported!r} after {elapsed:.1f} s (annotated video {shown} px wide), "
+          f"screenshot {tmp_path / 'webcam.png'}")
     assert STATUS.search(reported)
     assert shown == 640, "the annotated stream must come back to the browser"
     assert server["proc"].poll() is None, "the server must survive the stream"

@@ -184,7 +184,7 @@ def test_settings_update_at_runtime_and_validation(classifier, clip):
     proc = video.FrameProcessor(classifier)
     assert proc.update(smoothing=0.9, detect_every=2).smoothing == 0.9
     assert proc.settings.detect_every == 2
-    for bad in ({"smoothing": 1.0}, {"detect_every": 0}, {"detector": "yolo"}, {"speed": 3}):
+    for bad in ({"smoothing": 1.0}, {"detect_every": 0}, {"detector": "yolo"}, {"haar_step": 1.0}, {"speed": 3}):
         with pytest.raises(ValueError):
             proc.update(**bad)
     assert proc.settings.smoothing == 0.9, "a rejected update must leave the settings unchanged"
@@ -222,7 +222,7 @@ def test_timeline_summary_weights_time_and_caps_pauses():
     assert s.loc["neutral", "frames"] == 0 and list(s.index) == ["happy", "sad", "neutral"]
     paused = pd.DataFrame({"time": [0.0, 0.1, 0.2, 30.0], "face": 1, "label": ["sad", "sad", "sad", "happy"]})
     s = video.timeline_summary(paused)
-    assert s.loc["sad", "seconds"] == pytest.approx(0.3) and s.loc["happy", "seconds"] == pytest.approx(0.1)
+    assert s.loc["sad", "face_seconds"] == pytest.approx(0.3) and s.loc["happy", "face_seconds"] == pytest.approx(0.1)
     assert video.timeline_summary(video.timeline_frame([], EMOTIONS), EMOTIONS)["share"].sum() == 0
 
 

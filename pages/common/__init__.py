@@ -98,9 +98,19 @@ def keras_model(model_id: str, stamp: float):
     return registry.load_keras_model(registry.get_model(model_id))
 
 
-def load_model(info: registry.ModelInfo):
-    """The cached Keras model of `info`."""
-    return keras_model(info.id, info.model_file.stat().st_mtime)
+@st.cache_resource(show_spinner="Preparing the classifier …", max_entries=16)
+def _classifier(model_id: str, stamp: float):
+    from fer_core.predict import Classifier
+    from fer_core.video import warm_up
+
+    clf = Classifier(keras_model(model_id, stamp), registry.get_model(model_id))
+    warm_up(clf)  # compile for small batches now, not on the first photo or stream frames
+    return clf
+
+
+def classifier(info: registry.ModelInfo):
+    """The cached, compiled `fer_core.predict.Classifier` of `info` (reloaded when its file changes)."""
+    return _classifier(info.id, info.model_file.stat().st_mtime)
 
 
 def emotion_color_map(labels) -> dict[str, str]:
