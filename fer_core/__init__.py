@@ -1,6 +1,7 @@
 """fer_core: facial emotion recognition — data, models, training, evaluation and inference.
 
-One file per stage: labels, data, preprocess, architectures, train, evaluate, registry,
-faces, predict, gradcam, video. Importable without Streamlit; `python -m fer_core` is its CLI.
+One file per stage: labels, data (loading), explore and quality (dataset analysis), preprocess,
+architectures, train, evaluate, registry, images (photo intake), faces, predict, gradcam, video,
+runtime (device). Importable without Streamlit; `python -m fer_core` is its CLI.
 """
 __version__ = "0.1.0"

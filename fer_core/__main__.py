@@ -1,5 +1,8 @@
+import os
 import sys
 
-from .cli import main
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter off the CLI
+
+from .cli import main  # noqa: E402
 
 sys.exit(main())

@@ -31,8 +31,9 @@ def _head(x, num_classes: int):
     return layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
 
 
-def baseline_cnn(num_classes: int = 7, input_shape=(48, 48, 1)) -> keras.Model:
-    """The seed studies' baseline: four plain conv layers, two dropouts, a 128-unit dense layer (≈0.5 M)."""
+def _seed_cnn(num_classes: int, input_shape, dense_units: int, name: str) -> keras.Model:
+    """The seed studies' plain CNN: four valid 3×3 convs (32, 64, 128, 128) with three max-pools,
+    two dropouts, then one ReLU dense layer; only the dense width differs between their two sizes."""
     inputs = keras.Input(input_shape)
     x = layers.Conv2D(32, 3, activation="relu")(inputs)
     x = layers.Conv2D(64, 3, activation="relu")(x)
@@ -44,27 +45,19 @@ def baseline_cnn(num_classes: int = 7, input_shape=(48, 48, 1)) -> keras.Model:
     x = layers.MaxPooling2D()(x)
     x = layers.Dropout(0.25)(x)
     x = layers.Flatten()(x)
-    x = layers.Dense(128, activation="relu")(x)
+    x = layers.Dense(dense_units, activation="relu")(x)
     x = layers.Dropout(0.5)(x)
-    return keras.Model(inputs, _head(x, num_classes), name="baseline_cnn")
+    return keras.Model(inputs, _head(x, num_classes), name=name)
+
+
+def baseline_cnn(num_classes: int = 7, input_shape=(48, 48, 1)) -> keras.Model:
+    """The seed studies' baseline CNN with a 128-unit dense layer (≈0.5 M)."""
+    return _seed_cnn(num_classes, input_shape, 128, "baseline_cnn")
 
 
 def larger_cnn(num_classes: int = 7, input_shape=(48, 48, 1)) -> keras.Model:
-    """The seed studies' larger CNN: the baseline's convs with a 1024-unit dense layer (≈2.4 M)."""
-    inputs = keras.Input(input_shape)
-    x = layers.Conv2D(32, 3, activation="relu")(inputs)
-    x = layers.Conv2D(64, 3, activation="relu")(x)
-    x = layers.MaxPooling2D()(x)
-    x = layers.Dropout(0.25)(x)
-    x = layers.Conv2D(128, 3, activation="relu")(x)
-    x = layers.MaxPooling2D()(x)
-    x = layers.Conv2D(128, 3, activation="relu")(x)
-    x = layers.MaxPooling2D()(x)
-    x = layers.Dropout(0.25)(x)
-    x = layers.Flatten()(x)
-    x = layers.Dense(1024, activation="relu")(x)
-    x = layers.Dropout(0.5)(x)
-    return keras.Model(inputs, _head(x, num_classes), name="larger_cnn")
+    """The seed studies' larger CNN: the same convs with a 1024-unit dense layer (≈2.4 M)."""
+    return _seed_cnn(num_classes, input_shape, 1024, "larger_cnn")
 
 
 def complex_cnn(num_classes: int = 7, input_shape=(48, 48, 1)) -> keras.Model:

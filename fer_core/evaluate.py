@@ -12,6 +12,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -515,6 +516,9 @@ def format_report(result: dict, info: registry.ModelInfo) -> str:
 
 
 def _cmd_models(args) -> int:
+    if args.set_default:
+        info = registry.set_default(args.set_default)
+        print(f"{info.id} is now the default {info.label_set} model", file=sys.stderr)
     rows = [model_summary(info) for info in registry.list_models()]
     if args.json:
         print(json.dumps(rows))
@@ -551,4 +555,5 @@ def add_cli(subparsers) -> None:
 
     p = subparsers.add_parser("models", help="list registered models with their card summaries")
     p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.add_argument("--set-default", metavar="ID", help="make ID the default model of its label set first")
     p.set_defaults(func=_cmd_models)

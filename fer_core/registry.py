@@ -123,3 +123,14 @@ def save_metrics(info: ModelInfo, split: str, metrics: dict) -> None:
     card.setdefault("metrics", {})[split] = metrics
     write_card(info.path, card)
     info.card = card
+
+
+def set_default(model_id: str, models_dir: Path | None = None) -> ModelInfo:
+    """Make `model_id` the default model of its label set (and no other model of that set)."""
+    chosen = get_model(model_id, models_dir)
+    for info in list_models(models_dir):
+        if info.labels == chosen.labels and info.is_default() != (info.id == chosen.id):
+            card = read_card(info.path)
+            card["default"] = info.id == chosen.id
+            write_card(info.path, card)
+    return get_model(model_id, models_dir)

@@ -283,3 +283,15 @@ def test_cli_errors_are_one_line(env, capsys):
     make_model(env / "models", "bright")
     assert cli.main(["evaluate", "--model", "bright", "--data", str(env / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_set_default_moves_the_flag_within_a_label_set(env, capsys):
+    from fer_core import cli
+
+    make_model(env / "models", "first", default=True)
+    make_model(env / "models", "second")
+    assert cli.main(["models", "--json", "--set-default", "second"]) == 0
+    rows = {r["id"]: r["default"] for r in json.loads(capsys.readouterr().out)}
+    assert rows == {"first": False, "second": True}
+    assert registry.default_model(("happy", "sad")).id == "second"
+    assert cli.main(["models", "--set-default", "third"]) == 2
