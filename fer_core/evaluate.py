@@ -518,7 +518,7 @@ def format_report(result: dict, info: registry.ModelInfo) -> str:
 def _cmd_models(args) -> int:
     if args.set_default:
         info = registry.set_default(args.set_default)
-        print(f"{info.id} is now the default {info.label_set} model", file=sys.stderr)
+        print(f"{info.id} is now the default model for label set {info.label_set!r}", file=sys.stderr)
     rows = [model_summary(info) for info in registry.list_models()]
     if args.json:
         print(json.dumps(rows))
