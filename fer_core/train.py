@@ -7,6 +7,7 @@ weights are what ships. The card records the exact command, config, history and 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -238,7 +239,7 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
         state = {"history": {}, "epochs_done": 0, "best_score": -math.inf, "best_epoch": 0, "wait": 0,
                  "elapsed_before_s": 0.0}
         strategy = distribution_strategy()
-        with strategy.scope() if strategy is not None else _nullcontext():
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
             model = build(config.arch, len(labels), pre)
             if config.init_from:
                 copied = initialise_from(model, config.init_from)
@@ -302,14 +303,6 @@ def initialise_from(model, model_id: str) -> int:
     if copied == 0:
         raise ValueError(f"{model_id} shares no layers with this architecture; cannot initialise from it")
     return copied
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _default_id(config: TrainConfig, labels) -> str:
