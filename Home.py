@@ -26,13 +26,13 @@ for col, (page, label, icon) in zip(cols, [
     col.page_link(page, label=label, icon=icon)
 
 
-@st.cache_resource(show_spinner="Checking TensorFlow devices …")
+@st.cache_resource(show_spinner="Checking compute devices …")
 def _device() -> str:
     return device_description()
 
 
 st.subheader("Compute")
-st.write(f"TensorFlow runs on: **{_device()}**")
+st.write(f"Models compute on: **{_device()}**")
 
 st.subheader("Dataset")
 dataset = dataset_sidebar()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from . import registry
 from .data import FerDataset, load_dataset, resolve_split
 from .labels import label_set_name
 from .predict import Classifier, as_probabilities
+from .runtime import device_description
 
 EVAL_SPLITS = ("test", "validation")
 ECE_BINS = 15
@@ -219,25 +219,7 @@ def evaluate_predictions(pred: Predictions) -> dict:
     }
 
 
-# ----------------------------------------------------------------------------- latency and device
-
-def device_description() -> str:
-    """What this machine computes on: the GPU name, else the CPU model and core count."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        return f"GPU: {details.get('device_name', gpus[0].name)}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"CPU: {cpu} ({cores} cores)"
-
+# ----------------------------------------------------------------------------- latency
 
 def measure_latency(info: registry.ModelInfo, model=None, repeats: int = 30) -> float:
     """Median milliseconds to classify one 48×48 face (preprocessing included) with a compiled call.
@@ -334,14 +316,26 @@ def load_predictions(info: registry.ModelInfo, split: str) -> Predictions | None
 
 # ----------------------------------------------------------------------------- comparison tables
 
+def training_budget(training: dict) -> tuple[int, float]:
+    """Epochs and wall-clock minutes a model's weights cost, its `--init-from` ancestors included,
+    so a fine-tuned model is not made to look cheaper than it was."""
+    epochs, seconds = 0, 0.0
+    while training:
+        epochs += int(training.get("epochs_run") or 0)
+        seconds += float(training.get("wall_time_s") or 0.0)
+        training = training.get("init_from") or {}
+    return epochs, round(seconds / 60, 1)
+
+
 def model_summary(info: registry.ModelInfo) -> dict:
-    """One registry row: identity, label set, size and saved accuracies of a model."""
+    """One registry row: identity, label set, size, training budget and saved accuracies of a model."""
     size = info.card.get("file_size_bytes") or (info.model_file.stat().st_size if info.model_file.exists() else 0)
     val, test = info.metrics("validation") or {}, info.metrics("test") or {}
+    epochs, minutes = training_budget(info.card.get("training") or {})
     return {"id": info.id, "name": info.name, "architecture": info.card.get("architecture", ""),
             "labels": list(info.labels), "label_set": info.label_set, "params": info.card.get("params"),
-            "size_mb": round(size / 1e6, 2), "default": info.is_default(),
-            "validation_accuracy": val.get("accuracy"), "test_accuracy": test.get("accuracy")}
+            "size_mb": round(size / 1e6, 2), "default": info.is_default(), "epochs": epochs,
+            "train_minutes": minutes, "validation_accuracy": val.get("accuracy"), "test_accuracy": test.get("accuracy")}
 
 
 def is_evaluated(info: registry.ModelInfo, split: str) -> bool:
@@ -358,11 +352,13 @@ def leaderboard(infos, split: str):
         m = info.metrics(split) or {}
         s = model_summary(info)
         rows.append({"model": info.id, "architecture": s["architecture"], "params": s["params"],
-                     "size MB": s["size_mb"], "accuracy": m.get("accuracy"), "macro-F1": m.get("macro_f1"),
+                     "size MB": s["size_mb"], "epochs": s["epochs"], "train min": s["train_minutes"],
+                     "accuracy": m.get("accuracy"), "macro-F1": m.get("macro_f1"),
                      "log-loss": m.get("log_loss"), "ECE": m.get("ece"),
                      "latency ms/face": m.get("latency_ms_per_face"), "images": m.get("n"),
                      "TTA": m.get("tta"), "evaluated on": m.get("split_description", "not evaluated")})
-    frame = pd.DataFrame(rows, columns=["model", "architecture", "params", "size MB", "accuracy", "macro-F1",
+    frame = pd.DataFrame(rows, columns=["model", "architecture", "params", "size MB", "epochs", "train min",
+                                        "accuracy", "macro-F1",
                                         "log-loss", "ECE", "latency ms/face", "images", "TTA", "evaluated on"])
     return frame.sort_values("accuracy", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
 
@@ -533,7 +529,8 @@ def _cmd_models(args) -> int:
 
     table = pd.DataFrame({"id": r["id"], "name": r["name"], "architecture": r["architecture"],
                           "labels": r["label_set"], "params": f"{r['params']:,}" if r["params"] else "-",
-                          "size MB": f"{r['size_mb']:.2f}", "default": "yes" if r["default"] else "",
+                          "size MB": f"{r['size_mb']:.2f}", "epochs": r["epochs"],
+                          "train min": f"{r['train_minutes']:.0f}", "default": "yes" if r["default"] else "",
                           "val acc": acc(r["validation_accuracy"]), "test acc": acc(r["test_accuracy"])}
                          for r in rows)
     print(table.to_string(index=False))

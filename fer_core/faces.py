@@ -116,9 +116,25 @@ def get_detector(name: str = "haar", **kw):
     return _cached_detector(key, tuple(sorted(kw.items())))
 
 
+def box_intersection(a, b) -> float:
+    """Overlapping area of two (x, y, w, h) boxes."""
+    iw = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    ih = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return iw * ih
+
+
+def drop_enclosing(faces: list[Face], min_cover: float = 0.8) -> list[Face]:
+    """Faces without those whose box encloses another face's box: a "face" drawn around a face is a
+    detector false positive (Haar finds them on large photos)."""
+    def encloses(big, small):
+        return big[2] * big[3] > small[2] * small[3] and box_intersection(big, small) >= min_cover * small[2] * small[3]
+    return [f for f in faces if not any(encloses(f.box, other.box) for other in faces if other is not f)]
+
+
 def detect_faces(image_rgb: np.ndarray, detector="haar", min_size: int = DEFAULT_MIN_SIZE,
                  max_side: int = DEFAULT_MAX_SIDE) -> list[Face]:
-    """Faces in an RGB (or gray) image, largest first, boxes in original pixels.
+    """Faces in an RGB (or gray) image, largest first, boxes in original pixels, without boxes that
+    enclose another face (false positives).
 
     Photos whose longer side exceeds `max_side` are downscaled for detection (speed) and the boxes
     scaled back; `min_size` is the smallest face side kept, in original pixels. A sliding-window
@@ -137,7 +153,7 @@ def detect_faces(image_rgb: np.ndarray, detector="haar", min_size: int = DEFAULT
     faces = det.detect(small, min_size=max(8, int(round(min_size * scale))))
     if scale < 1.0:
         faces = [_rescale(f, 1.0 / scale, w, h) for f in faces]
-    faces = [f for f in faces if min(f.box[2], f.box[3]) >= min_size]
+    faces = drop_enclosing([f for f in faces if min(f.box[2], f.box[3]) >= min_size])
     return sorted(faces, key=lambda f: f.box[2] * f.box[3], reverse=True)
 
 

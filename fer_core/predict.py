@@ -64,10 +64,7 @@ class Classifier:
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         if self._forward is None:
-            import tensorflow as tf
-
-            model = self.model
-            self._forward = tf.function(lambda t: model(t, training=False))
+            self._forward = compiled_forward(self.model)
         top = BATCH_BUCKETS[-1]
         outs = []
         for start in range(0, len(x), top):
@@ -76,7 +73,7 @@ class Classifier:
             if size != len(chunk):
                 pad = np.zeros((size - len(chunk),) + chunk.shape[1:], np.float32)
                 chunk = np.concatenate([chunk, pad])
-            outs.append(self._forward(chunk).numpy()[: min(top, len(x) - start)])
+            outs.append(np.asarray(self._forward(chunk))[: min(top, len(x) - start)])
         return np.concatenate(outs).astype(np.float32)
 
     def _check_shapes(self) -> None:
@@ -89,6 +86,19 @@ class Classifier:
         if got != want:
             raise RegistryError(f"model {self.info.id!r} expects input {got} but its card's preprocessing "
                                 f"produces {want}")
+
+
+def compiled_forward(model):
+    """`model(x)` as a compiled call returning NumPy: a tf.function on TensorFlow (≈10× faster than
+    `model.predict` for one face), the backend-compiled `predict_on_batch` on JAX or PyTorch."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return model.predict_on_batch
+    import tensorflow as tf
+
+    forward = tf.function(lambda t: model(t, training=False))
+    return lambda x: forward(x).numpy()
 
 
 def as_probabilities(out: np.ndarray) -> np.ndarray:

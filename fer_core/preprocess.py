@@ -50,7 +50,11 @@ class Preprocessing:
             stack = [faces]
         else:
             stack = list(faces)
-        x = self.prepare_uint8(stack).astype(np.float32)[..., None]
+        return self.to_input(self.prepare_uint8(stack))
+
+    def to_input(self, faces: np.ndarray) -> np.ndarray:
+        """Prepared N×S×S faces in 0–255 (uint8 or augmented floats) → the model's float32 N×S×S×C input."""
+        x = faces.astype(np.float32)[..., None]
         if self.channels == 3:
             x = np.repeat(x, 3, axis=-1)
         if self.scale == "unit":

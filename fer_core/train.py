@@ -1,7 +1,9 @@
 """Training: dataset → tf.data pipeline → Keras fit → `models/<id>/` with a model card.
 
 Images are decoded once (the data layer's cache), held in memory, shuffled and augmented per
-face in a parallel tf.data pipeline (cheap TensorFlow ops: flip, zoom, shift, brightness, contrast). Every epoch writes a resumable
+face in a parallel tf.data pipeline (cheap TensorFlow ops: flip, zoom, shift, brightness, contrast);
+on JAX or PyTorch backends a NumPy twin of the same pipeline feeds Keras instead, so training runs
+on a GPU machine without TensorFlow. Every epoch writes a resumable
 checkpoint under `runs/<id>/`; early stopping watches validation accuracy and the best epoch's
 weights are what ships. The card records the exact command, config, history and device.
 """
@@ -18,13 +20,14 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from . import registry
 from .data import FerDataset, load_dataset
 from .labels import label_set_name, parse_label_set
 from .preprocess import Preprocessing
-from .runtime import device_description, distribution_strategy, set_precision
+from .runtime import device_description, distribution_strategy, needs_xla, set_precision
 
 AUGMENTATIONS = ("none", "light", "standard", "strong")
 SCHEDULES = ("onecycle", "cosine", "constant")
@@ -88,8 +91,8 @@ def augment_face(x, level: str):
     x = tf.image.resize(x, (scaled, scaled))
     x = tf.pad(x, [[shift, shift], [shift, shift], [0, 0]], mode="SYMMETRIC")
     x = tf.image.random_crop(x, (size, size, 1))
-    x = x * tf.random.uniform([], 1 - contrast, 1 + contrast) + \
-        (1 - tf.random.uniform([], 1 - contrast, 1 + contrast)) * tf.reduce_mean(x)
+    mean = tf.reduce_mean(x)
+    x = (x - mean) * tf.random.uniform([], 1 - contrast, 1 + contrast) + mean
     x = x + tf.random.uniform([], -bright, bright) * 255.0
     return tf.clip_by_value(x, 0.0, 255.0)
 
@@ -133,6 +136,65 @@ def make_tf_dataset(images: np.ndarray, labels: np.ndarray, preprocessing: Prepr
             .map(per_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE).with_options(opts))
 
 
+def augment_batch(faces: np.ndarray, level: str, rng: np.random.Generator) -> np.ndarray:
+    """NumPy twin of `augment_face` for a whole N×H×W batch in 0–255: the same flip, zoom-in, shift,
+    contrast and brightness jitter at the same strengths, for Keras backends without TensorFlow."""
+    x = faces.astype(np.float32)
+    if level == "none":
+        return x
+    max_shift, zoom, bright, contrast = _AUGMENT_STRENGTH[level]
+    n, size = len(x), x.shape[1]
+    x = np.where((rng.random(n) < 0.5)[:, None, None], x[:, :, ::-1], x)
+    scale = rng.uniform(1.0, zoom, (n, 1))
+    for axis in (1, 2):  # zoom + shift is separable: resample rows, then columns (bilinear, mirrored edges)
+        centre = (size - 1) / 2
+        src = centre + (np.arange(size)[None, :] - centre) / scale + rng.uniform(-max_shift, max_shift, (n, 1))
+        src = np.abs(src)
+        src = np.where(src > size - 1, 2 * (size - 1) - src, src).clip(0, size - 1)
+        lo = np.minimum(np.floor(src).astype(np.intp), size - 2)
+        frac = (src - lo).astype(np.float32)
+        shape = (n, size, 1) if axis == 1 else (n, 1, size)
+        lo, frac = lo.reshape(shape), frac.reshape(shape)
+        x = (np.take_along_axis(x, np.broadcast_to(lo, x.shape), axis) * (1 - frac)
+             + np.take_along_axis(x, np.broadcast_to(lo + 1, x.shape), axis) * frac)
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    x = (x - mean) * rng.uniform(1 - contrast, 1 + contrast, (n, 1, 1)).astype(np.float32) + mean
+    x = x + rng.uniform(-bright * 255.0, bright * 255.0, (n, 1, 1)).astype(np.float32)
+    return np.clip(x, 0.0, 255.0, out=x)
+
+
+class NumpyBatches(keras.utils.PyDataset):
+    """The input pipeline for JAX/PyTorch backends (no TensorFlow): shuffled, `augment_batch`-ed,
+    one-hot batches built in NumPy from the once-decoded uint8 faces."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, preprocessing: Preprocessing, num_classes: int,
+                 batch_size: int = 64, augment: str = "none", shuffle: bool = False, seed: int = 0):
+        super().__init__()
+        self.images, self.labels, self.pre = images, labels.astype(np.int64), preprocessing
+        self.num_classes, self.batch_size, self.augment, self.shuffle = num_classes, batch_size, augment, shuffle
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(images)) if shuffle else np.arange(len(images))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.images) / self.batch_size)
+
+    def __getitem__(self, index: int):
+        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        faces = augment_batch(self.images[rows], self.augment, self.rng)
+        return self.pre.to_input(faces), np.eye(self.num_classes, dtype=np.float32)[self.labels[rows]]
+
+    def on_epoch_end(self) -> None:
+        if self.shuffle:
+            self.order = self.rng.permutation(len(self.images))
+
+
+def make_input(images: np.ndarray, labels: np.ndarray, preprocessing: Preprocessing, num_classes: int,
+               batch_size: int = 64, augment: str = "none", shuffle: bool = False, seed: int = 0):
+    """The fastest input pipeline the Keras backend can use: tf.data on TensorFlow, NumPy batches elsewhere."""
+    maker = make_tf_dataset if keras.backend.backend() == "tensorflow" else NumpyBatches
+    return maker(images, labels, preprocessing, num_classes, batch_size, augment, shuffle, seed)
+
+
 def split_for_training(dataset: FerDataset, seed: int, val_fraction: float = 0.1) -> tuple[FerDataset, FerDataset, str]:
     """Training rows and the validation rows early stopping watches (never test rows).
 
@@ -157,8 +219,6 @@ def split_for_training(dataset: FerDataset, seed: int, val_fraction: float = 0.1
 
 def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
     """One-cycle (warm-up then cosine decay), plain cosine, or a constant learning rate."""
-    import keras
-
     total = max(1, config.epochs * steps_per_epoch)
     if config.schedule == "constant":
         return config.learning_rate
@@ -171,8 +231,6 @@ def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
 
 def _checkpoint_callback(run_dir: Path, state: dict, patience: int):
     """Save the full model (with optimizer) and the run state each epoch; keep the best weights; stop early."""
-    import keras
-
     class Checkpoint(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             logs = {k: float(v) for k, v in (logs or {}).items()}
@@ -203,8 +261,6 @@ def _checkpoint_callback(run_dir: Path, state: dict, patience: int):
 def train(config: TrainConfig, *, resume: bool = False, command: str | None = None,
           runs_dir: Path | None = None, verbose: int | str = "auto") -> registry.ModelInfo:
     """Train `config.arch` on `config.data`, write `models/<id>/model.keras` + `card.json`, return its info."""
-    import keras
-
     from .architectures import build, get_architecture
 
     full = load_dataset(config.data)
@@ -226,9 +282,9 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
     policy = set_precision(config.mixed_precision)
 
     steps = math.ceil(len(train_rows) / config.batch_size)
-    train_ds = make_tf_dataset(pre.prepare_uint8(train_rows.images), train_rows.labels, pre, len(labels), config.batch_size,
+    train_ds = make_input(pre.prepare_uint8(train_rows.images), train_rows.labels, pre, len(labels), config.batch_size,
                                config.augment, shuffle=True, seed=config.seed)
-    val_ds = make_tf_dataset(pre.prepare_uint8(val_rows.images), val_rows.labels, pre, len(labels), 256)
+    val_ds = make_input(pre.prepare_uint8(val_rows.images), val_rows.labels, pre, len(labels), 256)
 
     state_file = run_dir / "state.json"
     if resume and state_file.exists() and (run_dir / "checkpoint.keras").exists():
@@ -248,6 +304,8 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
                 optimizer=keras.optimizers.AdamW(learning_rate_schedule(config, steps), weight_decay=config.weight_decay),
                 loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
                 metrics=["accuracy"])
+    if needs_xla(policy):
+        model.jit_compile = True
     state["elapsed_before_s"] = state.get("elapsed_s", state["elapsed_before_s"])
     state["started"] = time.time()
 
@@ -256,7 +314,8 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
                   callbacks=[_checkpoint_callback(run_dir, state, config.patience)], verbose=verbose)
     wall = state.get("elapsed_s", 0.0)
 
-    final = build(config.arch, len(labels), pre)  # uncompiled twin: ships without optimizer state
+    set_precision("off")  # the shipped twin computes in float32 and carries no optimizer state
+    final = build(config.arch, len(labels), pre)
     final.load_weights(run_dir / "best.weights.h5")
     out.mkdir(parents=True, exist_ok=True)
     final.save(out / registry.MODEL_FILE)
@@ -281,6 +340,8 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
                      "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         "metrics": {},
     }
+    if config.init_from:  # keep the parent's recipe so the whole chain of commands is on record
+        card["training"]["init_from"] = _lineage(config.init_from)
     if (out / registry.CARD_FILE).exists():  # keep the default flag a maintainer set
         card["default"] = registry.read_card(out).get("default", False)
     registry.write_card(out, card)
@@ -303,6 +364,14 @@ def initialise_from(model, model_id: str) -> int:
     if copied == 0:
         raise ValueError(f"{model_id} shares no layers with this architecture; cannot initialise from it")
     return copied
+
+
+def _lineage(model_id: str) -> dict:
+    """The training record of the model a run was initialised from (its own lineage included)."""
+    parent = registry.get_model(model_id).card.get("training", {})
+    keys = ("command", "config", "best_epoch", "epochs_run", "wall_time_s", "device", "precision_policy",
+            "finished_at", "history", "init_from")
+    return {"id": model_id, **{k: parent[k] for k in keys if k in parent}}
 
 
 def _default_id(config: TrainConfig, labels) -> str:

@@ -89,16 +89,9 @@ class _Track:
     missed: int = 0
 
 
-def box_intersection(a, b) -> float:
-    """Overlapping area of two (x, y, w, h) boxes."""
-    iw = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    ih = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    return iw * ih
-
-
 def box_iou(a, b) -> float:
     """Intersection over union of two (x, y, w, h) boxes."""
-    inter = box_intersection(a, b)
+    inter = fer_faces.box_intersection(a, b)
     union = a[2] * a[3] + b[2] * b[3] - inter
     return inter / union if union > 0 else 0.0
 
@@ -126,13 +119,6 @@ def match_boxes(old, new, min_similarity: float = 0.3) -> list[tuple[int, int]]:
             used_new.add(j)
             matched.append((i, j))
     return matched
-
-
-def drop_enclosing(boxes, min_cover: float = 0.8) -> list:
-    """Boxes without those that enclose another box: a "face" around a face is a detector false positive."""
-    def encloses(big, small):
-        return big[2] * big[3] > small[2] * small[3] and box_intersection(big, small) >= min_cover * small[2] * small[3]
-    return [b for b in boxes if not any(encloses(b, other) for other in boxes if other is not b)]
 
 
 def box_shift(prev_gray: np.ndarray, gray: np.ndarray, box) -> tuple[float, float] | None:
@@ -277,7 +263,7 @@ class FrameProcessor:
         detector = fer_faces.get_detector("haar", scale_factor=float(s.haar_step)) if s.detector == "haar" \
             else fer_faces.get_detector(s.detector)
         found = fer_faces.detect_faces(rgb, detector=detector, min_size=int(s.min_face), max_side=int(s.detect_side))
-        boxes = drop_enclosing([tuple(int(v) for v in f.box) for f in found])
+        boxes = [tuple(int(v) for v in f.box) for f in found]  # detect_faces already dropped enclosing boxes
         pairs = match_boxes([tr.box for tr in self._tracks], boxes, s.match_similarity)
         seen_tracks, seen_boxes = {i for i, _ in pairs}, {j for _, j in pairs}
         for i, j in pairs:

@@ -57,6 +57,8 @@ st.dataframe(board, hide_index=True, column_config={
     "size MB": st.column_config.NumberColumn(format="%.2f"),
     **{c: st.column_config.NumberColumn(format="%.4f") for c in ("accuracy", "macro-F1", "log-loss", "ECE")},
     "latency ms/face": st.column_config.NumberColumn(format="%.2f"),
+    "train min": st.column_config.NumberColumn(format="%.1f", help="wall-clock training time, including the "
+                                               "model it was fine-tuned from (--init-from)"),
 })
 missing = [i.id for i in selected if not ev.is_evaluated(i, split)]
 if missing:
@@ -68,9 +70,12 @@ if measured:
     st.caption("Measured on: " + "; ".join(measured) + ". Latency: median single-face call on "
                + "; ".join(sorted({i.metrics(split).get("device", "?") for i in evaluated})) + ".")
 if len(evaluated) >= 2:
-    fig = px.scatter(board.dropna(subset=["accuracy"]), x="latency ms/face", y="accuracy", size="size MB",
-                     color="model", hover_data=["params", "macro-F1"], title="Accuracy vs latency (size = file MB)")
-    st.plotly_chart(fig)
+    scored = board.dropna(subset=["accuracy"])
+    speed, cost = st.columns(2)
+    speed.plotly_chart(px.scatter(scored, x="latency ms/face", y="accuracy", size="size MB", color="model",
+                                  hover_data=["params", "macro-F1"], title="Accuracy vs latency (size = file MB)"))
+    cost.plotly_chart(px.scatter(scored, x="train min", y="accuracy", color="model", hover_data=["epochs", "params"],
+                                 title="Accuracy vs training time (minutes on the card's device)"))
 
 # ----------------------------------------------------------------------------- training curves
 st.header("Training curves")

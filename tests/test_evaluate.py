@@ -295,3 +295,11 @@ def test_set_default_moves_the_flag_within_a_label_set(env, capsys):
     assert rows == {"first": False, "second": True}
     assert registry.default_model(("happy", "sad")).id == "second"
     assert cli.main(["models", "--set-default", "third"]) == 2
+
+
+def test_training_budget_counts_the_init_from_chain():
+    parent = {"epochs_run": 20, "wall_time_s": 6000.0}
+    child = {"epochs_run": 4, "wall_time_s": 900.0, "init_from": {"id": "p", **parent}}
+    assert ev.training_budget(child) == (24, 115.0)
+    assert ev.training_budget(parent) == (20, 100.0)
+    assert ev.training_budget({}) == (0, 0.0)

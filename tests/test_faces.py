@@ -120,3 +120,15 @@ def test_face_to_dict_is_plain_json_types():
     assert d == {"box": [1, 2, 3, 4], "score": 0.5, "landmarks": {"nose": [3, 4]}}
     assert type(d["box"][0]) is int and type(d["score"]) is float
     assert faces.HaarDetector.name == "haar"
+
+
+def test_boxes_enclosing_another_face_are_dropped_as_false_positives():
+    inner, around, elsewhere = Face((100, 100, 50, 50), 0.9), Face((80, 80, 100, 100), 0.8), Face((300, 40, 60, 60), 0.9)
+
+    class Fixed:
+        def detect(self, image, min_size):
+            return [around, inner, elsewhere]
+
+    found = detect_faces(np.zeros((400, 400, 3), np.uint8), Fixed(), min_size=20, max_side=0)
+    assert [f.box for f in found] == [elsewhere.box, inner.box]  # largest first, the enclosing box gone
+    assert len(faces.drop_enclosing([around, Face((150, 150, 60, 60), 0.9)])) == 2  # mere overlap is kept

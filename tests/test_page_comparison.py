@@ -98,10 +98,12 @@ def test_page_from_fixture_evaluations(env):
         assert row["log-loss"] == pytest.approx(r["log_loss"])
         assert row["latency ms/face"] == pytest.approx(r["latency_ms_per_face"])
     assert board["params"].tolist() == [4, 4]
+    assert "train min" in board.columns and "epochs" in board.columns
 
-    # scatter, training curves, per-class F1, two confusion matrices, reliability, McNemar heat map
+    # two scatters (latency, training time), training curves, per-class F1, two confusion matrices,
+    # reliability, McNemar heat map
     figures = charts(at)
-    assert len(figures) == 7
+    assert len(figures) == 8
     pairs = at.dataframe[1].value
     assert (pairs["A right, B wrong"][0], pairs["A wrong, B right"][0], pairs["p-value"][0]) == (1, 1, 1.0)
 
@@ -114,13 +116,13 @@ def test_page_from_fixture_evaluations(env):
     conf = ev.misclassified(pred, *(("happy", "sad") if mistake.startswith("happy") else ("sad", "happy")))
     assert at.image[0].captions == [f"{conf['confidence'][0]:.0%} / {conf['p_true'][0]:.0%}"]
 
-    counts = json.loads(figures[3].proto.spec)
+    counts = json.loads(figures[4].proto.spec)
     np.testing.assert_array_equal(heatmap_z(counts), [[3, 1], [1, 2]])
 
     # normalised confusion matrices: each true-class row sums to 1
     at.radio(key="cm_mode").set_value(at.radio(key="cm_mode").options[1]).run()
     assert not at.exception
-    spec = json.loads(charts(at)[3].proto.spec)
+    spec = json.loads(charts(at)[4].proto.spec)
     assert spec["layout"]["title"]["text"].startswith("bright_a")
     np.testing.assert_allclose(heatmap_z(spec), [[0.75, 0.25], [1 / 3, 2 / 3]])
 

@@ -37,7 +37,7 @@ def test_home_without_dataset_or_models_says_what_to_do(env, monkeypatch):
     assert not at.exception
     text = page_text(at)
     assert "Facial Emotion Recognition Dashboard" in text
-    assert "TensorFlow runs on: **CPU (" in text or "GPU (" in text
+    assert "Models compute on: **CPU" in text or "GPU (" in text
     assert "Could not load the dataset" in text and "does not exist" in text
     assert "No trained models found" in text and "python -m fer_core train" in text
 

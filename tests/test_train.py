@@ -1,12 +1,18 @@
 """Training on a tiny fixture writes a loadable model and a complete card, and resumes after a kill."""
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fer_core import cli, registry
 from fer_core.preprocess import Preprocessing
-from fer_core.train import TrainConfig, make_tf_dataset, split_for_training, train
+from fer_core import train as train_module
+from fer_core.train import (NumpyBatches, TrainConfig, augment_batch, make_tf_dataset, split_for_training,
+                             train)
 from tests.fixtures import write_course_layout, write_kaggle_layout
 
 
@@ -89,6 +95,65 @@ def test_four_class_training_on_course_layout_with_init_from(tmp_path, monkeypat
                               init_from="base", out=str(tmp_path / "models" / "tuned")), verbose=0)
     assert tuned.labels == ("happy", "sad")
     assert tuned.card["dataset"]["split_sizes"]["validation"] == 4
+    lineage = tuned.card["training"]["init_from"]  # the parent's recipe travels with the fine-tuned card
+    assert lineage["id"] == "base" and lineage["command"] == base.card["training"]["command"]
+    assert lineage["epochs_run"] == 1 and "init_from" not in base.card["training"]
+
+
+def test_numpy_augmentation_keeps_shape_range_and_mean():
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (16, 48, 48), dtype=np.uint8)
+    np.testing.assert_array_equal(augment_batch(faces, "none", rng), faces.astype(np.float32))
+    out = augment_batch(faces, "standard", np.random.default_rng(1))
+    assert out.shape == faces.shape and out.dtype == np.float32
+    assert out.min() >= 0 and out.max() <= 255
+    assert not np.allclose(out, faces)  # something moved
+    np.testing.assert_allclose(out.mean(axis=(1, 2)), faces.mean(axis=(1, 2)), atol=0.12 * 255)
+    np.testing.assert_array_equal(out, augment_batch(faces, "standard", np.random.default_rng(1)))  # seeded
+    gradient = np.tile(np.arange(48, dtype=np.uint8) * 5, (48, 1))[None]  # left→right ramp
+    flipped = [augment_batch(gradient, "light", np.random.default_rng(s))[0] for s in range(12)]
+    directions = {bool(f[:, -1].mean() > f[:, 0].mean()) for f in flipped}
+    assert directions == {True, False}  # both orientations occur
+
+
+def test_numpy_batches_shuffle_scale_and_one_hot():
+    images = np.full((10, 48, 48), 255, np.uint8)
+    batches = NumpyBatches(images, np.arange(10) % 3, Preprocessing(48, 3, "symmetric"), 3, batch_size=4,
+                           shuffle=True, seed=0)
+    assert len(batches) == 3
+    x, y = batches[2]
+    assert x.shape == (2, 48, 48, 3) and y.shape == (2, 3)
+    np.testing.assert_allclose(x, 1.0)  # no augmentation: white stays exactly white
+    first = batches.order.copy()
+    batches.on_epoch_end()
+    assert sorted(batches.order) == list(range(10)) and not np.array_equal(first, batches.order)
+    labels = np.concatenate([batches[i][1].argmax(1) for i in range(len(batches))])
+    assert sorted(labels) == sorted(np.arange(10) % 3)
+
+
+def test_non_tensorflow_backends_train_through_numpy_batches(tiny_kaggle, tmp_path, monkeypatch):
+    """What a JAX/PyTorch backend runs: the whole fit fed by NumpyBatches instead of tf.data."""
+    used = []
+    monkeypatch.setattr(train_module.keras.backend, "backend", lambda: "jax")
+    monkeypatch.setattr(train_module, "NumpyBatches", lambda *a, **k: used.append(a[4:]) or NumpyBatches(*a, **k))
+    info = train(TrainConfig(arch="baseline_cnn", data=str(tiny_kaggle), epochs=1, batch_size=8,
+                             out=str(tmp_path / "models" / "numpy_fed")), verbose=0)
+    assert info.card["training"]["epochs_run"] == 1 and used[0][0] == 8  # the batch size reached it
+    assert len(used) == 2  # training and validation batches
+
+
+def test_training_with_jax_and_without_tensorflow(tiny_kaggle, tmp_path):
+    """The GPU machine has JAX but no TensorFlow: training must not import it (skipped without JAX)."""
+    pytest.importorskip("jax")
+    script = ("import sys; sys.modules['tensorflow'] = None; from fer_core.cli import main; "
+              "sys.exit(main(sys.argv[1:]))")
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    run = subprocess.run([sys.executable, "-c", script, "train", "--arch", "baseline_cnn", "--data", str(tiny_kaggle),
+                          "--epochs", "1", "--batch-size", "8", "--out", str(tmp_path / "models" / "jax_run")],
+                         env=env, cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    card = json.loads((tmp_path / "models" / "jax_run" / "card.json").read_text())
+    assert "Keras backend jax" in card["training"]["device"] and "validation" in card["metrics"]
 
 
 def test_bad_arguments_give_one_line_errors(tmp_path, capsys):
