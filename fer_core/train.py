@@ -283,7 +283,7 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
 
     steps = math.ceil(len(train_rows) / config.batch_size)
     train_ds = make_input(pre.prepare_uint8(train_rows.images), train_rows.labels, pre, len(labels), config.batch_size,
-                               config.augment, shuffle=True, seed=config.seed)
+                          config.augment, shuffle=True, seed=config.seed)
     val_ds = make_input(pre.prepare_uint8(val_rows.images), val_rows.labels, pre, len(labels), 256)
 
     state_file = run_dir / "state.json"
