@@ -81,8 +81,8 @@ def set_precision(mode: str) -> str:
 
 
 def needs_xla(policy: str) -> bool:
-    """bfloat16 on a TensorFlow CPU is fast only when XLA fuses it: ≈1.3× float32 on this AVX-512 BF16
-    CPU, but ≈9× slower than float32 without XLA (measured per training step of fer_resvgg)."""
+    """bfloat16 on a TensorFlow CPU is fast only when XLA fuses it: ≈1.1–1.2× float32 on this AVX-512
+    BF16 CPU, but ≈9× slower than float32 without XLA (bench/bench_train_precision.py, fer_resvgg)."""
     import keras
 
     return policy == "mixed_bfloat16" and keras.backend.backend() == "tensorflow" and not gpu_names()
