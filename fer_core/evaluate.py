@@ -23,7 +23,7 @@ import numpy as np
 from . import registry
 from .data import FerDataset, load_dataset, resolve_split
 from .labels import label_set_name
-from .predict import Classifier, as_probabilities
+from .predict import Classifier
 from .runtime import device_description
 
 EVAL_SPLITS = ("test", "validation")
@@ -185,17 +185,11 @@ def predict_split(info: registry.ModelInfo, dataset: FerDataset, split: str = "t
     index = {e: k for k, e in enumerate(info.labels)}
     y_true = np.array([index[e] for e in names[keep]], dtype=np.int16)
     images, files = rows.images[keep], rows.files[keep]
-    model = model if model is not None else registry.load_keras_model(info)
-    pre = info.preprocessing
+    # the app's own inference path: the card's preprocessing, shape checks and flip-TTA live there
+    classifier = Classifier(model if model is not None else registry.load_keras_model(info), info)
     out = []
     for start in range(0, len(images), batch_size):
-        x = pre.apply(images[start:start + batch_size])
-        p = as_probabilities(model.predict_on_batch(x))
-        if p.shape[1] != len(info.labels):
-            raise ValueError(f"{info.id} outputs {p.shape[1]} classes but its card lists {len(info.labels)}")
-        if tta:  # average with the horizontally mirrored faces
-            p = (p + as_probabilities(model.predict_on_batch(x[:, :, ::-1, :]))) / 2
-        out.append(p)
+        out.append(classifier.predict(images[start:start + batch_size], tta=tta))
         if progress:
             done = min(start + batch_size, len(images))
             progress(done, len(images), f"{info.id}: {done:,} of {len(images):,} images")

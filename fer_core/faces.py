@@ -123,6 +123,13 @@ def box_intersection(a, b) -> float:
     return iw * ih
 
 
+def box_iou(a, b) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    inter = box_intersection(a, b)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
 def drop_enclosing(faces: list[Face], min_cover: float = 0.8) -> list[Face]:
     """Faces without those whose box encloses another face's box: a "face" drawn around a face is a
     detector false positive (Haar finds them on large photos)."""

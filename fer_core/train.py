@@ -145,9 +145,8 @@ def augment_batch(faces: np.ndarray, level: str, rng: np.random.Generator) -> np
     max_shift, zoom, bright, contrast = _AUGMENT_STRENGTH[level]
     n, size = len(x), x.shape[1]
     x = np.where((rng.random(n) < 0.5)[:, None, None], x[:, :, ::-1], x)
-    scale = rng.uniform(1.0, zoom, (n, 1))
+    scale, centre = rng.uniform(1.0, zoom, (n, 1)), (size - 1) / 2
     for axis in (1, 2):  # zoom + shift is separable: resample rows, then columns (bilinear, mirrored edges)
-        centre = (size - 1) / 2
         src = centre + (np.arange(size)[None, :] - centre) / scale + rng.uniform(-max_shift, max_shift, (n, 1))
         src = np.abs(src)
         src = np.where(src > size - 1, 2 * (size - 1) - src, src).clip(0, size - 1)

@@ -89,17 +89,10 @@ class _Track:
     missed: int = 0
 
 
-def box_iou(a, b) -> float:
-    """Intersection over union of two (x, y, w, h) boxes."""
-    inter = fer_faces.box_intersection(a, b)
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
-
-
 def box_similarity(a, b) -> float:
     """How likely two boxes are the same face in consecutive frames: IoU, or for similar-sized boxes
     1 − centre distance / (1.5 × mean side), whichever is larger (so fast motion or dropped frames still match)."""
-    iou = box_iou(a, b)
+    iou = fer_faces.box_iou(a, b)
     side_a, side_b = (a[2] + a[3]) / 2, (b[2] + b[3]) / 2
     if min(side_a, side_b) <= 0 or max(side_a, side_b) / min(side_a, side_b) > 1.5:
         return iou

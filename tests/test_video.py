@@ -195,13 +195,13 @@ def test_settings_update_at_runtime_and_validation(classifier, clip):
 
 
 def test_tracking_helpers():
-    assert video.box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
-    assert video.box_iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
-    assert video.box_iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
+    assert fer_faces.box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert fer_faces.box_iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+    assert fer_faces.box_iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
     old, new = [(0, 0, 10, 10), (100, 100, 20, 20)], [(102, 101, 20, 20), (300, 0, 5, 5), (1, 0, 10, 10)]
     assert sorted(video.match_boxes(old, new)) == [(0, 2), (1, 0)]
     fast = (80, 0, 100, 100)  # moved by 0.8 of its side: IoU 0.11, still the same face
-    assert video.box_iou((0, 0, 100, 100), fast) < 0.2 and video.match_boxes([(0, 0, 100, 100)], [fast]) == [(0, 0)]
+    assert fer_faces.box_iou((0, 0, 100, 100), fast) < 0.2 and video.match_boxes([(0, 0, 100, 100)], [fast]) == [(0, 0)]
     assert video.match_boxes([(0, 0, 100, 100)], [(60, 0, 40, 40)]) == [], "a much smaller box is another face"
     rng = np.random.default_rng(0)
     still = cv2.GaussianBlur(rng.integers(0, 255, (120, 160), dtype=np.uint8), (5, 5), 0)
