@@ -39,9 +39,9 @@ def compiled(arch: str, policy: str, jit: bool) -> keras.Model:
 
 
 def main(arch: str = "fer_resvgg", batch: int = 128, rounds: int = 6) -> None:
-    size = get_architecture(arch).preprocessing.input_size
+    pre = get_architecture(arch).preprocessing
     rng = np.random.default_rng(0)
-    x = rng.random((batch, size, size, 1), dtype=np.float32)
+    x = rng.random((batch, pre.input_size, pre.input_size, pre.channels), dtype=np.float32)
     y = np.eye(7, dtype=np.float32)[rng.integers(0, 7, batch)]
     models = {name: compiled(arch, *spec) for name, spec in VARIANTS.items()}
     for model in models.values():  # compile and warm up
