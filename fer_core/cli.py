@@ -52,13 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_data)
 
-    from . import train
-    train.add_cli(sub)
-    for module in ("evaluate", "predict", "video"):
-        try:
-            __import__(f"fer_core.{module}", fromlist=["add_cli"]).add_cli(sub)
-        except (ImportError, AttributeError):
-            pass  # stage not built in this checkout
+    from . import evaluate, predict, train, video
+    for stage in (train, evaluate, predict, video):
+        stage.add_cli(sub)
     return parser
 
 
