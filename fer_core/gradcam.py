@@ -16,6 +16,7 @@ import numpy as np
 from .faces import crop_box
 
 METHODS: tuple[str, ...] = ("gradcam", "gradcam++")
+ALL_MEMBERS = "all members (mean)"  # the layer choice that explains an ensemble: its members' maps averaged
 
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> {(layer, method): fn}
 _LOCK = threading.Lock()
@@ -35,11 +36,11 @@ def conv_layers(model) -> list[str]:
     names = []
     for layer in model.layers:
         if isinstance(layer, keras.Model):
-            names += [f"{layer.name}/{n}" for n in conv_layers(layer)]
+            names += [f"{layer.name}/{n}" for n in conv_layers(layer) if n != ALL_MEMBERS]
         elif _rank(layer) == 4 and ("conv" in type(layer).__name__.lower()
                                     or (names and isinstance(layer, block_ends))):  # not before the first conv
             names.append(layer.name)
-    return names
+    return names + [ALL_MEMBERS] if _members(model) else names
 
 
 def default_layer(model) -> str:
@@ -68,6 +69,15 @@ def gradcam(model, x_preprocessed: np.ndarray, class_index: int | None = None, l
     n_classes = model.output_shape[-1]
     if class_index is not None and not 0 <= int(class_index) < n_classes:
         raise ValueError(f"class index {class_index} is out of range for {n_classes} classes")
+    members = _members(model)
+    if members:  # an ensemble: members explain the ensemble's class; "all members" averages their maps
+        if class_index is None:
+            class_index = int(np.argmax(np.asarray(model(x, training=False))[0]))
+        if layer == ALL_MEMBERS:
+            maps = [gradcam(member, x, class_index, None, method, size) for member in members]
+            return np.clip(np.mean(maps, axis=0), 0.0, 1.0).astype(np.float32)
+        member, _, inner = layer.partition("/")
+        return gradcam(model.get_layer(member), x, class_index, inner, method, size)
     fn = _compiled(model, layer, method)
     cam = fn(x, np.int32(-1 if class_index is None else class_index)).numpy()[0]
     h, w = size if size is not None else x.shape[1:3]
@@ -106,6 +116,12 @@ def overlay_on_image(image_rgb: np.ndarray, box, heatmap: np.ndarray, alpha: flo
     x0, y0, x1, y1 = crop_box(box, out.shape, margin=margin)
     out[y0:y1, x0:x1] = overlay(out[y0:y1, x0:x1], heatmap, alpha)
     return out
+
+
+def _members(model) -> list:
+    from .ensemble import member_models
+
+    return member_models(model)
 
 
 def _rank(layer) -> int | None:

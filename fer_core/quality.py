@@ -297,3 +297,18 @@ def scan(dataset: FerDataset, std_threshold: float = BLANK_STD, max_distance: in
     near = near_duplicates(dataset, max_distance, hashes=hashes, exclude=is_blank,
                            same_group=pd.factorize(digests)[0], progress=report(0.15, 0.85))
     return QualityReport(blank, exact, near, {"std_threshold": std_threshold, "max_distance": max_distance})
+
+
+def duplicated_in(images: np.ndarray, reference: np.ndarray, max_distance: int = NEAR_DISTANCE) -> np.ndarray:
+    """A mask over `images`: True where an image has an exact or near duplicate (pHash within
+    `max_distance` bits, the scan's threshold) among `reference` — e.g. training faces that also sit in
+    the validation or test split, which training must drop to keep those scores honest."""
+    found = np.isin(byte_hashes(images), byte_hashes(reference)) if len(reference) else np.zeros(len(images), bool)
+    if not len(reference):
+        return found
+    ref = phash(reference)
+    hashes = phash(images)
+    for start in range(0, len(hashes), _BLOCK):
+        block = hashes[start:start + _BLOCK]
+        found[start:start + _BLOCK] |= (np.bitwise_count(block[:, None] ^ ref[None, :]) <= max_distance).any(axis=1)
+    return found

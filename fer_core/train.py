@@ -55,6 +55,9 @@ class TrainConfig:
     limit: int = 0  # use at most this many training images (0 = all); for quick experiments
     mixed_precision: str = "auto"  # auto | off | bfloat16 | float16
     init_from: str = ""  # a registered model whose matching layers initialise this one (fine-tuning)
+    erase: float = 0.0  # random-erasing probability per face (a grey rectangle, 2–25 % of the face)
+    exclude_leaks: bool = True  # drop training faces that duplicate a validation/test face (exact or near)
+    exclude: str = ""  # a CSV with a `file` column (e.g. from `label-issues`): training files to leave out
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -66,6 +69,8 @@ class TrainConfig:
             raise ValueError("--color must be grayscale or rgb")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("--epochs and --batch-size must be positive")
+        if not 0.0 <= self.erase <= 1.0:
+            raise ValueError("--erase must be a probability between 0 and 1")
 
 
 # ----------------------------------------------------------------------------- input pipeline
@@ -77,13 +82,37 @@ _AUGMENT_STRENGTH = {  # (max shift in px, zoom-in up to ×, brightness ±, cont
 }
 
 
-def augment_face(x, level: str):
+_ERASE_AREA = (0.02, 0.25)  # random erasing: rectangle area as a share of the face (Zhong et al., 2020)
+
+
+def erase_face(x, probability: float):
+    """Random erasing in TensorFlow ops: with `probability`, paint one random rectangle (2–25 % of the
+    face, aspect 1:3 to 3:1) mid-grey, so the net cannot lean on any single facial region."""
+    import tensorflow as tf
+
+    if probability <= 0:
+        return x
+    size = x.shape[0]
+    area = tf.random.uniform([], *_ERASE_AREA) * size * size
+    aspect = tf.exp(tf.random.uniform([], -1.1, 1.1))
+    h = tf.clip_by_value(tf.cast(tf.sqrt(area * aspect), tf.int32), 1, size)
+    w = tf.clip_by_value(tf.cast(tf.sqrt(area / aspect), tf.int32), 1, size)
+    top = tf.random.uniform([], 0, size - h + 1, dtype=tf.int32)
+    left = tf.random.uniform([], 0, size - w + 1, dtype=tf.int32)
+    rows, cols = tf.range(size)[:, None], tf.range(size)[None, :]
+    box = (rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w)
+    box &= tf.random.uniform([]) < probability
+    return tf.where(box[..., None], 127.5, x)
+
+
+def augment_face(x, level: str, erase: float = 0.0):
     """Cheap per-image augmentation in TensorFlow ops: flip, zoom-in, random shift (a crop), brightness
-    and contrast jitter. x is one float face in 0–255 (H×W×1); the output keeps its shape."""
+    and contrast jitter, then optional random erasing. x is one float face in 0–255 (H×W×1); the output
+    keeps its shape."""
     import tensorflow as tf
 
     if level == "none":
-        return x
+        return erase_face(x, erase)
     shift, zoom, bright, contrast = _AUGMENT_STRENGTH[level]
     size = x.shape[0]
     x = tf.image.random_flip_left_right(x)
@@ -94,7 +123,7 @@ def augment_face(x, level: str):
     mean = tf.reduce_mean(x)
     x = (x - mean) * tf.random.uniform([], 1 - contrast, 1 + contrast) + mean
     x = x + tf.random.uniform([], -bright, bright) * 255.0
-    return tf.clip_by_value(x, 0.0, 255.0)
+    return erase_face(tf.clip_by_value(x, 0.0, 255.0), erase)
 
 
 def _scale_tf(x, pre: Preprocessing):
@@ -113,7 +142,8 @@ def _scale_tf(x, pre: Preprocessing):
 
 
 def make_tf_dataset(images: np.ndarray, labels: np.ndarray, preprocessing: Preprocessing, num_classes: int,
-                    batch_size: int = 64, augment: str = "none", shuffle: bool = False, seed: int = 0):
+                    batch_size: int = 64, augment: str = "none", shuffle: bool = False, seed: int = 0,
+                    erase: float = 0.0):
     """A tf.data pipeline over in-memory uint8 faces (already `Preprocessing.prepare_uint8`-ed): shuffle,
     augment each face in parallel, batch, scale to the model's preprocessing, prefetch. Labels come
     out one-hot so label smoothing works."""
@@ -124,7 +154,7 @@ def make_tf_dataset(images: np.ndarray, labels: np.ndarray, preprocessing: Prepr
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
 
     def per_face(x, y):
-        x = augment_face(tf.cast(x, tf.float32)[..., None], augment)
+        x = augment_face(tf.cast(x, tf.float32)[..., None], augment, erase)
         return x, tf.one_hot(y, num_classes)
 
     def per_batch(x, y):
@@ -136,12 +166,25 @@ def make_tf_dataset(images: np.ndarray, labels: np.ndarray, preprocessing: Prepr
             .map(per_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE).with_options(opts))
 
 
-def augment_batch(faces: np.ndarray, level: str, rng: np.random.Generator) -> np.ndarray:
+def erase_batch(x: np.ndarray, probability: float, rng: np.random.Generator) -> np.ndarray:
+    """NumPy twin of `erase_face` for an N×H×W float batch (in place)."""
+    n, size = len(x), x.shape[1]
+    for i in np.flatnonzero(rng.random(n) < probability):
+        area = rng.uniform(*_ERASE_AREA) * size * size
+        aspect = np.exp(rng.uniform(-1.1, 1.1))
+        h = int(np.clip(np.sqrt(area * aspect), 1, size))
+        w = int(np.clip(np.sqrt(area / aspect), 1, size))
+        top, left = rng.integers(0, size - h + 1), rng.integers(0, size - w + 1)
+        x[i, top:top + h, left:left + w] = 127.5
+    return x
+
+
+def augment_batch(faces: np.ndarray, level: str, rng: np.random.Generator, erase: float = 0.0) -> np.ndarray:
     """NumPy twin of `augment_face` for a whole N×H×W batch in 0–255: the same flip, zoom-in, shift,
     contrast and brightness jitter at the same strengths, for Keras backends without TensorFlow."""
     x = faces.astype(np.float32)
     if level == "none":
-        return x
+        return erase_batch(x, erase, rng) if erase > 0 else x
     max_shift, zoom, bright, contrast = _AUGMENT_STRENGTH[level]
     n, size = len(x), x.shape[1]
     x = np.where((rng.random(n) < 0.5)[:, None, None], x[:, :, ::-1], x)
@@ -159,7 +202,8 @@ def augment_batch(faces: np.ndarray, level: str, rng: np.random.Generator) -> np
     mean = x.mean(axis=(1, 2), keepdims=True)
     x = (x - mean) * rng.uniform(1 - contrast, 1 + contrast, (n, 1, 1)).astype(np.float32) + mean
     x = x + rng.uniform(-bright * 255.0, bright * 255.0, (n, 1, 1)).astype(np.float32)
-    return np.clip(x, 0.0, 255.0, out=x)
+    x = np.clip(x, 0.0, 255.0, out=x)
+    return erase_batch(x, erase, rng) if erase > 0 else x
 
 
 class NumpyBatches(keras.utils.PyDataset):
@@ -167,8 +211,10 @@ class NumpyBatches(keras.utils.PyDataset):
     one-hot batches built in NumPy from the once-decoded uint8 faces."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, preprocessing: Preprocessing, num_classes: int,
-                 batch_size: int = 64, augment: str = "none", shuffle: bool = False, seed: int = 0):
+                 batch_size: int = 64, augment: str = "none", shuffle: bool = False, seed: int = 0,
+                 erase: float = 0.0):
         super().__init__()
+        self.erase = erase
         self.images, self.labels, self.pre = images, labels.astype(np.int64), preprocessing
         self.num_classes, self.batch_size, self.augment, self.shuffle = num_classes, batch_size, augment, shuffle
         self.rng = np.random.default_rng(seed)
@@ -179,7 +225,7 @@ class NumpyBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int):
         rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        faces = augment_batch(self.images[rows], self.augment, self.rng)
+        faces = augment_batch(self.images[rows], self.augment, self.rng, self.erase)
         return self.pre.to_input(faces), np.eye(self.num_classes, dtype=np.float32)[self.labels[rows]]
 
     def on_epoch_end(self) -> None:
@@ -188,10 +234,11 @@ class NumpyBatches(keras.utils.PyDataset):
 
 
 def make_input(images: np.ndarray, labels: np.ndarray, preprocessing: Preprocessing, num_classes: int,
-               batch_size: int = 64, augment: str = "none", shuffle: bool = False, seed: int = 0):
+               batch_size: int = 64, augment: str = "none", shuffle: bool = False, seed: int = 0,
+               erase: float = 0.0):
     """The fastest input pipeline the Keras backend can use: tf.data on TensorFlow, NumPy batches elsewhere."""
     maker = make_tf_dataset if keras.backend.backend() == "tensorflow" else NumpyBatches
-    return maker(images, labels, preprocessing, num_classes, batch_size, augment, shuffle, seed)
+    return maker(images, labels, preprocessing, num_classes, batch_size, augment, shuffle, seed, erase)
 
 
 def split_for_training(dataset: FerDataset, seed: int, val_fraction: float = 0.1) -> tuple[FerDataset, FerDataset, str]:
@@ -274,6 +321,7 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
 
     data = full.subset(labels) if tuple(labels) != full.classes else full
     train_rows, val_rows, val_source = split_for_training(data, config.seed)
+    train_rows, excluded = exclude_training_rows(train_rows, full, config)
     if config.limit:
         keep = np.random.default_rng(config.seed).permutation(len(train_rows))[:config.limit]
         train_rows = train_rows._take(np.sort(keep))
@@ -282,7 +330,7 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
 
     steps = math.ceil(len(train_rows) / config.batch_size)
     train_ds = make_input(pre.prepare_uint8(train_rows.images), train_rows.labels, pre, len(labels), config.batch_size,
-                          config.augment, shuffle=True, seed=config.seed)
+                          config.augment, shuffle=True, seed=config.seed, erase=config.erase)
     val_ds = make_input(pre.prepare_uint8(val_rows.images), val_rows.labels, pre, len(labels), 256)
 
     state_file = run_dir / "state.json"
@@ -310,6 +358,7 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
 
     if state["epochs_done"] < config.epochs and state["wait"] < (config.patience or math.inf):
         model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=state["epochs_done"],
+                  shuffle=False,  # the input pipeline shuffles every epoch itself (make_input(shuffle=True))
                   callbacks=[_checkpoint_callback(run_dir, state, config.patience)], verbose=verbose)
     wall = state.get("elapsed_s", 0.0)
 
@@ -331,7 +380,7 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
         "default": False,
         "dataset": {"source": str(config.data), "fingerprint": full.fingerprint, "layout": full.layout,
                     "split_sizes": {"train": len(train_rows), "validation": len(val_rows)},
-                    "validation_source": val_source},
+                    "validation_source": val_source, "excluded_from_training": excluded},
         "training": {"command": command or _command_line(config), "config": asdict(config),
                      "history": state["history"], "best_epoch": state["best_epoch"],
                      "epochs_run": state["epochs_done"], "wall_time_s": round(wall, 1),
@@ -345,6 +394,46 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
         card["default"] = registry.read_card(out).get("default", False)
     registry.write_card(out, card)
     return registry.ModelInfo(out.name, out, card)
+
+
+def exclude_training_rows(train_rows: FerDataset, full: FerDataset, config: TrainConfig) -> tuple[FerDataset, dict]:
+    """Drop training faces that must not be learnt from, and say how many went and why.
+
+    * leaks: exact or near duplicates (the quality scan's pHash threshold) of any validation or test
+      face of the dataset, so the scores measured there stay honest (`exclude_leaks`);
+    * listed: files named in the `exclude` CSV (its `file` column), e.g. likely label errors.
+    """
+    from .quality import NEAR_DISTANCE, duplicated_in
+
+    drop = np.zeros(len(train_rows), dtype=bool)
+    excluded = {"duplicates_of_held_out": 0, "listed": 0}
+    if config.exclude_leaks:
+        held_out = full.images[full.splits != "train"]
+        leaks = duplicated_in(train_rows.images, held_out)
+        excluded["duplicates_of_held_out"] = int(leaks.sum())
+        excluded["near_duplicate_max_bits"] = NEAR_DISTANCE
+        drop |= leaks
+    if config.exclude:
+        listed = read_file_list(config.exclude)
+        hit = np.isin(train_rows.files, listed)
+        excluded["listed"] = int(hit.sum())
+        excluded["list_file"] = str(config.exclude)
+        drop |= hit
+    if drop.all():
+        raise ValueError("every training image was excluded; nothing is left to train on")
+    return (train_rows._take(~drop) if drop.any() else train_rows), excluded
+
+
+def read_file_list(path: str) -> np.ndarray:
+    """The `file` column of a CSV (or, without a header named `file`, its first column)."""
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read the exclusion list {path}: {err}") from None
+    column = "file" if "file" in table.columns else table.columns[0]
+    return table[column].astype(str).to_numpy()
 
 
 def initialise_from(model, model_id: str) -> int:
@@ -405,6 +494,10 @@ def add_cli(subparsers) -> None:
     p.add_argument("--limit", type=int, default=0, help="train on at most N images (quick runs)")
     p.add_argument("--mixed-precision", choices=("auto", "off", "bfloat16", "float16"), default="auto")
     p.add_argument("--init-from", default="", help="registered model whose matching layers initialise this one")
+    p.add_argument("--erase", type=float, default=0.0, help="random-erasing probability per face (0 = off)")
+    p.add_argument("--keep-leaks", dest="exclude_leaks", action="store_false",
+                   help="keep training faces that duplicate a validation/test face (dropped by default)")
+    p.add_argument("--exclude", default="", help="CSV with a `file` column: training files to leave out")
     p.add_argument("--name", default="", help="display name for the model card")
     p.add_argument("--out", default="", help="output folder (default models/<arch>_<labels>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")

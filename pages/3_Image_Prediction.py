@@ -12,7 +12,7 @@ import streamlit as st
 from fer_core import gradcam as cam
 from fer_core.faces import DEFAULT_MIN_SIZE, DETECTORS
 from fer_core.images import SAMPLES, ImageError, encode_png, read_image, sample_image
-from fer_core.predict import Classifier, analyze_image, annotate, compare_models
+from fer_core.predict import TTA_MODES, Classifier, analyze_image, annotate, compare_models
 from pages.common import classifier, emotion_color_map, model_infos
 
 st.set_page_config(page_title="Image Prediction", page_icon="🙂", layout="wide")
@@ -22,6 +22,7 @@ st.caption("Faces are detected, cropped with a margin and classified together in
 
 DETECTOR_NAMES = {"haar": "Haar cascade (OpenCV, fast)", "mtcnn": "MTCNN (robust, slower)"}
 METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
+TTA_NAMES = {"none": "none", "flip": "flip (face + mirror, 2×)", "tencrop": "ten-crop (corners, centre, mirrors; 10×)"}
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 
 infos = model_infos()
@@ -48,14 +49,15 @@ def loadable(model_ids) -> tuple[list[Classifier], list[str]]:
 
 
 @st.cache_data(show_spinner="Detecting and classifying faces …", max_entries=32)
-def analyze(digest: str, _data: bytes, model_id: str, detector: str, min_size: int, tta: bool, whole: bool):
+def analyze(digest: str, _data: bytes, model_id: str, detector: str, min_size: int, tta: str | None, whole: bool):
     image = read_image(_data)
     return image, analyze_image(image, classifier_of(model_id), detector, tta=tta,
                                 whole_image_if_no_face=whole, min_size=min_size)
 
 
 @st.cache_data(show_spinner="Asking every registered model …", max_entries=32)
-def all_models_table(digest: str, settings: tuple, models: tuple, tta: bool, _crops, _classifiers) -> pd.DataFrame:
+def all_models_table(digest: str, settings: tuple, models: tuple, tta: str | None, _crops,
+                     _classifiers) -> pd.DataFrame:
     return pd.DataFrame(compare_models(_crops, _classifiers, tta=tta))
 
 
@@ -75,7 +77,10 @@ with st.sidebar:
     st.subheader("Faces")
     detector = st.selectbox("Detector", DETECTORS, format_func=DETECTOR_NAMES.get, key="detector")
     min_size = st.slider("Minimum face size (pixels)", 12, 256, DEFAULT_MIN_SIZE, step=4, key="min_size")
-    tta = st.toggle("Flip test-time augmentation", help="Average each face with its mirror image.", key="tta")
+    tta = st.selectbox("Test-time augmentation", (None,) + TTA_MODES, key="tta",
+                       format_func=lambda m: TTA_NAMES[m] if m else "each model's default",
+                       help="Average each face's probabilities over several views. The default is what each "
+                            "model's card sets (e.g. flip for an ensemble).")
     whole = st.toggle("Classify the whole image if no face is found", key="whole",
                       help="For photos that are already a face crop, e.g. FER2013's 48×48 images.")
 loaded, broken = loadable([model_id])
@@ -160,7 +165,8 @@ for n, (name, data) in enumerate(photos):
                                   key=f"cam_class_{n}_{i}")
             method = c2.radio("Method", cam.METHODS, key=f"cam_method_{n}_{i}", format_func=METHOD_NAMES.get)
             layer = st.selectbox("Layer", layers, index=len(layers) - 1, key=f"cam_layer_{n}_{i}",
-                                 help="Default: the last convolutional block, the usual Grad-CAM choice.")
+                                 help="Default: the last convolutional block, the usual Grad-CAM choice; for an "
+                                      "ensemble, every member's map for the ensemble's class, averaged.")
             try:
                 heat = heatmap(digest, settings, i, clf.labels.index(target), layer, method, crop)
             except ValueError as err:

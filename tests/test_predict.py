@@ -177,7 +177,7 @@ def test_cli_json_with_bad_files_and_gradcam(models_dir, photos, tmp_path, capsy
 
 def test_cli_table_and_default_model(models_dir, photos, capsys, monkeypatch):
     monkeypatch.setenv("FER_MODELS_DIR", str(models_dir))
-    assert cli.main(["predict", "--tta", str(photos["good"])]) == 0
+    assert cli.main(["predict", "--tta", "flip", str(photos["good"])]) == 0
     out = capsys.readouterr().out
     assert "1 face(s), haar, model tiny7, flip TTA" in out
     assert "angry" in out and "(177, 67, 93, 93)" in out

@@ -153,7 +153,7 @@ def test_training_with_jax_and_without_tensorflow(tiny_kaggle, tmp_path):
                          env=env, cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     card = json.loads((tmp_path / "models" / "jax_run" / "card.json").read_text())
-    assert "Keras backend jax" in card["training"]["device"] and "validation" in card["metrics"]
+    assert "Keras backend jax" in card["training"]["device"] and card["evaluations"]
 
 
 def test_bad_arguments_give_one_line_errors(tmp_path, capsys):
@@ -161,3 +161,40 @@ def test_bad_arguments_give_one_line_errors(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(ValueError, match="augment"):
         TrainConfig(arch="baseline_cnn", data=".", augment="wild")
+
+
+def test_random_erasing_paints_one_grey_rectangle_in_both_pipelines():
+    faces = np.zeros((64, 48, 48), np.uint8)
+    x = train_module.erase_batch(faces.astype(np.float32), 1.0, np.random.default_rng(0))
+    for face in x:
+        rows, cols = np.nonzero(face == 127.5)
+        area = len(rows) / 48 ** 2
+        assert 0 < area <= 0.3 and len(rows) == (np.ptp(rows) + 1) * (np.ptp(cols) + 1)  # one filled box
+    assert not train_module.erase_batch(faces.astype(np.float32), 0.0, np.random.default_rng(0)).any()
+    ds = make_tf_dataset(faces, np.zeros(64), Preprocessing(48, 1, "raw"), 3, batch_size=64, augment="none",
+                         erase=1.0)
+    xb, _ = next(iter(ds))
+    assert np.all((np.asarray(xb) == 127.5).reshape(64, -1).any(axis=1))
+    assert np.isin(np.asarray(xb), (0.0, 127.5)).all()
+
+
+def test_training_drops_duplicates_of_held_out_faces_and_listed_files(tiny_kaggle, tmp_path):
+    from fer_core.data import load_dataset
+    from fer_core.train import exclude_training_rows
+
+    full = load_dataset(tiny_kaggle)
+    train_rows, _, _ = split_for_training(full, 0)
+    leaked = train_rows.files[0]
+    held_out = full.images[full.splits != "train"]
+    train_rows.images[0] = held_out[0]  # an exact copy of a held-out face
+    listed = tmp_path / "exclude.csv"
+    listed.write_text(f"file,given\n{train_rows.files[1]},angry\n")
+    config = TrainConfig(arch="baseline_cnn", data=str(tiny_kaggle), exclude=str(listed))
+    kept, excluded = exclude_training_rows(train_rows, full, config)
+    assert excluded["duplicates_of_held_out"] >= 1 and excluded["listed"] == 1
+    assert leaked not in kept.files and train_rows.files[1] not in kept.files
+    assert len(kept) == len(train_rows) - excluded["duplicates_of_held_out"] - 1
+    config = TrainConfig(arch="baseline_cnn", data=str(tiny_kaggle), exclude_leaks=False)
+    assert len(exclude_training_rows(train_rows, full, config)[0]) == len(train_rows)
+    with pytest.raises(ValueError, match="cannot read"):
+        exclude_training_rows(train_rows, full, TrainConfig(arch="baseline_cnn", data="x", exclude=str(tmp_path / "no.csv")))

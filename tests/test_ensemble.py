@@ -1,0 +1,108 @@
+"""Ensembles as first-class models, multi-crop TTA, and Grad-CAM on an ensemble."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fer_core import cli, evaluate as ev, registry
+from fer_core.ensemble import create_ensemble, member_models
+from fer_core.gradcam import ALL_MEMBERS, conv_layers, gradcam_face
+from fer_core.labels import FOUR_CLASS
+from fer_core.predict import Classifier, tta_mode, tta_views
+from tests.test_predict import crops, make_fixture_model
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, monkeypatch_module):
+    root = tmp_path_factory.mktemp("models")
+    monkeypatch_module.setenv("FER_MODELS_DIR", str(root))
+    make_fixture_model(root, "a7", seed=0)
+    make_fixture_model(root, "b7", seed=1, default=False)
+    make_fixture_model(root, "c4", FOUR_CLASS, seed=2)
+    return root
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def ensemble(models):
+    return create_ensemble(["a7", "b7"], models / "ens7", tta="flip")
+
+
+def test_ensemble_is_the_mean_of_its_members(models, ensemble):
+    faces = crops(5)
+    members = [Classifier.from_registry(m) for m in ("a7", "b7")]
+    clf = Classifier.from_registry(ensemble.id)
+    expected = np.mean([m.predict(faces, tta="none") for m in members], axis=0)
+    np.testing.assert_allclose(clf.predict(faces, tta="none"), expected, atol=1e-5)
+    assert len(member_models(clf.model)) == 2
+
+
+def test_ensemble_card_and_default_inference(models, ensemble):
+    card = registry.get_model(ensemble.id).card
+    assert card["ensemble"]["members"] == ["a7", "b7"] and card["inference"]["tta"] == "flip"
+    clf = Classifier.from_registry(ensemble.id)
+    faces = crops(3, seed=1)
+    # no TTA argument = the card's default (flip), as the app and `evaluate` do
+    np.testing.assert_allclose(clf.predict(faces), clf.predict(faces, tta="flip"), atol=1e-6)
+    assert not np.allclose(clf.predict(faces), clf.predict(faces, tta="none"), atol=1e-5)
+
+
+def test_ensemble_rejects_mixed_label_sets_and_single_members(models):
+    with pytest.raises(ValueError, match="one label set"):
+        create_ensemble(["a7", "c4"], models / "bad")
+    with pytest.raises(ValueError, match="at least two"):
+        create_ensemble(["a7"], models / "bad")
+    assert not (models / "bad").exists()
+    assert cli.main(["ensemble", "--members", "a7,nope", "--out", str(models / "bad")]) == 2
+
+
+def test_ensemble_cli_registers_a_model(models, capsys):
+    assert cli.main(["ensemble", "--members", "a7,b7", "--out", str(models / "ens_cli"), "--tta", "tencrop"]) == 0
+    info = registry.get_model("ens_cli")
+    assert info.card["inference"]["tta"] == "tencrop" and info.card["architecture"] == "ensemble"
+    assert "ens_cli" in {i.id for i in registry.list_models()}
+
+
+def test_gradcam_on_an_ensemble_averages_the_members_maps(models, ensemble):
+    clf = Classifier.from_registry(ensemble.id)
+    assert conv_layers(clf.model)[-1] == ALL_MEMBERS
+    face = crops(1, seed=3)[0]
+    maps = [gradcam_face(Classifier.from_registry(m), face, 2) for m in ("a7", "b7")]
+    np.testing.assert_allclose(gradcam_face(clf, face, 2), np.clip(np.mean(maps, axis=0), 0, 1), atol=1e-5)
+    one = gradcam_face(clf, face, 2, "member_1/conv_b")
+    np.testing.assert_allclose(one, gradcam_face(Classifier.from_registry("b7"), face, 2, "conv_b"), atol=1e-5)
+
+
+def test_tencrop_views_are_crops_and_mirrors():
+    x = np.random.default_rng(0).random((3, 48, 48, 1)).astype(np.float32)
+    views = tta_views(x, "tencrop")
+    assert views.shape == (30, 48, 48, 1)
+    np.testing.assert_allclose(views[3:6], views[0:3][:, :, ::-1], atol=1e-6)  # view 2 mirrors view 1
+    const = np.full((1, 48, 48, 1), 0.3, np.float32)  # resampling keeps a flat face flat
+    np.testing.assert_allclose(tta_views(const, "tencrop"), 0.3, atol=1e-5)
+    assert tta_mode(True) == "flip" and tta_mode(None) == "none" and tta_mode("10-crop") == "tencrop"
+    with pytest.raises(ValueError):
+        tta_mode("sideways")
+
+
+def test_tencrop_probabilities_are_the_mean_over_views(models):
+    clf = Classifier.from_registry("a7")
+    faces = crops(4, seed=5)
+    x = clf.preprocessing.apply(faces)
+    per_view = clf.predict_preprocessed(tta_views(x, "tencrop"), tta="none").reshape(10, 4, -1)
+    np.testing.assert_allclose(clf.predict(faces, tta="tencrop"), per_view.mean(axis=0), atol=1e-5)
+
+
+def test_ensemble_budget_counts_shared_ancestors_once():
+    base = {"command": "train a", "finished_at": "t0", "epochs_run": 40, "wall_time_s": 6000.0}
+    child = {"command": "train b", "finished_at": "t1", "epochs_run": 10, "wall_time_s": 1200.0, "init_from": base}
+    ensemble = {"members": [dict(base), child]}
+    assert ev.training_budget(ensemble) == (50, 120.0)
