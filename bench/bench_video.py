@@ -1,4 +1,4 @@
-"""Benchmark: the live per-frame pipeline (`fer_core.video.FrameProcessor`) against a naive loop.
+"""Benchmark: the live per-frame pipeline (`fer_core.frame_processor.FrameProcessor`) against a naive loop.
 
     python bench/bench_video.py [MODEL_ID] [--frames N]   # default: the default registered model,
                                                           # else an untrained fer_resvgg (≈1.2 M params)
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from fer_core import registry, video  # noqa: E402
+from fer_core import frame_processor, registry, video  # noqa: E402
 from fer_core.faces import crop_faces, get_detector  # noqa: E402
 from fer_core.labels import EMOTIONS  # noqa: E402
 from fer_core.predict import Classifier  # noqa: E402
@@ -53,7 +53,7 @@ def naive_frame(frame: np.ndarray, clf: Classifier, detector) -> tuple[np.ndarra
         x, y, w, h = faces[i].box
         rows.append({"face": i + 1, "x": x, "y": y, "w": w, "h": h, "label": clf.labels[k],
                      "confidence": float(p[k])})
-    return video.draw_faces(frame.copy(), rows), len(rows)
+    return frame_processor.draw_faces(frame.copy(), rows), len(rows)
 
 
 def run(frames: np.ndarray, step) -> tuple[float, list[float], int]:
@@ -79,8 +79,8 @@ def main() -> int:
     print(f"model {clf.id} ({clf.model.count_params():,} params), clip {len(clip)} frames "
           f"{clip.shape[2]}×{clip.shape[1]} with 2 moving faces, {os.cpu_count()} CPU cores")
 
-    processor = video.FrameProcessor(clf)  # the webcam page's defaults
-    video.warm_up(clf)
+    processor = frame_processor.FrameProcessor(clf)  # the webcam page's defaults
+    frame_processor.warm_up(clf)
     for i in range(6):  # warm up both loops: compiled forward passes, Keras' predict loop, cascades
         processor.process(clip[i])
         naive_frame(clip[i], clf, haar)

@@ -5,3 +5,7 @@ architectures, train, evaluate, registry, images (photo intake), faces, predict,
 runtime (device). Importable without Streamlit; `python -m fer_core` is its CLI.
 """
 __version__ = "0.1.0"
+
+from . import quiet as _quiet
+
+_quiet.install()  # before anything can import TensorFlow: keep its start-up log lines off the console

@@ -1,8 +1,5 @@
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter off the CLI
-
-from .cli import main  # noqa: E402
+from .cli import main
 
 sys.exit(main())

@@ -524,3 +524,36 @@ def download_fer2013() -> Path:
         return Path(kagglehub.dataset_download("msambare/fer2013"))
     except Exception as err:
         raise DataError(f"could not download FER2013 with kagglehub ({err})") from None
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def add_cli(subparsers) -> None:
+    """`data`: load a dataset and print its counts per class and split, and the files it skipped."""
+    p = subparsers.add_parser("data", help="load a dataset and print its counts and problems")
+    p.add_argument("--data", required=True, help="dataset folder, .zip or fer2013.csv")
+    p.add_argument("--labels", help="all | 4class | comma list of emotions")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_data)
+
+
+def _cmd_data(args) -> int:
+    from .progress import stderr_progress
+
+    ds = load_dataset(args.data, progress=stderr_progress)
+    if args.labels:
+        from .labels import parse_label_set
+        ds = ds.subset(parse_label_set(args.labels))
+    summary = {"source": ds.source, "layout": ds.layout, "fingerprint": ds.fingerprint, "n": len(ds),
+               "classes": list(ds.classes), "splits": {s: int((ds.splits == s).sum()) for s in ds.split_names},
+               "counts": ds.counts().to_dict(orient="index"), "problems": len(ds.problems)}
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        print(f"{ds.source}: {len(ds):,} images, layout {ds.layout}, fingerprint {ds.fingerprint}")
+        print(ds.counts().to_string())
+        for p in ds.problems[:20]:
+            print(f"  skipped/altered {p.file}: {p.reason}")
+        if len(ds.problems) > 20:
+            print(f"  … {len(ds.problems) - 20} more problems")
+    return 0

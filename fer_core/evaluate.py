@@ -468,12 +468,12 @@ def lookup_images(dataset: FerDataset, files) -> list[np.ndarray | None]:
 # ----------------------------------------------------------------------------- CLI
 
 def _cmd_evaluate(args) -> int:
-    from .cli import _stderr_progress
+    from .progress import stderr_progress
 
     info = registry.get_model(args.model)
-    dataset = load_dataset(args.data, progress=_stderr_progress)
+    dataset = load_dataset(args.data, progress=stderr_progress)
     result = evaluate_model(info, dataset, args.split, tta=args.tta, batch_size=args.batch_size,
-                            progress=_stderr_progress, save=not args.no_save)
+                            progress=stderr_progress, save=not args.no_save)
     if args.json:
         print(json.dumps(result))
     else:

@@ -11,15 +11,27 @@ FOUR_CLASS: tuple[str, ...] = ("happy", "sad", "surprise", "neutral")
 
 LABEL_SETS: dict[str, tuple[str, ...]] = {"all": EMOTIONS, "4class": FOUR_CLASS}
 
+# One colour per emotion, used by every chart, overlay and timeline. Hues are far apart (CIELAB
+# distance ≥ 35 between any two, checked by tests/test_labels.py) so that e.g. angry and disgust
+# never read as the same red.
 EMOTION_COLORS: dict[str, str] = {
-    "angry": "#d62728",
-    "disgust": "#8c564b",
-    "fear": "#9467bd",
-    "happy": "#2ca02c",
-    "sad": "#1f77b4",
-    "surprise": "#ff7f0e",
-    "neutral": "#7f7f7f",
+    "angry": "#d62728",     # red
+    "disgust": "#2ca02c",   # green
+    "fear": "#9467bd",      # purple
+    "happy": "#f0a30a",     # amber
+    "sad": "#1f77b4",       # blue
+    "surprise": "#17becf",  # cyan
+    "neutral": "#7f7f7f",   # grey
 }
+
+
+def emotion_rgb(label: str, default: tuple[int, int, int] = (255, 255, 255)) -> tuple[int, int, int]:
+    """The (r, g, b) 0–255 colour of an emotion (for drawing on images), `default` for unknown labels."""
+    color = EMOTION_COLORS.get(label)
+    if color is None:
+        return default
+    return tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
+
 
 _ALIASES: dict[str, str] = {
     "anger": "angry", "angry": "angry", "mad": "angry",

@@ -16,7 +16,7 @@ import numpy as np
 
 from .faces import DEFAULT_MAX_SIDE, DEFAULT_MIN_SIZE, DETECTORS, Face, crop_faces, detect_faces
 from .images import ImageError, encode_png, read_image
-from .labels import EMOTION_COLORS
+from .labels import emotion_rgb
 from .registry import ModelInfo, RegistryError, default_model, get_model, load_keras_model
 
 BATCH_BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)  # inputs are zero-padded up to one of these sizes
@@ -207,7 +207,7 @@ def annotate(image_rgb: np.ndarray, analysis: ImageAnalysis) -> np.ndarray:
     thick = max(1, round(max(H, W) / 400))
     font = max(0.35, max(H, W) / 1200)
     for i, face in enumerate(analysis.faces, start=1):
-        color = _rgb(EMOTION_COLORS.get(face.label, "#ffffff"))
+        color = emotion_rgb(face.label)
         x, y, w, h = face.box
         if not analysis.whole_image:
             cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), color, thick, cv2.LINE_AA)
@@ -218,11 +218,6 @@ def annotate(image_rgb: np.ndarray, analysis: ImageAnalysis) -> np.ndarray:
         cv2.rectangle(out, (tx, ty - th - 2), (tx + tw + 2, ty + base), color, -1)
         cv2.putText(out, text, (tx + 1, ty), cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), thick, cv2.LINE_AA)
     return out
-
-
-def _rgb(hex_color: str) -> tuple[int, int, int]:
-    h = hex_color.lstrip("#")
-    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
 
 
 # ---------------------------------------------------------------- CLI

@@ -1,7 +1,7 @@
 """Live Webcam: emotions of every face in the camera stream, in real time, with a live timeline.
 
 The browser streams the camera over WebRTC (streamlit-webrtc); each frame goes through
-`fer_core.video.FrameProcessor`, which lives in this session and also collects the timeline.
+`fer_core.frame_processor.FrameProcessor`, which lives in this session and also collects the timeline.
 """
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import time
 import plotly.express as px
 import streamlit as st
 
-from fer_core import video
+from fer_core import frame_processor, timeline, webrtc
 from fer_core.faces import DETECTORS
 from pages.common import classifier, emotion_color_map, model_infos
 
-video.prepare_webrtc_import()  # before streamlit_webrtc: its SRTP library crashes if loaded after TensorFlow
+webrtc.prepare_webrtc_import()  # before streamlit_webrtc: its SRTP library crashes if loaded after TensorFlow
 from streamlit_webrtc import WebRtcMode, webrtc_streamer  # noqa: E402
 
 st.set_page_config(page_title="Live Webcam", page_icon="🎥", layout="wide")
@@ -36,7 +36,7 @@ def ice_servers() -> list[dict]:
     if spec is None and st.secrets.load_if_toml_exists():
         spec = st.secrets.get("ice_servers")
     try:
-        return video.parse_ice_servers(spec)
+        return webrtc.parse_ice_servers(spec)
     except ValueError as err:
         st.error(f"Ignoring the configured ICE servers: {err}")
         return []
@@ -57,8 +57,8 @@ with st.sidebar:
 
 clf = classifier(info)
 if "webcam_processor" not in st.session_state:
-    st.session_state.webcam_processor = video.FrameProcessor(clf)
-processor: video.FrameProcessor = st.session_state.webcam_processor
+    st.session_state.webcam_processor = frame_processor.FrameProcessor(clf)
+processor: frame_processor.FrameProcessor = st.session_state.webcam_processor
 processor.update(classifier=clf, detector=detector, detect_every=every, smoothing=smoothing)
 
 # ----------------------------------------------------------------------------- stream
@@ -101,14 +101,14 @@ def show(tick: int) -> None:
         summary_box.info("The emotion timeline and session summary appear here once a face is seen.")
         timeline_box.empty()
         return
-    summary = video.timeline_summary(df, processor.labels).reset_index()
+    summary = timeline.timeline_summary(df, processor.labels).reset_index()
     fig = px.bar(summary, x="share", y="emotion", orientation="h", color="emotion", color_discrete_map=colors,
                  title="Session: share of time per emotion", range_x=[0, 1])
     fig.update_layout(showlegend=False, height=300, margin=dict(t=40, b=10), xaxis_tickformat=".0%")
     summary_box.plotly_chart(fig, key=f"summary-{tick}")
     recent = df[df["time"] >= df["time"].max() - LIVE_WINDOW_S]
     faces = recent["face"].value_counts().index[:3]
-    long = video.timeline_long(recent[recent["face"].isin(faces)], processor.labels)
+    long = timeline.timeline_long(recent[recent["face"].isin(faces)], processor.labels)
     fig = px.line(long, x="time", y="probability", color="emotion", color_discrete_map=colors,
                   facet_row="face", title=f"Emotion probabilities, last {LIVE_WINDOW_S} s (smoothed)")
     fig.update_layout(height=220 + 160 * len(faces), margin=dict(t=40, b=10))
@@ -127,7 +127,7 @@ else:
     results = processor.timeline()
     if not results.empty:
         a, b = st.columns(2)
-        a.download_button("Download per-frame results (CSV)", video.timeline_csv(results),
+        a.download_button("Download per-frame results (CSV)", timeline.timeline_csv(results),
                           file_name="webcam_emotions.csv", mime="text/csv")
         if b.button("Clear session"):
             processor.reset()

@@ -10,7 +10,7 @@ import hashlib
 import plotly.express as px
 import streamlit as st
 
-from fer_core import video
+from fer_core import timeline, video
 from fer_core.faces import DETECTORS
 from pages.common import classifier, emotion_color_map, model_infos
 
@@ -101,7 +101,7 @@ if not df.empty:
     faces = df["face"].value_counts().index.tolist()
     face = st.selectbox("Probabilities of face", faces,
                         format_func=lambda f: f"face {f} ({(df['face'] == f).sum()} frames)")
-    long = video.timeline_long(df[df["face"] == face], result.labels)
+    long = timeline.timeline_long(df[df["face"] == face], result.labels)
     fig = px.line(long, x="time", y="probability", color="emotion", color_discrete_map=colors,
                   title=f"Face {face}: emotion probabilities over time (smoothing {smoothing:g})")
     fig.update_yaxes(range=[0, 1])

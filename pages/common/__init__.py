@@ -101,7 +101,7 @@ def keras_model(model_id: str, stamp: float):
 @st.cache_resource(show_spinner="Preparing the classifier …", max_entries=16)
 def _classifier(model_id: str, stamp: float):
     from fer_core.predict import Classifier
-    from fer_core.video import warm_up
+    from fer_core.frame_processor import warm_up
 
     clf = Classifier(keras_model(model_id, stamp), registry.get_model(model_id))
     warm_up(clf)  # compile for small batches now, not on the first photo or stream frames
