@@ -55,8 +55,21 @@ def test_ensemble_card_and_default_inference(models, ensemble):
     assert not np.allclose(clf.predict(faces), clf.predict(faces, tta="none"), atol=1e-5)
 
 
+def test_narrowed_ensemble_renormalises_members_over_the_kept_emotions(models):
+    info = create_ensemble(["a7", "c4"], models / "ens4", labels=FOUR_CLASS)
+    assert info.labels == FOUR_CLASS and info.card["ensemble"]["restricted"] == {"a7": list(registry.get_model("a7").labels)}
+    faces = crops(4, seed=2)
+    p7 = Classifier.from_registry("a7").predict(faces, tta="none")
+    keep = [registry.get_model("a7").labels.index(e) for e in FOUR_CLASS]
+    restricted = p7[:, keep] / p7[:, keep].sum(axis=1, keepdims=True)
+    p4 = Classifier.from_registry("c4").predict(faces, tta="none")
+    np.testing.assert_allclose(Classifier.from_registry("ens4").predict(faces), (restricted + p4) / 2, atol=1e-5)
+    one = create_ensemble(["a7"], models / "a7_as_4", labels=FOUR_CLASS)  # one model, narrowed
+    np.testing.assert_allclose(Classifier.from_registry(one.id).predict(faces), restricted, atol=1e-5)
+
+
 def test_ensemble_rejects_mixed_label_sets_and_single_members(models):
-    with pytest.raises(ValueError, match="one label set"):
+    with pytest.raises(ValueError, match="has no angry, disgust, fear"):
         create_ensemble(["a7", "c4"], models / "bad")
     with pytest.raises(ValueError, match="at least two"):
         create_ensemble(["a7"], models / "bad")
