@@ -166,3 +166,39 @@ def zip_folder(folder, zip_path=None, prefix: str = "") -> Path | bytes:
             if p.is_file():
                 zf.write(p, (f"{prefix.strip('/')}/" if prefix else "") + p.relative_to(folder).as_posix())
     return buf.getvalue() if zip_path is None else Path(zip_path)
+
+
+def grating_images(n: int, angle: float, seed: int = 0) -> np.ndarray:
+    """`n` 48×48 sine gratings at `angle` degrees with random phase, period (5–8 px), contrast,
+    brightness and noise: images of one class that look alike to a conv net but are never identical."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:SIZE, :SIZE].astype(np.float32)
+    theta = np.deg2rad(angle)
+    along = xx * np.cos(theta) + yy * np.sin(theta)
+    out = np.empty((n, SIZE, SIZE), np.uint8)
+    for i in range(n):
+        wave = np.sin(2 * np.pi * along / rng.uniform(5, 8) + rng.uniform(0, 2 * np.pi))
+        img = 128 + rng.uniform(-25, 25) + rng.uniform(40, 90) * wave + rng.normal(0, 12, wave.shape)
+        out[i] = np.clip(img, 0, 255).round().astype(np.uint8)
+    return out
+
+
+def write_mislabelled_gratings(root, emotions=FOUR_CLASS, per_class: int = 60, moved: float = 0.05,
+                               seed: int = 0, ext: str = "png") -> list[str]:
+    """Split folders train/<emotion>/ of gratings, one orientation per emotion, with a known share
+    `moved` of the images put in a wrong emotion's folder. Returns the moved files' relative paths."""
+    rng = np.random.default_rng(seed)
+    total = per_class * len(emotions)
+    wrong = set(rng.choice(total, int(round(moved * total)), replace=False).tolist())
+    moved_files = []
+    for k, emotion in enumerate(emotions):
+        for i, img in enumerate(grating_images(per_class, 180 * k / len(emotions), seed + k)):
+            folder = emotion
+            if k * per_class + i in wrong:
+                folder = emotions[(k + 1 + rng.integers(len(emotions) - 1)) % len(emotions)]
+            rel = f"train/{folder}/{emotion}_{i:03d}.{ext}"
+            (Path(root) / rel).parent.mkdir(parents=True, exist_ok=True)
+            (Path(root) / rel).write_bytes(encode(img, ext))
+            if folder != emotion:
+                moved_files.append(rel)
+    return moved_files
