@@ -15,13 +15,14 @@ st.markdown(
     "Every number shown comes from a real evaluation recorded in the model's card."
 )
 
-cols = st.columns(5)
+cols = st.columns(6)
 for col, (page, label, icon) in zip(cols, [
     ("pages/1_Dataset_Explorer.py", "Dataset Explorer", "📊"),
     ("pages/2_Model_Comparison.py", "Model Comparison", "🏆"),
     ("pages/3_Image_Prediction.py", "Image Prediction", "🖼️"),
     ("pages/4_Live_Webcam.py", "Live Webcam", "🎥"),
     ("pages/5_Video_Analysis.py", "Video Analysis", "🎞️"),
+    ("pages/6_Responsible_Use.py", "Responsible Use", "⚖️"),
 ]):
     col.page_link(page, label=label, icon=icon)
 

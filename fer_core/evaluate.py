@@ -8,6 +8,7 @@ faces without re-running any model.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -153,6 +154,7 @@ class Predictions:
     skipped: dict[str, int] = field(default_factory=dict)
     fingerprint: str = ""
     tta: bool = False
+    clean: np.ndarray | None = None  # True: no exact/near duplicate in the dataset's Training split
 
     def __len__(self) -> int:
         return len(self.y_true)
@@ -233,6 +235,51 @@ def measure_latency(info: registry.ModelInfo, model=None, repeats: int = 30) -> 
     return float(np.median(times) * 1000)
 
 
+# ----------------------------------------------------------------------------- datasets and clean subsets
+
+def dataset_id(dataset: FerDataset) -> str:
+    """A content id of a dataset (its pixels, emotions and splits): the same data gives the same id
+    wherever it was copied, unlike the file fingerprint, which changes with file dates."""
+    h = hashlib.sha1(b"fer-dataset-content-v1")
+    h.update(np.ascontiguousarray(dataset.images, dtype=np.uint8).tobytes())
+    h.update("\n".join(dataset.label_names().tolist()).encode())
+    h.update("\n".join(np.asarray(dataset.splits).astype(str).tolist()).encode())
+    return h.hexdigest()[:16]
+
+
+def dataset_description(dataset: FerDataset) -> dict:
+    """What an evaluation records about its data: content id, name, source, layout, file fingerprint, sizes."""
+    return {"id": dataset_id(dataset), "name": registry.dataset_name({"source": dataset.source}),
+            "source": dataset.source, "layout": dataset.layout, "fingerprint": dataset.fingerprint,
+            "n_images": int(len(dataset)),
+            "split_sizes": {s: int(np.sum(dataset.splits == s)) for s in dataset.split_names}}
+
+
+def clean_mask(dataset: FerDataset, split: str, files) -> np.ndarray | None:
+    """True for the evaluated images (`files` of `split`) with no exact or near duplicate among the
+    dataset's Training images (the quality scan's test and threshold); None without a Training split."""
+    from .quality import duplicated_in
+
+    if "train" not in dataset.split_names:
+        return None
+    rows, _ = resolve_split(dataset, split)
+    duplicated = dict(zip(rows.files.tolist(), duplicated_in(rows.images, dataset.split("train").images).tolist()))
+    return np.array([not duplicated[f] for f in np.asarray(files).tolist()], dtype=bool)
+
+
+def clean_scores(pred: Predictions) -> dict | None:
+    """Accuracy and macro-F1 on the clean part of a prediction set (images not duplicated in Training)."""
+    from .quality import NEAR_DISTANCE
+
+    if pred.clean is None:
+        return None
+    keep = np.asarray(pred.clean, bool)
+    n = int(keep.sum())
+    return {"accuracy": accuracy(pred.y_true[keep], pred.y_pred[keep]) if n else None,
+            "macro_f1": macro_f1(pred.y_true[keep], pred.y_pred[keep]) if n else None, "n": n,
+            "duplicates": int(len(keep) - n), "reference": "train", "max_distance": NEAR_DISTANCE}
+
+
 # ----------------------------------------------------------------------------- evaluate_model
 
 class Evaluation(dict):
@@ -258,9 +305,11 @@ def evaluate_model(info_or_id, dataset, split: str = "test", tta: bool = False, 
     result = Evaluation(
         model=info.id, split=split, split_description=pred.split_description, **evaluate_predictions(pred),
         skipped=int(sum(pred.skipped.values())), skipped_by_class=pred.skipped, tta=bool(tta),
-        dataset={"fingerprint": dataset.fingerprint, "source": dataset.source, "layout": dataset.layout},
+        dataset=dataset_description(dataset),
         evaluated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         eval_seconds=round(time.perf_counter() - started, 2))
+    pred.clean = clean_mask(dataset, split, pred.files)
+    result["clean"] = clean_scores(pred)
     result.predictions = pred
     result["latency_ms_per_face"] = measure_latency(info, model) if latency else None
     result["device"] = device_description()
@@ -269,8 +318,17 @@ def evaluate_model(info_or_id, dataset, split: str = "test", tta: bool = False, 
     return result
 
 
-def predictions_path(info: registry.ModelInfo, split: str) -> Path:
-    return info.path / "eval" / f"{split}.npz"
+def predictions_path(info: registry.ModelInfo, split: str, dataset: dict | None = None) -> Path:
+    """Where the per-image predictions of `info` on `split` of `dataset` (a selector; default the model's
+    home dataset) are: eval/<dataset id>/<split>.npz, or eval/<split>.npz for results from before ids."""
+    entry = info.metrics(split, dataset) or {}
+    if entry.get("predictions"):
+        return info.path / entry["predictions"]
+    return _npz_path(info, entry.get("dataset") or dataset or {}, split)
+
+
+def _npz_path(info: registry.ModelInfo, desc: dict, split: str) -> Path:
+    return info.path / "eval" / desc["id"] / f"{split}.npz" if desc.get("id") else info.path / "eval" / f"{split}.npz"
 
 
 def save_evaluation(info: registry.ModelInfo, result: dict, predictions: Predictions | None = None) -> Path:
@@ -282,30 +340,40 @@ def save_evaluation(info: registry.ModelInfo, result: dict, predictions: Predict
     if predictions is None:
         raise ValueError("save_evaluation needs the per-image predictions (pass the result of evaluate_model)")
     split = result["split"]
-    path = predictions_path(info, split)
+    path = _npz_path(info, result.get("dataset") or {}, split)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"model": info.id, "split": split, "split_description": predictions.split_description,
             "labels": list(predictions.labels), "skipped": predictions.skipped,
             "fingerprint": predictions.fingerprint, "tta": predictions.tta,
             "evaluated_at": result.get("evaluated_at")}
     tmp = path.with_name(f"{split}.tmp.npz")
+    extra = {"clean": np.asarray(predictions.clean, bool)} if predictions.clean is not None else {}
     np.savez_compressed(tmp, files=predictions.files.astype(str), y_true=predictions.y_true.astype(np.int16),
-                        probabilities=predictions.probabilities.astype(np.float16), meta=np.array(json.dumps(meta)))
+                        probabilities=predictions.probabilities.astype(np.float16), meta=np.array(json.dumps(meta)),
+                        **extra)
     os.replace(tmp, path)
-    registry.save_metrics(info, split, dict(result))
+    replaced = registry.save_metrics(info, split, {**result, "predictions": path.relative_to(info.path).as_posix()})
+    for old in replaced:  # an old-style result of the same data: its predictions go with it
+        old_path = info.path / old.get("predictions", f"eval/{split}.npz")
+        if old_path != path and old_path.is_file() and info.path in old_path.resolve().parents:
+            old_path.unlink()
     return path
 
 
-def load_predictions(info: registry.ModelInfo, split: str) -> Predictions | None:
-    """The saved per-image predictions of `info` on `split`, or None when it was never evaluated there."""
-    path = predictions_path(info, split)
+def load_predictions(info: registry.ModelInfo, split: str, dataset: dict | None = None) -> Predictions | None:
+    """The saved per-image predictions of `info` on `split` of `dataset` (a selector; default the home
+    dataset), or None when it was never evaluated there."""
+    if info.metrics(split, dataset) is None:
+        return None
+    path = predictions_path(info, split, dataset)
     if not path.exists():
         return None
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
         return Predictions(z["files"], z["y_true"].astype(np.int64), z["probabilities"].astype(np.float32),
                            tuple(meta["labels"]), meta["split"], meta.get("split_description", ""),
-                           meta.get("skipped", {}), meta.get("fingerprint", ""), bool(meta.get("tta")))
+                           meta.get("skipped", {}), meta.get("fingerprint", ""), bool(meta.get("tta")),
+                           z["clean"].astype(bool) if "clean" in z.files else None)
 
 
 # ----------------------------------------------------------------------------- comparison tables
@@ -332,29 +400,81 @@ def model_summary(info: registry.ModelInfo) -> dict:
             "train_minutes": minutes, "validation_accuracy": val.get("accuracy"), "test_accuracy": test.get("accuracy")}
 
 
-def is_evaluated(info: registry.ModelInfo, split: str) -> bool:
-    """Whether the card holds a full `evaluate_model` result for `split`."""
-    return {"accuracy", "confusion_matrix", "per_class", "reliability", "labels"} <= set(info.metrics(split) or {})
+def is_evaluated(info: registry.ModelInfo, split: str, dataset: dict | None = None) -> bool:
+    """Whether the card holds a full `evaluate_model` result for `split` of `dataset` (default: home dataset)."""
+    return {"accuracy", "confusion_matrix", "per_class", "reliability", "labels"} <= set(
+        info.metrics(split, dataset) or {})
 
 
-def leaderboard(infos, split: str):
-    """DataFrame of the saved evaluations on `split`, best accuracy first; unevaluated models last."""
+def leaderboard(infos, split: str, dataset: dict | None = None):
+    """DataFrame of the saved evaluations on `split` of one dataset (a selector from `dataset_choices`;
+    default each model's home dataset), best accuracy first; unevaluated models last."""
     import pandas as pd
 
     rows = []
     for info in infos:
-        m = info.metrics(split) or {}
+        m = info.metrics(split, dataset) or {}
+        clean = m.get("clean") or {}
         s = model_summary(info)
         rows.append({"model": info.id, "architecture": s["architecture"], "params": s["params"],
                      "size MB": s["size_mb"], "epochs": s["epochs"], "train min": s["train_minutes"],
-                     "accuracy": m.get("accuracy"), "macro-F1": m.get("macro_f1"),
+                     "accuracy": m.get("accuracy"), "clean accuracy": clean.get("accuracy"),
+                     "macro-F1": m.get("macro_f1"),
                      "log-loss": m.get("log_loss"), "ECE": m.get("ece"),
                      "latency ms/face": m.get("latency_ms_per_face"), "images": m.get("n"),
                      "TTA": m.get("tta"), "evaluated on": m.get("split_description", "not evaluated")})
     frame = pd.DataFrame(rows, columns=["model", "architecture", "params", "size MB", "epochs", "train min",
-                                        "accuracy", "macro-F1",
+                                        "accuracy", "clean accuracy", "macro-F1",
                                         "log-loss", "ECE", "latency ms/face", "images", "TTA", "evaluated on"])
     return frame.sort_values("accuracy", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def dataset_choices(infos, split: str | None = None) -> list[dict]:
+    """The datasets the models were evaluated on (on `split` when given), as selectors for `leaderboard`
+    with a `label` and the `models` evaluated there; the most-evaluated first (ties: the one a default
+    model was evaluated on), so the first is the leaderboard's default. Results saved before datasets
+    had content ids join the same-named dataset."""
+    groups: list[dict] = []
+    entries = [(info, e) for info in infos for e in info.evaluations.values()
+               if split is None or e.get("split") == split]
+    for info, e in sorted(entries, key=lambda pair: not ((pair[1].get("dataset") or {}).get("id"))):
+        desc = e.get("dataset") or {}
+        group = next((g for g in groups if registry.same_dataset(desc, g)), None)
+        if group is None:
+            group = {**registry.dataset_selector(desc), "source": desc.get("source"),
+                     "n_images": desc.get("n_images"), "models": []}
+            groups.append(group)
+        if info.id not in group["models"]:
+            group["models"].append(info.id)
+    homes = [i.home_dataset() for i in infos]
+    groups.sort(key=lambda g: (-len(g["models"]), -sum(registry.same_dataset(h, g) for h in homes)))
+    for g in groups:
+        size = f"{g['n_images']:,} images, " if g.get("n_images") else ""
+        ident = f"id {g['id'][:8]}" if g["id"] else "recorded before dataset ids"
+        g["label"] = f"{g['name']} ({size}{ident}; {len(g['models'])} model{'s' * (len(g['models']) != 1)})"
+    return groups
+
+
+def cross_dataset_frame(infos, dataset: dict | None = None):
+    """DataFrame of every saved result on a dataset other than `dataset` (a selector; None = all
+    datasets): model, dataset name and id, split, images, accuracy, macro-F1, clean accuracy, date."""
+    import pandas as pd
+
+    rows = []
+    for info in infos:
+        for e in info.evaluations.values():
+            desc = e.get("dataset") or {}
+            if dataset is not None and registry.same_dataset(desc, dataset):
+                continue
+            rows.append({"model": info.id, "dataset": registry.dataset_name(desc),
+                         "dataset id": (desc.get("id") or "")[:8], "split": e.get("split_description", e.get("split")),
+                         "images": e.get("n"), "skipped": e.get("skipped"), "accuracy": e.get("accuracy"),
+                         "macro-F1": e.get("macro_f1"), "clean accuracy": (e.get("clean") or {}).get("accuracy"),
+                         "source": desc.get("source"), "evaluated at": e.get("evaluated_at")})
+    columns = ["model", "dataset", "dataset id", "split", "images", "skipped", "accuracy", "macro-F1",
+               "clean accuracy", "source", "evaluated at"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["model", "dataset", "split"], kind="stable") \
+        .reset_index(drop=True)
 
 
 def history_frame(infos):
@@ -374,21 +494,21 @@ def history_frame(infos):
     return pd.DataFrame(rows, columns=["model", "epoch", "metric", "phase", "value"])
 
 
-def per_class_frame(infos, split: str):
+def per_class_frame(infos, split: str, dataset: dict | None = None):
     """Long DataFrame (model, emotion, precision, recall, f1, support) of saved evaluations."""
     import pandas as pd
 
-    rows = [{"model": info.id, "emotion": emotion, **scores}
-            for info in infos for emotion, scores in ((info.metrics(split) or {}).get("per_class") or {}).items()]
+    rows = [{"model": info.id, "emotion": emotion, **scores} for info in infos
+            for emotion, scores in ((info.metrics(split, dataset) or {}).get("per_class") or {}).items()]
     return pd.DataFrame(rows, columns=["model", "emotion", "precision", "recall", "f1", "support"])
 
 
-def reliability_frame(infos, split: str):
+def reliability_frame(infos, split: str, dataset: dict | None = None):
     """Long DataFrame (model, lower, upper, count, confidence, accuracy) of non-empty reliability bins."""
     import pandas as pd
 
     rows = [{"model": info.id, **b} for info in infos
-            for b in ((info.metrics(split) or {}).get("reliability") or []) if b.get("count")]
+            for b in ((info.metrics(split, dataset) or {}).get("reliability") or []) if b.get("count")]
     return pd.DataFrame(rows, columns=["model", "lower", "upper", "count", "confidence", "accuracy"])
 
 
@@ -479,8 +599,10 @@ def _cmd_evaluate(args) -> int:
     else:
         print(format_report(result, info))
         if not args.no_save:
-            print(f"\nSaved into {info.path / registry.CARD_FILE} (metrics.{args.split}) "
-                  f"and {predictions_path(info, args.split)}")
+            desc = result["dataset"]
+            print(f"\nSaved into {info.path / registry.CARD_FILE} (evaluations, {desc['name']} id {desc['id']}, "
+                  f"{args.split}; results on other datasets are kept) and "
+                  f"{predictions_path(info, args.split, registry.dataset_selector(desc))}")
     return 0
 
 
@@ -489,12 +611,17 @@ def format_report(result: dict, info: registry.ModelInfo) -> str:
     import pandas as pd
 
     skipped = ", ".join(f"{n} {e}" for e, n in result["skipped_by_class"].items())
-    lines = [f"{info.id} ({info.name}; {label_set_name(info.labels)}) on {result['split_description']}",
+    lines = [f"{info.id} ({info.name}; {label_set_name(info.labels)}) on {result['split_description']} of "
+             f"{result['dataset'].get('name', '?')} ({result['dataset'].get('source', '?')})",
              f"  {result['n']:,} images" + (f", skipped {result['skipped']:,} outside the model's emotions "
                                              f"({skipped})" if result["skipped"] else "")
              + f", TTA {'on' if result['tta'] else 'off'}",
              f"  accuracy {result['accuracy']:.4f}   macro-F1 {result['macro_f1']:.4f}   "
              f"log-loss {result['log_loss']:.4f}   ECE {result['ece']:.4f}"]
+    clean = result.get("clean")
+    if clean and clean.get("n"):
+        lines.append(f"  clean part (no exact or near duplicate in Training): accuracy {clean['accuracy']:.4f}   "
+                     f"macro-F1 {clean['macro_f1']:.4f} on {clean['n']:,} images ({clean['duplicates']:,} left out)")
     if result.get("latency_ms_per_face") is not None:
         lines.append(f"  latency {result['latency_ms_per_face']:.2f} ms per face on {result['device']}")
     table = pd.DataFrame(result["per_class"]).T

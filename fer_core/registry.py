@@ -56,9 +56,30 @@ class ModelInfo:
     def name(self) -> str:
         return self.card.get("name", self.id)
 
-    def metrics(self, split: str) -> dict | None:
-        """Saved evaluation results on `split` (`validation` or `test`), or None."""
-        return self.card.get("metrics", {}).get(split)
+    @property
+    def evaluations(self) -> dict[str, dict]:
+        """Every saved evaluation, keyed `<dataset key>/<split>`; an old card's `metrics` (keyed by split
+        alone) is read as evaluations on the dataset its results recorded."""
+        return _migrated(self.card).get("evaluations", {})
+
+    def home_dataset(self) -> dict:
+        """The dataset `metrics(split)` means by default: the one the model was trained on (matched by
+        name), else the one it was first evaluated on."""
+        trained = self.card.get("dataset") or {}
+        if trained.get("source") or trained.get("name"):
+            selector = {"id": trained.get("id"), "name": dataset_name(trained)}
+            if any(same_dataset(e.get("dataset") or {}, selector) for e in self.evaluations.values()):
+                return selector
+        first = next(iter(self.evaluations.values()), None)  # card order: a re-evaluation keeps its slot
+        return dataset_selector((first.get("dataset") or {}) if first else trained)
+
+    def metrics(self, split: str, dataset: dict | None = None) -> dict | None:
+        """Saved evaluation results on `split` (`validation` or `test`) of `dataset` (a selector from
+        `dataset_selector`; default the home dataset), the newest when several match, or None."""
+        dataset = dataset if dataset is not None else self.home_dataset()
+        found = [e for e in self.evaluations.values()
+                 if e.get("split") == split and same_dataset(e.get("dataset") or {}, dataset)]
+        return max(found, key=lambda e: str(e.get("evaluated_at") or "")) if found else None
 
     def is_default(self) -> bool:
         return bool(self.card.get("default"))
@@ -117,12 +138,92 @@ def load_keras_model(info: ModelInfo):
     return keras.models.load_model(info.model_file, compile=False)
 
 
-def save_metrics(info: ModelInfo, split: str, metrics: dict) -> None:
-    """Store evaluation results for `split` in the model's card (re-reading it first)."""
-    card = read_card(info.path)
-    card.setdefault("metrics", {})[split] = metrics
+def save_metrics(info: ModelInfo, split: str, metrics: dict) -> list[dict]:
+    """Store evaluation results for `split` of the dataset `metrics["dataset"]` records in the model's card
+    (re-reading it first), beside its results on other datasets. An old-style result on the same split
+    of a same-named dataset of the same size is the same data measured before content ids: it is
+    replaced. Returns the replaced entries (their prediction files are the caller's to remove)."""
+    card = _migrated(read_card(info.path))
+    metrics = {**metrics, "split": split}
+    new = metrics.get("dataset") or {}
+    evaluations = card.setdefault("evaluations", {})
+    replaced = [k for k, e in evaluations.items()
+                if e.get("split") == split and not (e.get("dataset") or {}).get("id") and new.get("id")
+                and same_dataset(e.get("dataset") or {}, new) and _split_rows(e) == _split_rows(metrics)]
+    key = evaluation_key(new, split)
+    slot = replaced[0] if replaced and key not in evaluations else key  # the new result takes the old one's place
+    card["evaluations"] = {(key if k == slot else k): (metrics if k == slot else e)
+                           for k, e in evaluations.items() if k == slot or k not in replaced}
+    card["evaluations"].setdefault(key, metrics)
+    dropped = [evaluations[k] for k in replaced]
     write_card(info.path, card)
     info.card = card
+    return dropped
+    write_card(info.path, card)
+    info.card = card
+    return dropped
+
+
+def save_card_section(info: ModelInfo, section: str, key: str, value) -> None:
+    """Store `value` at card[section][key] (re-reading the card first, so concurrent writers are kept)."""
+    card = read_card(info.path)
+    card.setdefault(section, {})[key] = value
+    write_card(info.path, card)
+    info.card = card
+
+
+# ----------------------------------------------------------------------------- datasets of evaluations
+
+LEGACY_KEY = "legacy-"  # key prefix of results saved before datasets had content ids
+
+
+def dataset_name(desc: dict) -> str:
+    """A dataset's display name: its recorded name, else the last part of its source path."""
+    if desc.get("name"):
+        return str(desc["name"])
+    source = str(desc.get("source") or "").rstrip("/\\")
+    return Path(source).name or source or "unknown dataset"
+
+
+def dataset_selector(desc: dict) -> dict:
+    """The part of a dataset description that identifies it: content id (when recorded) and name."""
+    return {"id": desc.get("id"), "name": dataset_name(desc)}
+
+
+def same_dataset(desc: dict, selector: dict) -> bool:
+    """Whether a recorded dataset is the selected one: by content id when both have one, else by name
+    (results saved before content ids were recorded, whose file fingerprint changes with every copy)."""
+    if desc.get("id") and selector.get("id"):
+        return desc["id"] == selector["id"]
+    return dataset_name(desc).lower() == dataset_name(selector).lower()
+
+
+def evaluation_key(desc: dict, split: str) -> str:
+    """The card key of an evaluation: `<content id>/<split>` (old results: `legacy-<fingerprint>/<split>`)."""
+    return f"{desc.get('id') or LEGACY_KEY + str(desc.get('fingerprint') or 'unknown')}/{split}"
+
+
+def _split_rows(result: dict) -> int | None:
+    """Images in the evaluated split (scored + skipped), the size check for replacing an old result."""
+    return int(result["n"]) + int(result.get("skipped") or 0) if "n" in result else None
+
+
+def _migrated(card: dict) -> dict:
+    """A card with an old `metrics` {split: result} section moved into `evaluations` (a copy when changed)."""
+    legacy = card.get("metrics")
+    if not legacy:
+        return card
+    card = {k: v for k, v in card.items() if k != "metrics"}
+    evaluations = dict(card.get("evaluations") or {})
+    for split, result in legacy.items():
+        if isinstance(result, dict):
+            desc = {**(result.get("dataset") or {}), "id": None}
+            desc["name"] = dataset_name(desc)
+            entry = {**result, "split": result.get("split", split), "dataset": desc,
+                     "predictions": result.get("predictions", f"eval/{split}.npz")}
+            evaluations.setdefault(evaluation_key(desc, split), entry)
+    card["evaluations"] = evaluations
+    return card
 
 
 def set_default(model_id: str, models_dir: Path | None = None) -> ModelInfo:

@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from fer_core import evaluate as ev
+from fer_core import robustness as rb
 from fer_core.data import default_data_dir
 from fer_core.labels import label_set_name
 from pages.common import dataset_sidebar, model_infos
@@ -23,13 +24,14 @@ if not infos:
 
 
 @st.cache_data(show_spinner="Loading saved predictions …", max_entries=32)
-def saved_predictions(model_id: str, split: str, stamp: float, _info) -> ev.Predictions | None:
-    return ev.load_predictions(_info, split)
+def saved_predictions(model_id: str, split: str, dataset_key: str, stamp: float, _info, _dataset) -> ev.Predictions | None:
+    return ev.load_predictions(_info, split, _dataset)
 
 
-def predictions_of(info, split: str) -> ev.Predictions | None:
-    path = ev.predictions_path(info, split)
-    return saved_predictions(info.id, split, path.stat().st_mtime, info) if path.exists() else None
+def predictions_of(info, split: str, dataset) -> ev.Predictions | None:
+    path = ev.predictions_path(info, split, dataset)
+    key = f"{(dataset or {}).get('id')}|{(dataset or {}).get('name')}"
+    return saved_predictions(info.id, split, key, path.stat().st_mtime, info, dataset) if path.exists() else None
 
 
 # ----------------------------------------------------------------------------- filters
@@ -42,33 +44,41 @@ with st.sidebar:
                      help="`test` is FER2013's PrivateTest where the data has it; otherwise the saved "
                           "evaluation says which images were measured.")
     candidates = [i for i in infos if i.label_set == label_set]
+    datasets = ev.dataset_choices(candidates, split)
+    dataset = st.selectbox("Dataset", datasets, format_func=lambda d: d["label"], key="dataset",
+                           help="Results are per dataset and never mixed; the default is the dataset most "
+                                "models were evaluated on.") if datasets else None
     chosen = st.multiselect("Models", [i.id for i in candidates], default=[i.id for i in candidates])
 selected = [i for i in candidates if i.id in chosen]
 if not selected:
     st.info("Pick at least one model in the sidebar.")
     st.stop()
-evaluated = [i for i in selected if ev.is_evaluated(i, split)]
+evaluated = [i for i in selected if ev.is_evaluated(i, split, dataset)]
 
 # ----------------------------------------------------------------------------- leaderboard
-st.header(f"Leaderboard — {label_set_name(selected[0].labels)}, {split} split")
-board = ev.leaderboard(selected, split)
+data_name = dataset["name"] if dataset else "no dataset yet"
+st.header(f"Leaderboard — {label_set_name(selected[0].labels)}, {data_name}, {split} split")
+board = ev.leaderboard(selected, split, dataset)
 st.dataframe(board, hide_index=True, column_config={
     "params": st.column_config.NumberColumn(format="localized"),
     "size MB": st.column_config.NumberColumn(format="%.2f"),
     **{c: st.column_config.NumberColumn(format="%.4f") for c in ("accuracy", "macro-F1", "log-loss", "ECE")},
+    "clean accuracy": st.column_config.NumberColumn(format="%.4f", help="accuracy on the images of the split "
+                                                    "with no exact or near duplicate in the Training split"),
     "latency ms/face": st.column_config.NumberColumn(format="%.2f"),
     "train min": st.column_config.NumberColumn(format="%.1f", help="wall-clock training time, including the "
                                                "model it was fine-tuned from (--init-from)"),
 })
-missing = [i.id for i in selected if not ev.is_evaluated(i, split)]
+missing = [i.id for i in selected if not ev.is_evaluated(i, split, dataset)]
 if missing:
-    st.warning(f"Not evaluated on the {split} split: {', '.join(missing)}. Run:")
-    st.code("\n".join(f"python -m fer_core evaluate --model {m} --data {DATA_HINT} --split {split}" for m in missing),
+    st.warning(f"Not evaluated on the {split} split of {data_name}: {', '.join(missing)}. Run:")
+    hint = (dataset or {}).get("source") or DATA_HINT
+    st.code("\n".join(f"python -m fer_core evaluate --model {m} --data {hint} --split {split}" for m in missing),
             language="bash")
-measured = sorted({i.metrics(split).get("split_description", split) for i in evaluated})
+measured = sorted({i.metrics(split, dataset).get("split_description", split) for i in evaluated})
 if measured:
     st.caption("Measured on: " + "; ".join(measured) + ". Latency: median single-face call on "
-               + "; ".join(sorted({i.metrics(split).get("device", "?") for i in evaluated})) + ".")
+               + "; ".join(sorted({i.metrics(split, dataset).get("device", "?") for i in evaluated})) + ".")
 if len(evaluated) >= 2:
     scored = board.dropna(subset=["accuracy"])
     speed, cost = st.columns(2)
@@ -76,6 +86,36 @@ if len(evaluated) >= 2:
                                   hover_data=["params", "macro-F1"], title="Accuracy vs latency (size = file MB)"))
     cost.plotly_chart(px.scatter(scored, x="train min", y="accuracy", color="model", hover_data=["epochs", "params"],
                                  title="Accuracy vs training time (minutes on the card's device)"))
+
+# ----------------------------------------------------------------------------- other datasets
+cross = ev.cross_dataset_frame(selected, dataset)
+if not cross.empty:
+    st.header("On other datasets")
+    st.caption(f"Each selected model's results on every dataset other than {data_name}, with the number of "
+               "images scored (emotions outside a model's label set are skipped and counted).")
+    st.dataframe(cross, hide_index=True, column_config={
+        c: st.column_config.NumberColumn(format="%.4f") for c in ("accuracy", "macro-F1", "clean accuracy")})
+
+# ----------------------------------------------------------------------------- robustness
+st.header("Robustness: accuracy under corruptions")
+curves = rb.robustness_frame(selected, dataset)
+no_report = [i.id for i in selected if rb.report_of(i, dataset) is None]
+if not curves.empty:
+    fig = px.line(curves, x="severity", y="accuracy", color="model", facet_col="corruption", facet_col_wrap=3,
+                  markers=True, hover_data=["level", "n"], height=760,
+                  category_orders={"corruption": list(rb.CORRUPTIONS)})
+    fig.for_each_annotation(lambda a: a.update(text=a.text.removeprefix("corruption=")))
+    fig.update_xaxes(tickvals=list(rb.SEVERITIES))
+    st.plotly_chart(fig, key="robustness")
+    sizes = sorted({int(n) for n in curves["n"]})
+    st.caption(f"A fixed, seeded, stratified subset of the validation split ({', '.join(map(str, sizes))} images); "
+               "severity 0 is the untouched subset. " + "; ".join(
+                   f"{name}: {what}" for name, (what, _, _) in rb.CORRUPTIONS.items()) + ".")
+if no_report:
+    st.info(f"No robustness report on {data_name} for {', '.join(no_report)}. Run:")
+    st.code("\n".join(f"python -m fer_core robustness --model {m} --data {(dataset or {}).get('source') or DATA_HINT}"
+                      for m in no_report), language="bash")
+
 
 # ----------------------------------------------------------------------------- training curves
 st.header("Training curves")
@@ -96,7 +136,7 @@ if not evaluated:
 
 # ----------------------------------------------------------------------------- per-class F1
 st.header("Per-class F1")
-per_class = ev.per_class_frame(evaluated, split)
+per_class = ev.per_class_frame(evaluated, split, dataset)
 fig = px.bar(per_class, x="emotion", y="f1", color="model", barmode="group", hover_data=["precision", "recall", "support"],
              category_orders={"emotion": list(evaluated[0].labels)})
 fig.update_yaxes(range=[0, 1])
@@ -108,7 +148,7 @@ normalised = st.radio("Show", ["counts", "normalised (share of each true class)"
                       key="cm_mode") != "counts"
 columns = st.columns(min(3, len(evaluated)))
 for k, info in enumerate(evaluated):
-    m = info.metrics(split)
+    m = info.metrics(split, dataset)
     cm = ev.normalize_rows(m["confusion_matrix"]) if normalised else m["confusion_matrix"]
     fig = px.imshow(cm, x=m["labels"], y=m["labels"], text_auto=".0%" if normalised else True,
                     color_continuous_scale="Blues", labels={"x": "predicted", "y": "true", "color": "share" if normalised else "images"},
@@ -118,7 +158,7 @@ for k, info in enumerate(evaluated):
 
 # ----------------------------------------------------------------------------- calibration
 st.header("Calibration")
-reliability = ev.reliability_frame(evaluated, split)
+reliability = ev.reliability_frame(evaluated, split, dataset)
 fig = px.line(reliability, x="confidence", y="accuracy", color="model", markers=True, hover_data=["count"],
               title="Reliability diagram (15 confidence bins)")
 fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
@@ -127,11 +167,11 @@ fig.update_layout(xaxis_title="mean confidence in bin", yaxis_title="accuracy in
                   xaxis_range=[0, 1.02], yaxis_range=[0, 1.02])
 st.plotly_chart(fig)
 st.caption("ECE (expected calibration error): " + ", ".join(
-    f"{i.id} {i.metrics(split).get('ece', float('nan')):.3f}" for i in evaluated) + ". Points below the diagonal are over-confident.")
+    f"{i.id} {i.metrics(split, dataset).get('ece', float('nan')):.3f}" for i in evaluated) + ". Points below the diagonal are over-confident.")
 
 # ----------------------------------------------------------------------------- McNemar
 st.header("Is one model really better? (McNemar's test)")
-predictions = {i.id: p for i in evaluated if (p := predictions_of(i, split)) is not None}
+predictions = {i.id: p for i in evaluated if (p := predictions_of(i, split, dataset)) is not None}
 if len(predictions) < 2:
     st.info("Needs saved per-image predictions of at least two models on this split "
             "(`python -m fer_core evaluate` writes them to models/<id>/eval/).")

@@ -190,7 +190,8 @@ def test_evaluate_saves_card_and_predictions(env):
     assert result["tta"] is True and result["n"] == 4 and result["skipped"] == 1
     assert result["confusion_matrix"] == [[1, 1], [1, 1]]  # 210 happy ✓, 90 ✗; 40 sad ✓, 230 ✗
     card = registry.read_card(info.path)
-    assert card["metrics"]["validation"]["accuracy"] == pytest.approx(0.5)
+    (saved,) = card["evaluations"].values()  # keyed by the dataset's content id and the split
+    assert saved["accuracy"] == pytest.approx(0.5) and saved["dataset"]["id"] == ev.dataset_id(ds)
     pred = ev.load_predictions(registry.get_model("bright"), "validation")
     assert pred.labels == ("happy", "sad") and pred.probabilities.dtype == np.float32
     assert sorted(pred.files) == sorted(f for f in ds.split("validation").files if "/angry/" not in f)
@@ -259,7 +260,7 @@ def test_cli_evaluate_json_and_models(env, capsys):
     assert cli.main(["evaluate", "--model", "bright", "--data", str(data), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["accuracy"] == pytest.approx(5 / 7) and out["n"] == 7 and out["labels"] == ["happy", "sad"]
-    assert (env / "models" / "bright" / "eval" / "test.npz").exists()
+    assert (env / "models" / "bright" / "eval" / out["dataset"]["id"] / "test.npz").exists()
 
     assert cli.main(["evaluate", "--model", "bright", "--data", str(data), "--split", "validation", "--no-save"]) == 0
     text = capsys.readouterr().out

@@ -1,0 +1,128 @@
+"""Evaluations keyed by dataset: a second dataset never overwrites the first, old cards are read and
+migrated, and the clean part of a split (no duplicate in Training) is scored beside the full split."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fer_core import evaluate as ev  # noqa: E402
+from fer_core import registry  # noqa: E402
+from fer_core.data import load_dataset  # noqa: E402
+from fixtures import make_face_images, write_kaggle_layout  # noqa: E402
+from test_evaluate import env, make_dataset, make_model  # noqa: E402,F401  (env is a fixture)
+
+
+def make_second_dataset(root):
+    """Another labelled dataset (a user's own folder): test/<emotion>/ only, other gray levels, 6 faces."""
+    for emotion, levels in {"happy": [190, 250, 70], "sad": [20, 200, 35]}.items():
+        folder = root / "test" / emotion
+        folder.mkdir(parents=True)
+        for i, v in enumerate(levels):
+            Image.fromarray(np.full((48, 48), v, np.uint8)).save(folder / f"{emotion}_{i}.png")
+    return root
+
+
+def test_second_dataset_keeps_first_results_and_leaderboard(env):
+    a = make_model(env / "models", "bright_a", 0.5, default=True)
+    b = make_model(env / "models", "bright_b", 0.8)
+    first = load_dataset(make_dataset(env / "data"), cache=False)
+    for info in (a, b):
+        ev.evaluate_model(info, first, "test", save=True, latency=False)
+    infos = registry.list_models()
+    choice = ev.dataset_choices(infos, "test")[0]
+    board_before = ev.leaderboard(infos, "test", choice)
+    saved_before = registry.get_model("bright_a").metrics("test")
+    npz_before = ev.predictions_path(registry.get_model("bright_a"), "test").read_bytes()
+
+    second = load_dataset(make_second_dataset(env / "ck_plus"), cache=False)
+    other = ev.evaluate_model("bright_a", second, "test", save=True, latency=False)
+    assert other["dataset"]["name"] == "ck_plus" and other["n"] == 6
+    assert other["accuracy"] == pytest.approx(4 / 6)  # 190, 250 happy ✓, 70 ✗; 20, 35 sad ✓, 200 ✗
+
+    infos = registry.list_models()
+    bright_a = registry.get_model("bright_a")
+    assert bright_a.metrics("test") == saved_before  # the home (first) dataset's result is untouched
+    assert ev.predictions_path(bright_a, "test").read_bytes() == npz_before
+    assert len(bright_a.evaluations) == 2
+    choices = ev.dataset_choices(infos, "test")
+    assert [c["name"] for c in choices] == ["data", "ck_plus"]  # the most-evaluated dataset is the default
+    assert choices[0]["id"] == choice["id"] and choices[1]["models"] == ["bright_a"]
+    board_after = ev.leaderboard(infos, "test", choices[0])
+    assert board_after.equals(board_before)
+    assert ev.leaderboard(infos, "test", choices[1])["accuracy"].tolist()[0] == pytest.approx(4 / 6)
+
+    cross = ev.cross_dataset_frame(infos, choices[0])
+    assert len(cross) == 1
+    row = cross.iloc[0]
+    assert (row["model"], row["dataset"], row["images"]) == ("bright_a", "ck_plus", 6)
+    assert row["accuracy"] == pytest.approx(4 / 6) and row["macro-F1"] == pytest.approx(other["macro_f1"])
+    # predictions are kept per dataset, so the Comparison page pairs the right images
+    pred = ev.load_predictions(bright_a, "test", choices[1])
+    assert len(pred) == 6 and all("/" in f and f.startswith("test/") for f in pred.files)
+    assert len(ev.load_predictions(bright_a, "test", choices[0])) == 7
+    assert ev.load_predictions(registry.get_model("bright_b"), "test", choices[1]) is None
+
+
+def test_old_cards_are_read_and_replaced_by_the_same_data(env):
+    """A card from before content ids (`metrics` keyed by split) is read by name; re-evaluating the
+    same-named data of the same size replaces it and its prediction file, another dataset does not."""
+    info = make_model(env / "models", "bright", default=True)
+    data = make_dataset(env / "fer2013")
+    first = load_dataset(data, cache=False)
+    fresh = ev.evaluate_model(info, first, "test", latency=False)
+    legacy = {k: v for k, v in fresh.items() if k != "clean"}
+    legacy["dataset"] = {"fingerprint": "0123456789abcdef", "source": "../elsewhere/fer2013", "layout": "split-folders"}
+    card = registry.read_card(info.path)
+    card["metrics"] = {"test": legacy}
+    registry.write_card(info.path, card)
+    (info.path / "eval").mkdir()
+    (info.path / "eval" / "test.npz").write_bytes(b"old predictions")
+
+    info = registry.get_model("bright")
+    assert info.metrics("test")["accuracy"] == pytest.approx(5 / 7)
+    (choice,) = ev.dataset_choices([info], "test")
+    assert choice["name"] == "fer2013" and choice["id"] is None and "before dataset ids" in choice["label"]
+    assert ev.predictions_path(info, "test") == info.path / "eval" / "test.npz"
+
+    ev.evaluate_model(info, load_dataset(make_second_dataset(env / "ck"), cache=False), "test", save=True,
+                      latency=False)
+    info = registry.get_model("bright")
+    assert len(info.evaluations) == 2 and (info.path / "eval" / "test.npz").exists()
+    assert "metrics" not in registry.read_card(info.path)  # migrated into `evaluations` on write
+
+    ev.evaluate_model(info, first, "test", save=True, latency=False)
+    info = registry.get_model("bright")
+    names = sorted(registry.dataset_name(e["dataset"]) for e in info.evaluations.values())
+    assert names == ["ck", "fer2013"] and all(e["dataset"]["id"] for e in info.evaluations.values())
+    assert not (info.path / "eval" / "test.npz").exists()
+    assert ev.dataset_choices([info], "test")[0]["id"] == ev.dataset_id(first)
+
+
+def test_clean_accuracy_leaves_out_training_duplicates(env):
+    """Validation faces with an exact or near duplicate in Training are scored apart as the dirty part."""
+    faces = make_face_images(20, seed=3, distinct=True)
+    near = np.clip(faces[1].astype(int) + 6, 0, 255).astype(np.uint8)  # a brightened copy
+    # order written: happy train 4, happy validation 3, sad train 4, sad validation 3
+    images = [*faces[0:4], faces[0], near, faces[10], *faces[4:8], faces[11], faces[12], faces[7]]
+    write_kaggle_layout(env / "data", {"happy": (4, 3, 0), "sad": (4, 3, 0)}, images=images, ext="png")
+    ds = load_dataset(env / "data", cache=False)
+    info = make_model(env / "models", "bright")
+    result = ev.evaluate_model(info, ds, "validation", latency=False, save=True)
+    clean = result["clean"]
+    assert (clean["n"], clean["duplicates"]) == (3, 3) and clean["reference"] == "train"
+    pred = ev.load_predictions(registry.get_model("bright"), "validation")
+    assert pred.clean.tolist() == result.predictions.clean.tolist() and pred.clean.sum() == 3
+    assert clean["accuracy"] == pytest.approx(pred.correct[pred.clean].mean())
+    board = ev.leaderboard(registry.list_models(), "validation")
+    assert board["clean accuracy"][0] == pytest.approx(clean["accuracy"])
+    json.dumps(result)
+    # a dataset without Training images has no clean part to report
+    assert ev.evaluate_model(info, load_dataset(make_second_dataset(env / "ck"), cache=False), "test",
+                             latency=False)["clean"] is None
