@@ -126,3 +126,33 @@ def test_clean_accuracy_leaves_out_training_duplicates(env):
     # a dataset without Training images has no clean part to report
     assert ev.evaluate_model(info, load_dataset(make_second_dataset(env / "ck"), cache=False), "test",
                              latency=False)["clean"] is None
+
+
+def test_comparison_page_keeps_datasets_apart(env, monkeypatch):
+    """On the page: the default leaderboard is the first dataset's, the second dataset shows up in the
+    cross-dataset table with its name and n, and picking it shows its own leaderboard."""
+    from test_page_comparison import run_page
+
+    monkeypatch.setenv("FER_DATA_DIR", str(env / "data"))
+    a = make_model(env / "models", "bright_a", 0.5, default=True)
+    b = make_model(env / "models", "bright_b", 0.8)
+    first = load_dataset(make_dataset(env / "data"), cache=False)
+    results = {i.id: ev.evaluate_model(i, first, "test", save=True, latency=False) for i in (a, b)}
+    ev.evaluate_model("bright_a", load_dataset(make_second_dataset(env / "ck_plus"), cache=False), "test",
+                      save=True, latency=False)
+    at = run_page()
+    assert not at.exception, at.exception
+    board = at.dataframe[0].value
+    for _, row in board.iterrows():
+        assert row["accuracy"] == pytest.approx(results[row["model"]]["accuracy"])
+    cross = at.dataframe[1].value
+    assert cross[["model", "dataset", "images"]].values.tolist() == [["bright_a", "ck_plus", 6]]
+    assert cross["accuracy"][0] == pytest.approx(4 / 6)
+    picker = at.selectbox(key="dataset")
+    assert picker.value["name"] == "data"
+    picker.select_index(1).run()
+    assert not at.exception, at.exception
+    board = at.dataframe[0].value
+    assert board.set_index("model")["accuracy"].to_dict()["bright_a"] == pytest.approx(4 / 6)
+    assert board.set_index("model")["accuracy"].isna().to_dict()["bright_b"]
+    assert "Not evaluated on the test split of ck_plus: bright_b" in "\n".join(w.value for w in at.warning)
