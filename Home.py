@@ -1,14 +1,18 @@
-"""FER Dashboard — home: what the app is, the data and models it found, and where to go next."""
-import pandas as pd
+"""FER Dashboard — home: what the app is, the data and models it found, and where to go next.
+
+Fast first screen: the title goes out before anything else is imported, and nothing here imports
+TensorFlow (bench/bench_cold_start.py measures it in a browser).
+"""
 import streamlit as st
 
-from fer_core.data import SUPPORTED_LAYOUTS
-from fer_core.runtime import device_description
-from pages.common import dataset_sidebar, model_infos
-
 st.set_page_config(page_title="FER Dashboard", page_icon="🙂", layout="wide")
-
 st.title("Facial Emotion Recognition Dashboard")
+
+import pandas as pd  # noqa: E402  (after the title, which then shows while these load)
+
+from fer_core.data import SUPPORTED_LAYOUTS  # noqa: E402
+from fer_core.runtime import quick_device_description  # noqa: E402
+from pages.common import dataset_sidebar, model_infos  # noqa: E402
 st.markdown(
     "Explore FER datasets, compare trained CNNs on the same images, see what each model predicts "
     "for the faces in a photo — and where it looked (Grad-CAM) — and classify a webcam stream live. "
@@ -27,13 +31,8 @@ for col, (page, label, icon) in zip(cols, [
     col.page_link(page, label=label, icon=icon)
 
 
-@st.cache_resource(show_spinner="Checking compute devices …")
-def _device() -> str:
-    return device_description()
-
-
 st.subheader("Compute")
-st.write(f"Models compute on: **{_device()}**")
+st.write(f"Models compute on: **{quick_device_description()}**")  # read from the system: no TensorFlow import
 
 st.subheader("Dataset")
 dataset = dataset_sidebar()

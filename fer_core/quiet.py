@@ -1,10 +1,12 @@
 """Keep TensorFlow's start-up log lines off the console, in every command, page and script.
 
 TensorFlow 2.21 prints oneDNN/CUDA/CPU-feature notices to stderr while it is imported, some of
-them (absl's "before InitializeLog" lines) even with `TF_CPP_MIN_LOG_LEVEL` set. `install()` —
+them (absl's "before InitializeLog" lines) even with `TF_CPP_MIN_LOG_LEVEL` set, and an error line
+when it first looks for a GPU on a machine without one. `install()` —
 called once by `fer_core/__init__.py`, before anything can import TensorFlow — sets the log
 level and, when TensorFlow is first imported, filters exactly those notices out of what the
-import writes to stderr; every other line (a real warning or error) is passed on.
+import writes to stderr; every other line (a real warning or error) is passed on. It also lets
+TensorFlow look for GPUs inside that filter, as the first look logs an error without one.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ ENV_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "2"}  # 2 = warnings and errors only
 CHATTER = re.compile(rb"All log messages before absl::InitializeLog|oneDNN custom operations are on|"
                      rb"cudart_stub\.cc|cuda drivers on your machine|cpu_feature_guard\.cc|"
                      rb"To enable the following instructions|rebuild TensorFlow with the appropriate compiler|"
-                     rb"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered")
+                     rb"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered|"
+                     rb"failed call to cuInit")
 
 
 def install() -> None:
@@ -68,6 +71,16 @@ def _drain(fd: int, chunks: list[bytes]) -> None:
             chunks.append(chunk)
 
 
+def _find_gpus(tf) -> None:
+    """Let TensorFlow look for GPUs now, inside the filter: on a machine without one, its first look logs
+    a failed cuInit as an error. Listing physical devices does not start the runtime, so device
+    settings (visible devices, memory growth) can still be changed afterwards."""
+    try:
+        tf.config.list_physical_devices("GPU")
+    except Exception:  # noqa: BLE001 — a broken driver shows up later, where a GPU is actually used
+        pass
+
+
 class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
     """Finds `tensorflow` once, through the normal finders, and runs its import inside `filtered_stderr`."""
 
@@ -82,6 +95,7 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
             def quiet_exec_module(module):
                 with filtered_stderr():
                     exec_module(module)
+                    _find_gpus(module)
 
             spec.loader.exec_module = quiet_exec_module
         return spec

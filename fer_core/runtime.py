@@ -6,6 +6,8 @@ backend, so training also runs with `KERAS_BACKEND=jax` on a machine without Ten
 """
 from __future__ import annotations
 
+import glob
+import json
 import os
 import platform
 
@@ -50,6 +52,37 @@ def device_description() -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cpu = _cpu_name()
     return f"CPU{': ' + cpu if cpu else ''} ({cores} cores), Keras backend {keras.backend.backend()}"
+
+
+def quick_device_description() -> str:
+    """What Keras will compute on, read from the system without importing Keras or TensorFlow (a few
+    milliseconds, so a page can show it at once): GPUs the NVIDIA driver lists, else the CPU model and
+    cores; the backend from $KERAS_BACKEND or ~/.keras/keras.json. `device_description` asks the backend."""
+    gpus = []
+    for info in sorted(glob.glob("/proc/driver/nvidia/gpus/*/information")):
+        try:
+            with open(info, encoding="utf-8") as fh:
+                gpus += [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("Model:")]
+        except OSError:
+            continue
+    backend = _configured_backend()
+    if gpus:
+        return f"{len(gpus)}× GPU ({', '.join(sorted(set(gpus)))}), Keras backend {backend}"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpu = _cpu_name()
+    return f"CPU{': ' + cpu if cpu else ''} ({cores} cores), Keras backend {backend}"
+
+
+def _configured_backend() -> str:
+    """Keras' backend as Keras itself would choose it: $KERAS_BACKEND, else keras.json, else tensorflow."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json"), encoding="utf-8") as fh:
+            return str(json.load(fh).get("backend") or "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
 
 
 def distribution_strategy():

@@ -1,0 +1,27 @@
+"""First five minutes: Home renders without TensorFlow, and its cheap device probe agrees with Keras'."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_home_renders_without_tensorflow(tmp_path):
+    code = ("import sys; sys.modules['tensorflow'] = None; sys.modules['keras'] = None\n"
+            "from streamlit.testing.v1 import AppTest\n"
+            "at = AppTest.from_file('Home.py', default_timeout=60); at.run()\n"
+            "assert not at.exception, at.exception\n"
+            "print('|'.join(m.value for m in at.markdown))\n")
+    env = {**os.environ, "FER_DATA_DIR": str(tmp_path / "no_dataset")}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Models compute on: **" in done.stdout and "Keras backend" in done.stdout
+
+
+def test_quick_device_probe_agrees_with_keras():
+    from fer_core.runtime import device_description, quick_device_description
+
+    assert quick_device_description() == device_description()
