@@ -29,6 +29,9 @@ for col, (page, label, icon) in zip(cols, [
     ("pages/6_Responsible_Use.py", "Responsible Use", "⚖️"),
 ]):
     col.page_link(page, label=label, icon=icon)
+st.caption("Beyond the pages: `python -m fer_core serve` is a REST API (`curl -F image=@photo.jpg "
+           "localhost:8000/v1/predict`, docs at /docs), and `python -m fer_core batch photos/ --out results.parquet` "
+           "scores folders, zips and videos into one row per face, here or on a Ray cluster (`--ray`).")
 
 
 st.subheader("Compute")

@@ -1,0 +1,154 @@
+"""Benchmark: the REST API under a bounded load on localhost — requests/s and p50/p99 latency.
+
+    python bench/bench_api.py [--requests 200] [--concurrency 16] [--model ID]
+
+Starts `python -m fer_core serve` on a free localhost port (the shipped default model unless --model)
+and sends a fixed number of requests from `--concurrency` httpx clients for three photos: one face
+(the astronaut portrait), a group of four faces, and a pre-cropped 48×48 face (`detector=none`, where
+only classification costs and cross-request batching matters most). Baseline, in this process on the
+same model: the same photo through `read_image` + `analyze_image`, one call after another, no HTTP.
+The ratio (API requests/s ÷ baseline calls/s) is what HTTP, JSON and concurrency add or take away.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+from skimage import data as skdata  # noqa: E402
+
+from fer_core import registry  # noqa: E402
+from fer_core.video import _astronaut_head, sample_clip  # noqa: E402
+
+
+def encoded(image: np.ndarray, fmt: str = "JPEG") -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+def payloads() -> dict[str, tuple[bytes, dict, int]]:
+    """name → (image bytes, query parameters, faces expected)."""
+    head = _astronaut_head()
+    group = sample_clip(1, size=(1280, 400), faces=[head, head[:, ::-1], head, head[:, ::-1]])[0]
+    from skimage.data import lfw_subset
+    import cv2
+
+    crop = cv2.resize((lfw_subset()[0] * 255).round().astype(np.uint8), (48, 48), interpolation=cv2.INTER_CUBIC)
+    return {"one face, 512×512 JPEG": (encoded(skdata.astronaut()), {}, 1),
+            "group of 4, 1280×400 JPEG": (encoded(group), {}, 4),
+            "48×48 crop, detector=none": (encoded(crop, "PNG"), {"detector": "none"}, 1)}
+
+
+def baseline(model_id: str, data: bytes, params: dict, rounds: int) -> float:
+    """Calls/s of read_image + analyze_image in this process, sequentially (after a warm-up)."""
+    from fer_core.batch import detector_for
+    from fer_core.images import read_image
+    from fer_core.predict import Classifier, analyze_image
+
+    clf = baseline.cache.get(model_id) or baseline.cache.setdefault(model_id, Classifier.from_registry(model_id))
+    det = params.get("detector", "haar")
+    run = lambda: analyze_image(read_image(data), clf, detector_for(det), whole_image_if_no_face=det == "none")  # noqa: E731
+    for _ in range(3):
+        run()
+    start = time.perf_counter()
+    for _ in range(rounds):
+        run()
+    return rounds / (time.perf_counter() - start)
+
+
+baseline.cache = {}
+
+
+async def load(url: str, data: bytes, params: dict, n: int, concurrency: int) -> tuple[float, list[float], int]:
+    """Send `n` requests from `concurrency` clients: (requests/s, latencies in ms, failures)."""
+    latencies, failures = [], 0
+    queue: asyncio.Queue = asyncio.Queue()
+    for _ in range(n):
+        queue.put_nowait(None)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        async def worker():
+            nonlocal failures
+            while not queue.empty():
+                queue.get_nowait()
+                t = time.perf_counter()
+                r = await client.post(url, params=params, files={"image": ("photo", data)})
+                latencies.append(1000 * (time.perf_counter() - t))
+                failures += r.status_code != 200
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return n / (time.perf_counter() - start), latencies, failures
+
+
+def start_server(model_id: str) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "FER_API_KEY": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "fer_core", "serve", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("the server exited during start-up")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.TransportError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise SystemExit("the server did not start within 180 s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--model", help="registered model id (default: the default model)")
+    args = parser.parse_args()
+    info = registry.get_model(args.model) if args.model else registry.default_model()
+    if info is None:
+        raise SystemExit("no registered model")
+    cases = payloads()
+    print(f"model {info.id}; {args.requests} requests per photo from {args.concurrency} concurrent clients; "
+          f"{os.cpu_count()} CPU cores")
+    direct = {name: baseline(info.id, data, params, rounds=20) for name, (data, params, _) in cases.items()}
+    proc, base = start_server(info.id)
+    try:
+        url = f"{base}/v1/predict"
+        params0 = {"model": info.id}
+        print(f"{'photo':<28}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'faces':>7}{'fail':>6}"
+              f"{'direct/s':>10}{'ratio':>8}")
+        for name, (data, params, want) in cases.items():
+            params = {**params0, **params}
+            faces = len(httpx.post(url, params=params, files={"image": ("photo", data)}, timeout=120)
+                        .json()["images"][0]["faces"])
+            asyncio.run(load(url, data, params, 2 * args.concurrency, args.concurrency))  # warm every batch size
+            rps, lat, fails = asyncio.run(load(url, data, params, args.requests, args.concurrency))
+            p50, p99 = statistics.median(lat), float(np.percentile(lat, 99))
+            print(f"{name:<28}{rps:>8.1f}{p50:>9.0f}{p99:>9.0f}{faces:>4}/{want:<2}{fails:>6}"
+                  f"{direct[name]:>10.1f}{rps / direct[name]:>7.2f}×")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    print("ratio = API requests/s with concurrent clients ÷ sequential in-process read_image + analyze_image calls/s")
+
+
+if __name__ == "__main__":
+    main()
