@@ -188,7 +188,7 @@ def predict_split(info: registry.ModelInfo, dataset: FerDataset, split: str = "t
     y_true = np.array([index[e] for e in names[keep]], dtype=np.int16)
     images, files = rows.images[keep], rows.files[keep]
     # the app's own inference path: the card's preprocessing, shape checks and flip-TTA live there
-    classifier = Classifier(model if model is not None else registry.load_keras_model(info), info)
+    classifier = Classifier(model if model is not None else registry.load_model(info), info)
     out = []
     for start in range(0, len(images), batch_size):
         out.append(classifier.predict(images[start:start + batch_size], tta=tta))
@@ -217,20 +217,21 @@ def evaluate_predictions(pred: Predictions) -> dict:
 
 # ----------------------------------------------------------------------------- latency
 
-def measure_latency(info: registry.ModelInfo, model=None, repeats: int = 30) -> float:
-    """Median milliseconds to classify one 48×48 face (preprocessing included) with a compiled call.
+def measure_latency(info: registry.ModelInfo, model=None, repeats: int = 30, batch: int = 1) -> float:
+    """Median milliseconds to classify one 48×48 face (or a `batch` of them; preprocessing included)
+    with a compiled call.
 
     Uses `fer_core.predict.Classifier`, the app's own fast path, so the figure is what users get.
     """
-    face = np.random.default_rng(0).integers(0, 256, (48, 48), dtype=np.uint8)
-    model = model if model is not None else registry.load_keras_model(info)
+    faces = list(np.random.default_rng(0).integers(0, 256, (batch, 48, 48), dtype=np.uint8))
+    model = model if model is not None else registry.load_model(info)
     classify = Classifier(model, info).predict
     for _ in range(3):  # trace and warm up
-        classify([face])
+        classify(faces)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        classify([face])
+        classify(faces)
         times.append(time.perf_counter() - t0)
     return float(np.median(times) * 1000)
 
@@ -299,7 +300,7 @@ def evaluate_model(info_or_id, dataset, split: str = "test", tta: bool = False, 
     info = info_or_id if isinstance(info_or_id, registry.ModelInfo) else registry.get_model(str(info_or_id))
     if not isinstance(dataset, FerDataset):
         dataset = load_dataset(dataset, progress=progress)
-    model = model if model is not None else registry.load_keras_model(info)
+    model = model if model is not None else registry.load_model(info)
     started = time.perf_counter()
     pred = predict_split(info, dataset, split, tta=tta, batch_size=batch_size, progress=progress, model=model)
     result = Evaluation(
@@ -312,6 +313,12 @@ def evaluate_model(info_or_id, dataset, split: str = "test", tta: bool = False, 
     result["clean"] = clean_scores(pred)
     result.predictions = pred
     result["latency_ms_per_face"] = measure_latency(info, model) if latency else None
+    if latency and info.format != "keras":  # an edge export: per batch too, and its parent's in the same run
+        from .export import LATENCY_BATCH, parent_latency
+
+        result["latency_ms_per_batch"] = measure_latency(info, model, batch=LATENCY_BATCH)
+        result["latency_batch_size"] = LATENCY_BATCH
+        result["parent_latency"] = parent_latency(info)
     result["device"] = device_description()
     if save:
         save_evaluation(info, result, pred)

@@ -89,7 +89,14 @@ def gradcam_face(classifier, crop_rgb: np.ndarray, class_index: int | None = Non
                  method: str = "gradcam") -> np.ndarray:
     """Heatmap for a uint8 face crop through a `predict.Classifier`, at the crop's height × width."""
     x = classifier.preprocessing.apply(crop_rgb)
-    return gradcam(classifier.model, x, class_index, layer, method, size=np.asarray(crop_rgb).shape[:2])
+    return gradcam(gradient_model(classifier), x, class_index, layer, method, size=np.asarray(crop_rgb).shape[:2])
+
+
+def gradient_model(classifier):
+    """The Keras model Grad-CAM differentiates for a `predict.Classifier`: its own, or for an edge export
+    (LiteRT / ONNX: no gradients) its parent's, whose weights the export was converted from."""
+    model = classifier.model
+    return model.parent_keras_model() if getattr(model, "runtime", None) else model
 
 
 def overlay(crop_rgb: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 from .faces import DEFAULT_MAX_SIDE, DEFAULT_MIN_SIZE, DETECTORS, Face, crop_faces, detect_faces
 from .images import ImageError, encode_png, read_image
 from .labels import emotion_rgb
-from .registry import ModelInfo, RegistryError, default_model, get_model, load_keras_model
+from .registry import ModelInfo, RegistryError, default_model, get_model, load_model
 
 BATCH_BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)  # inputs are zero-padded up to one of these sizes
 DEFAULT_MARGIN = 0.15
@@ -38,7 +38,7 @@ class Classifier:
     def from_registry(cls, model: str | ModelInfo) -> "Classifier":
         """Load a registered model by id (or folder path, or `ModelInfo`) for inference."""
         info = model if isinstance(model, ModelInfo) else get_model(str(model))
-        return cls(load_keras_model(info), info)
+        return cls(load_model(info), info)
 
     @property
     def id(self) -> str:
@@ -91,6 +91,8 @@ class Classifier:
 def compiled_forward(model):
     """`model(x)` as a compiled call returning NumPy: a tf.function on TensorFlow (≈10× faster than
     `model.predict` for one face), the backend-compiled `predict_on_batch` on JAX or PyTorch."""
+    if getattr(model, "runtime", None):  # an edge export's LiteRT / ONNX Runtime session: already compiled
+        return model
     import keras
 
     if keras.backend.backend() != "tensorflow":
@@ -185,6 +187,13 @@ def analyze_image(image_rgb: np.ndarray, classifier: Classifier, detector="haar"
     return ImageAnalysis(results, whole, (w, h), classifier.id, classifier.labels, name, tta, margin, crops)
 
 
+def predictions_document(model_id: str, labels, detector: str, tta, images: list[dict]) -> dict:
+    """The `predict --json` document: the model, its labels, detector and TTA mode, then one entry per
+    image (`{"file": …, **ImageAnalysis.to_dict()}`, or `{"file": …, "error": …}`). `fer_core.analyze(…)
+    .to_json()` writes the same schema."""
+    return {"model": model_id, "labels": list(labels), "detector": detector, "tta": tta, "images": images}
+
+
 def compare_models(crops, classifiers, tta: bool = False) -> list[dict]:
     """Every classifier's prediction for every crop: rows of face, model, top label, confidence and
     the probability of each of that model's own labels (models may use different label sets)."""
@@ -267,8 +276,7 @@ def _cmd_predict(args) -> int:
         if not args.json:
             _print_table(doc, clf.labels)
     if args.json:
-        print(json.dumps({"model": clf.id, "labels": list(clf.labels), "detector": args.detector,
-                          "tta": bool(args.tta), "images": results}, indent=1))
+        print(json.dumps(predictions_document(clf.id, clf.labels, args.detector, bool(args.tta), results), indent=1))
     return 2 if failed else 0
 
 

@@ -16,6 +16,7 @@ from .preprocess import Preprocessing
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
+MODEL_FILES = {"keras": MODEL_FILE, "litert": "model.tflite", "onnx": "model.onnx"}  # card `format` → file
 
 
 class RegistryError(LookupError):
@@ -37,8 +38,13 @@ class ModelInfo:
     card: dict
 
     @property
+    def format(self) -> str:
+        """`keras` (a trained model), or `litert` / `onnx` for an edge export (see fer_core.export)."""
+        return str(self.card.get("format", "keras"))
+
+    @property
     def model_file(self) -> Path:
-        return self.path / MODEL_FILE
+        return self.path / MODEL_FILES.get(self.format, MODEL_FILE)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -104,19 +110,23 @@ def list_models(models_dir: Path | None = None) -> list[ModelInfo]:
     found = []
     if root.is_dir():
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-            if (folder / MODEL_FILE).exists() and (folder / CARD_FILE).exists():
+            if (folder / CARD_FILE).exists():
                 try:
-                    found.append(ModelInfo(folder.name, folder, read_card(folder)))
+                    info = ModelInfo(folder.name, folder, read_card(folder))
                 except (OSError, ValueError):
                     continue  # an unreadable card is skipped, not fatal
+                if info.model_file.exists():
+                    found.append(info)
     return sorted(found, key=lambda m: (len(m.labels) != 7, m.label_set, not m.is_default(), m.id))
 
 
 def get_model(model_id: str, models_dir: Path | None = None) -> ModelInfo:
     """The registered model `model_id` (an id under models/, or a path to a model folder)."""
     as_path = Path(model_id)
-    if (as_path / CARD_FILE).exists() and (as_path / MODEL_FILE).exists():
-        return ModelInfo(as_path.resolve().name, as_path.resolve(), read_card(as_path))
+    if (as_path / CARD_FILE).exists():
+        info = ModelInfo(as_path.resolve().name, as_path.resolve(), read_card(as_path))
+        if info.model_file.exists():
+            return info
     models = list_models(models_dir)
     for info in models:
         if info.id == model_id:
@@ -135,7 +145,21 @@ def load_keras_model(info: ModelInfo):
     """The Keras model of a registered model, loaded for inference (no optimizer state)."""
     import keras
 
+    if info.format != "keras":
+        parent = (info.card.get("export") or {}).get("parent")
+        raise RegistryError(f"model {info.id!r} is a {info.format} export and has no Keras model"
+                            + (f" (its parent is {parent!r})" if parent else ""))
     return keras.models.load_model(info.model_file, compile=False)
+
+
+def load_model(info: ModelInfo):
+    """What `predict.Classifier` runs for a registered model: its Keras model, or for an edge export
+    (card `format` litert/onnx) a runtime object from `fer_core.export` with the same interface."""
+    if info.format == "keras":
+        return load_keras_model(info)
+    from .export import load_runtime
+
+    return load_runtime(info)
 
 
 def save_metrics(info: ModelInfo, split: str, metrics: dict) -> list[dict]:

@@ -8,6 +8,7 @@ import streamlit as st
 
 from fer_core import evaluate as ev
 from fer_core import robustness as rb
+from fer_core import export
 from fer_core.data import default_data_dir
 from fer_core.labels import label_set_name
 from pages.common import dataset_sidebar, model_infos
@@ -116,6 +117,24 @@ if no_report:
     st.code("\n".join(f"python -m fer_core robustness --model {m} --data {(dataset or {}).get('source') or DATA_HINT}"
                       for m in no_report), language="bash")
 
+
+# ----------------------------------------------------------------------------- edge exports
+edge = export.exports_frame(candidates, split, dataset)
+if not edge.empty:
+    st.header("Edge exports")
+    st.caption(f"LiteRT / ONNX exports (`python -m fer_core export`) beside their parent on the {split} split of "
+               f"{data_name}. Agreement: share of faces with the same top label as the parent, from both models' "
+               f"saved per-image predictions. Latencies: median per face and per batch of {export.LATENCY_BATCH}, "
+               "export and parent measured in the same run by the export's evaluation, on this machine's CPU.")
+    st.dataframe(edge, hide_index=True, column_config={
+        **{c: st.column_config.NumberColumn(format="%.2f") for c in edge.columns if "MB" in c or "ms/" in c},
+        **{c: st.column_config.NumberColumn(format="%.4f") for c in
+           ("accuracy", "parent accuracy", "macro-F1", "parent macro-F1", "agreement")},
+        "size vs parent": st.column_config.NumberColumn(format="percent"),
+        "Δ accuracy (points)": st.column_config.NumberColumn(format="%+.2f")})
+    speed = edge.melt(id_vars="export", value_vars=["ms/face", "parent ms/face"], var_name="model", value_name="ms")
+    st.plotly_chart(px.bar(speed.dropna(), x="export", y="ms", color="model", barmode="group",
+                           title="Latency per face: export vs its parent (same run)"), key="edge_latency")
 
 # ----------------------------------------------------------------------------- training curves
 st.header("Training curves")

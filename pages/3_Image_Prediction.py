@@ -148,7 +148,15 @@ for n, (name, data) in enumerate(photos):
             st.json(doc, expanded=False)
 
     colors = emotion_color_map(clf.labels)
-    layers = cam.conv_layers(clf.model)
+    try:  # an edge export (LiteRT / ONNX) has no gradients: Grad-CAM explains its parent's Keras model
+        layers = cam.conv_layers(cam.gradient_model(clf))
+    except ValueError as err:
+        layers = ["(none)"]
+        st.info(f"Grad-CAM is not available: {err}")
+    if by_id[model_id].format != "keras":
+        st.caption(f"Grad-CAM below is computed on {clf.model.parent_id}, the Keras model this "
+                   f"{by_id[model_id].format} export was converted from: a converted model has no gradients. "
+                   "The predictions above are the export's own.")
     explained = image
     for i, (face, crop) in enumerate(zip(analysis.faces, analysis.crops), start=1):
         st.subheader(f"Face {i}: {face.label} {face.confidence:.0%}")

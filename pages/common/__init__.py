@@ -93,9 +93,9 @@ def model_infos() -> list[registry.ModelInfo]:
 
 
 @st.cache_resource(show_spinner="Loading model …", max_entries=8)
-def keras_model(model_id: str, stamp: float):
-    """A registered model's Keras model, loaded once per file version."""
-    return registry.load_keras_model(registry.get_model(model_id))
+def loaded_model(model_id: str, stamp: float):
+    """A registered model's Keras model (an edge export's LiteRT / ONNX runtime), loaded once per file version."""
+    return registry.load_model(registry.get_model(model_id))
 
 
 @st.cache_resource(show_spinner="Preparing the classifier …", max_entries=16)
@@ -103,7 +103,7 @@ def _classifier(model_id: str, stamp: float):
     from fer_core.predict import Classifier
     from fer_core.frame_processor import warm_up
 
-    clf = Classifier(keras_model(model_id, stamp), registry.get_model(model_id))
+    clf = Classifier(loaded_model(model_id, stamp), registry.get_model(model_id))
     warm_up(clf)  # compile for small batches now, not on the first photo or stream frames
     return clf
 

@@ -1,0 +1,68 @@
+"""Benchmark: edge exports (LiteRT / ONNX, quantized) against their Keras parent, in one process.
+
+    python bench/bench_export.py [EXPORT_ID ...]   # default: every registered export
+
+For each parent, its Keras model (the app's compiled `predict.Classifier` path) and each of its
+exports classify the same faces through `Classifier.predict` (preprocessing included), interleaved
+round after round so background load hits every contender alike. Printed: median ms for one face
+and for a batch of 32, and each export's speed-up over its parent (parent ms / export ms).
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from fer_core import export, registry  # noqa: E402
+from fer_core.predict import Classifier  # noqa: E402
+
+BATCH = export.LATENCY_BATCH
+
+
+def interleaved(fns: dict, rounds: int, warmup: int = 3) -> dict[str, float]:
+    """Median ms of each function, run in turn round after round (fair under shared, noisy CPUs)."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1000 * statistics.median(t) for name, t in times.items()}
+
+
+def main() -> int:
+    infos = registry.list_models()
+    wanted = sys.argv[1:]
+    exports = [i for i in infos if export.is_export(i) and (not wanted or i.id in wanted)]
+    if not exports:
+        print("no edge exports registered; make one with `python -m fer_core export --model ID --format litert`")
+        return 1
+    faces = list(np.random.default_rng(0).integers(0, 256, (BATCH, 48, 48), dtype=np.uint8))
+    print(f"{os.cpu_count()} CPU cores; median ms per call of Classifier.predict (preprocessing included)")
+    for parent_id in dict.fromkeys(i.card["export"]["parent"] for i in exports):
+        parent = Classifier.from_registry(parent_id)
+        mine = [Classifier.from_registry(i) for i in exports if i.card["export"]["parent"] == parent_id]
+        contenders = [parent, *mine]
+        one = interleaved({c.id: (lambda c=c: c.predict(faces[:1])) for c in contenders}, rounds=60)
+        many = interleaved({c.id: (lambda c=c: c.predict(faces)) for c in contenders}, rounds=20)
+        print(f"\n{parent_id} (Keras, {parent.info.model_file.stat().st_size / 1e6:.2f} MB) vs its exports")
+        print(f"  {'model':34s}{'MB':>7s}{'1 face':>10s}{'speed-up':>10s}{f'{BATCH} faces':>11s}{'speed-up':>10s}")
+        for c in contenders:
+            size = c.info.model_file.stat().st_size / 1e6
+            print(f"  {c.id:34s}{size:7.2f}{one[c.id]:10.2f}{one[parent.id] / one[c.id]:9.2f}×"
+                  f"{many[c.id]:11.2f}{many[parent.id] / many[c.id]:9.2f}×")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
