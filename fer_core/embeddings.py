@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ MAX_SAMPLE = 5000
 METHODS: dict[str, str] = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}
 SPLIT_CHOICES = ("all",) + SPLITS
 _CACHE_VERSION = "1"
+_FORWARDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # Keras model → compiled feature pass
 
 
 @dataclass
@@ -84,7 +86,8 @@ def feature_model(model):
     features = dense[-1].input
     if len(features.shape) != 2:
         features = keras.layers.Flatten()(features)
-    return keras.Model(model.inputs, keras.layers.Concatenate(dtype="float32")([features, model.outputs[0]]))
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, keras.layers.Concatenate(dtype="float32")([features, model.outputs[0]]))
 
 
 def extract_features(classifier, images: np.ndarray, batch_size: int = 256,
@@ -95,7 +98,9 @@ def extract_features(classifier, images: np.ndarray, batch_size: int = 256,
     """
     from .predict import as_probabilities, compiled_forward
 
-    forward = compiled_forward(feature_model(classifier.model))
+    forward = _FORWARDS.get(classifier.model)
+    if forward is None:
+        forward = _FORWARDS[classifier.model] = compiled_forward(feature_model(classifier.model))
     n, k = len(images), len(classifier.labels)
     feats, probs = [], []
     for start in range(0, n, batch_size):
@@ -183,13 +188,21 @@ def project_2d(features: np.ndarray, method: str = "umap", seed: int = 0) -> tup
     """
     if method not in METHODS:
         raise ValueError(f"unknown projection {method!r}; use one of {', '.join(METHODS)}")
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # one BLAS/OpenMP thread: spinning threads crawl on a busy 2-core machine
+        return _project(np.asarray(features, np.float64), method, seed)
+
+
+def _project(features: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, str]:
+    """`project_2d` without the thread limit."""
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import StandardScaler
 
     n = len(features)
     if n < 3:
         return np.zeros((n, 2), np.float32), "pca"
-    x = StandardScaler().fit_transform(np.asarray(features, np.float64))
+    x = StandardScaler().fit_transform(features)
     dims = min(x.shape[1], n)
     if method == "pca" or n < 20:
         coords = PCA(2, random_state=seed).fit_transform(x) if dims >= 2 else np.c_[x[:, :1], np.zeros(n)]

@@ -83,19 +83,25 @@ def rank_label_issues(dataset: FerDataset, feats: Features, *, folds: int = DEFA
 def out_of_sample_probabilities(features: np.ndarray, labels: np.ndarray, folds: int = DEFAULT_FOLDS,
                                 seed: int = 0, progress: ProgressFn | None = None) -> np.ndarray:
     """(N, K) class probabilities, each row from a standardised logistic regression fitted on the
-    other folds (stratified K-fold); labels are 0…K−1 with at least `folds` images per class."""
+    other folds (stratified K-fold); labels are 0…K−1 with at least `folds` images per class.
+
+    BLAS runs on one thread here: these small fits gain nothing from more, and on a busy 2-core
+    machine two spinning BLAS threads made each fit about 40× slower.
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
 
     n_classes = int(labels.max()) + 1
     probs = np.zeros((len(labels), n_classes), np.float64)
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
     for i, (fit, held) in enumerate(splitter.split(features, labels), start=1):
         model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=500))
-        model.fit(features[fit], labels[fit])
-        probs[np.ix_(held, model.classes_)] = model.predict_proba(features[held])
+        with threadpool_limits(1):
+            model.fit(features[fit], labels[fit])
+            probs[np.ix_(held, model.classes_)] = model.predict_proba(features[held])
         if progress:
             progress(i, folds, f"cross-validated probabilities: fold {i} of {folds}")
     return probs
