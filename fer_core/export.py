@@ -342,6 +342,8 @@ class OnnxRuntime(EdgeRuntime):
 
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only
+        # no busy-waiting worker threads: the app holds several models and shares a few cores with them
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(info.model_file), options, providers=["CPUExecutionProvider"])
         node, out = self._session.get_inputs()[0], self._session.get_outputs()[0]
         self._input = node.name
