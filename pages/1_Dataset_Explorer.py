@@ -1,5 +1,6 @@
 """Dataset Explorer: class balance, sample faces, mean faces, pixel distributions, data quality
-(blank images, exact and near duplicates, cross-split leakage) and the files that failed to load."""
+(blank images, exact and near duplicates, cross-split leakage), likely label errors and an embedding
+map as a model sees the data, and the files that failed to load."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,9 +9,9 @@ import numpy as np
 import plotly.express as px
 import streamlit as st
 
-from fer_core import explore, quality
+from fer_core import embeddings, explore, label_issues, quality
 from fer_core.labels import label_set_name
-from pages.common import dataset_sidebar, emotion_color_map, label_set_picker
+from pages.common import classifier, dataset_sidebar, emotion_color_map, label_set_picker, model_infos
 
 st.set_page_config(page_title="Dataset Explorer", page_icon="🗂️", layout="wide")
 st.title("Dataset Explorer")
@@ -54,6 +55,37 @@ def quality_scan(fingerprint: str, labels: tuple, std_threshold: float, max_dist
                           progress=lambda done, total, msg: bar.progress(done / max(total, 1), text=msg))
     bar.empty()
     return report
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def model_view(fingerprint: str, labels: tuple, model_id: str, stamp: float, split: str, size: int,
+               in_memory: bool, _view):
+    """Penultimate features of a stratified sample (disk-cached unless the data is an upload) and
+    cleanlab's label-error ranking of it; computed once per dataset, model and sample."""
+    bar = st.progress(0.0, text="Computing features …")
+    report = lambda done, total, msg: bar.progress(done / max(total, 1), text=msg)  # noqa: E731
+    info = next(m for m in model_infos() if m.id == model_id)
+    rows = embeddings.sample_rows(_view, split, size)
+    feats = embeddings.dataset_features(_view, rows, classifier(info), cache=not in_memory, progress=report)
+    issues = label_issues.rank_label_issues(_view, feats, progress=report)
+    bar.empty()
+    return feats, issues
+
+
+@st.cache_data(show_spinner="Laying out the embedding map …", max_entries=8)
+def embedding_chart(view_key: tuple, method: str, color_by: str, _view, _feats, _issues):
+    """The 2-D map of the sampled features as a plotly scatter; each point carries its dataset row."""
+    coords, used = embeddings.project_2d(_feats.features, method)
+    frame = embeddings.embedding_frame(_view, _feats, coords, _issues)
+    colors = {"yes": "#d62728", "no": "#c7c7c7"} if color_by == "likely label error" else \
+        emotion_color_map(sorted(set(frame[color_by]))) if color_by in ("label", "prediction") else None
+    fig = px.scatter(frame, x="x", y="y", color=color_by, color_discrete_map=colors, custom_data=["row"],
+                     hover_data={"x": False, "y": False, "file": True, "label": True, "prediction": True,
+                                 "suggested": True, "split": True},
+                     title=f"{len(frame):,} images by {_feats.model_id}'s penultimate features "
+                           f"({embeddings.METHODS[used]})")
+    fig.update_traces(marker={"size": 5, "opacity": 0.8})
+    return fig.update_layout(xaxis_title=None, yaxis_title=None, dragmode="lasso")
 
 
 def thumbnails(rows, captions, width: int = 72) -> None:
@@ -154,6 +186,91 @@ else:
     st.dataframe(findings.drop(columns="index"), hide_index=True)
     st.download_button("Download findings (CSV)", findings.to_csv(index=False).encode(),
                        file_name=f"quality_{dataset.fingerprint}_{label_set}.csv", mime="text/csv")
+
+# ----------------------------------------------------------------------------- likely label errors
+st.header("Likely label errors")
+st.caption("Images whose given emotion a model's view of them disagrees with: cleanlab's confident learning on "
+           "out-of-sample probabilities of a 5-fold logistic regression on a registered model's penultimate-layer "
+           "features, for a stratified sample. The same features draw the embedding map below.")
+usable = [m for m in model_infos() if embeddings.can_embed(m)]
+result = None
+if not usable:
+    st.info("No registered Keras model to take features from; train one with `python -m fer_core train`.")
+else:
+    ids = [m.id for m in usable]
+    preferred = next((m.id for m in usable if m.labels == labels and m.is_default()),
+                     next((m.id for m in usable if m.is_default()), ids[0]))
+    splits = ["all"] + list(view.split_names)
+    c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+    model_id = c1.selectbox("Features of model", ids, index=ids.index(preferred))
+    split = c2.selectbox("Split", splits, index=splits.index("validation") if "validation" in splits else 0,
+                         help="validation is the honest choice for a model trained on this dataset's train split")
+    size = int(c3.number_input("Sample size", 100, embeddings.MAX_SAMPLE, embeddings.DEFAULT_SAMPLE, 100,
+                               help="stratified by split and emotion"))
+    in_memory = st.session_state.get("dataset_zip") is not None  # uploads stay in memory: no disk cache
+    info = next(m for m in usable if m.id == model_id)
+    view_key = (dataset.fingerprint, labels, model_id, info.model_file.stat().st_mtime, split, size, in_memory)
+    if c4.button("Find label errors", type="primary"):
+        st.session_state["model_view"] = view_key
+    if st.session_state.get("model_view") != view_key:
+        st.info(f"Press **Find label errors** to compute {model_id}'s features for up to {size:,} {split} images "
+                "(once; then cached), rank their labels and draw the embedding map.")
+    else:
+        try:
+            result = model_view(*view_key, view)
+        except (ValueError, LookupError) as err:
+            st.error(f"Could not analyse the labels: {err}")
+
+if result is not None:
+    feats, issues = result
+    flagged = issues[issues["label_issue"]]
+    m1, m2, m3 = st.columns(3)
+    m1.metric("images checked", f"{len(issues):,}")
+    m2.metric("likely label errors", f"{len(flagged):,}")
+    m3.metric("share flagged", f"{len(flagged) / max(len(issues), 1):.1%}")
+    if issues.attrs.get("caveat"):
+        st.warning(issues.attrs["caveat"])
+    if issues.attrs.get("skipped_classes"):
+        st.caption("Left out (fewer than 2 images in the sample): " + ", ".join(issues.attrs["skipped_classes"]))
+    given = st.multiselect("Given label", labels, default=[], placeholder="every class",
+                           help="show only errors among images labelled with these emotions")
+    shown = flagged[flagged["given_label"].isin(given)] if given else flagged
+    st.subheader(f"Ranked likely errors ({len(shown):,})")
+    if len(shown):
+        top = shown.head(40)
+        thumbnails(top.index, [f"{g} → {s} · {sc:.2f}" for g, s, sc in
+                               zip(top["given_label"], top["suggested_label"], top["score"])])
+        if len(shown) > 40:
+            st.caption(f"Showing the 40 most likely of {len(shown):,}; all are in the table and CSV.")
+        st.dataframe(shown, hide_index=True, column_config={"score": st.column_config.ProgressColumn(
+            "score", help="1 − out-of-sample probability of the given label", min_value=0.0, max_value=1.0)})
+        st.download_button("Download likely label errors (CSV)", shown.to_csv(index=False).encode(),
+                           file_name=f"label_issues_{dataset.fingerprint}_{feats.model_id}.csv", mime="text/csv",
+                           help="its `file` column feeds `python -m fer_core train ... --exclude FILE.csv`")
+    else:
+        st.success("No likely label errors among these images.")
+
+# ----------------------------------------------------------------------------- embedding map
+st.header("Embedding map")
+if result is None:
+    st.info("The map uses the features computed for **Find label errors** above.")
+else:
+    st.caption("Each dot is an image placed by its penultimate features, reduced to 2-D. Hover for the file "
+               "and labels; select points (box or lasso) to see their faces.")
+    c1, c2 = st.columns(2)
+    method = c1.radio("Projection", list(embeddings.METHODS), format_func=embeddings.METHODS.get,
+                      horizontal=True, key="embedding_method", help="UMAP keeps neighbourhoods; PCA is instant; t-SNE is slowest")
+    color_by = c2.radio("Colour by", ["label", "prediction", "split", "likely label error"], horizontal=True)
+    event = st.plotly_chart(embedding_chart(view_key, method, color_by, view, feats, issues), on_select="rerun",
+                            selection_mode=("points", "box", "lasso"), key="embedding_map")
+    picked = [int(p["customdata"][0]) for p in (event.selection.points if event else []) if p.get("customdata")]
+    if picked:
+        st.subheader(f"Selected images ({len(picked):,})")
+        thumbnails(picked[:60], [f"{view.label_names()[r]} · {short(view.files[r])}" for r in picked[:60]])
+        if len(picked) > 60:
+            st.caption(f"Showing 60 of {len(picked):,} selected images.")
+    else:
+        st.caption("Select points on the map to see their faces here.")
 
 # ----------------------------------------------------------------------------- load problems
 st.header("Load problems")
