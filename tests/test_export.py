@@ -116,6 +116,20 @@ def test_gradcam_of_an_export_is_computed_on_its_parent(world):
     assert heat.shape == (48, 48) and np.isfinite(heat).all()
 
 
+def test_gradcam_without_the_parent_is_a_clear_error(world, tmp_path):
+    import shutil
+
+    from fer_core import gradcam
+
+    info = export.export_model("tiny", "onnx", "float16", overwrite=True)
+    alone = tmp_path / info.id
+    shutil.copytree(info.path, alone)  # the export without its parent beside it
+    clf = Classifier.from_registry(str(alone))
+    assert clf.predict(world["faces"][:2]).shape == (2, len(EMOTIONS))  # it still predicts
+    with pytest.raises(ValueError, match="parent 'tiny' is not registered"):
+        gradcam.gradcam_face(clf, world["faces"][0])
+
+
 def test_evaluate_export_beside_parent(world):
     parent = world["parent"]
     ev.evaluate_model(parent, world["data"], "validation", save=True, latency=False)
