@@ -323,6 +323,30 @@ class ResultStore:
                 raise ValueError(f"{self.out} holds results of model {', '.join(sorted(models))}; "
                                  f"choose another --out for model {self.settings['model']}")
 
+    def lock(self) -> None:
+        """Claim the output for this process (`<out>.partial/lock` holds its pid), so two runs never
+        write the same parts; a lock left by a process that no longer runs is taken over."""
+        self.partial.mkdir(parents=True, exist_ok=True)
+        path = self.partial / "lock"
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            text = path.read_text().strip()
+            pid = int(text) if text.isdigit() else 0
+            if pid and pid != os.getpid() and _running(pid):
+                raise ValueError(f"another batch run (pid {pid}) is writing {self.out}; wait for it or stop it") from None
+            path.unlink(missing_ok=True)
+            return self.lock()
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+
+    def unlock(self) -> None:
+        (self.partial / "lock").unlink(missing_ok=True)
+        try:
+            self.partial.rmdir()  # only when nothing was committed
+        except OSError:
+            pass
+
     def done(self) -> set[str]:
         """Files already scored (with or without faces) by earlier runs."""
         done: set[str] = set()
@@ -376,6 +400,16 @@ class ResultStore:
     def _read(self, path: Path) -> pd.DataFrame:
         table = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
         return normalize(table, self.labels)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def normalize(table: pd.DataFrame, labels) -> pd.DataFrame:
@@ -452,6 +486,14 @@ def run_batch(inputs, out, model=None, options: ScoreOptions | None = None, work
                          f"{', '.join(map(str, inputs))}")
     settings = {"model": info.id, **asdict(options)}
     store = ResultStore(out, info.labels, settings)
+    store.lock()
+    try:
+        return _run(store, items, problems, info, options, workers, ray_address, ray_actors, chunk, progress)
+    finally:
+        store.unlock()
+
+
+def _run(store, items, problems, info, options, workers, ray_address, ray_actors, chunk, progress) -> BatchResult:
     done = store.done()
     todo = [it for it in items if it.file not in done]
     meter = _Meter(len(todo), progress)

@@ -276,7 +276,7 @@ def _add_gradcams(doc: dict, analysis, clf, method: str) -> None:
 def _describe(error: dict, where: str = "query parameter") -> str:
     loc = [str(p) for p in error.get("loc", ()) if p not in ("query", "body")]
     name = ".".join(loc) or "request"
-    msg = error.get("msg", "invalid value")
+    msg = error.get("msg", "invalid value").removeprefix("Value error, ")
     if error.get("type") == "extra_forbidden":
         msg = f"unknown {where}; known: {', '.join(PredictOptions.model_fields)}"
     return f"{where} {name!r}: {msg}"

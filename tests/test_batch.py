@@ -3,6 +3,9 @@ resuming after an interruption, the shared batching classifier, and Ray Data equ
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 import threading
 import zipfile
 from pathlib import Path
@@ -141,6 +144,12 @@ def test_interrupted_run_resumes_where_it_stopped(folder, env_models, tmp_path, 
     with pytest.raises(ValueError, match="other settings"):
         run_batch([folder / "crops"], out, "tiny7", ScoreOptions(detector="haar"), chunk=2)
     monkeypatch.setattr(batch, "score_many", real)
+    lock = out.with_name(out.name + ".partial") / "lock"
+    lock.write_text(str(os.getppid()))  # a live process holds it
+    with pytest.raises(ValueError, match=f"another batch run \\(pid {os.getppid()}\\)"):
+        run_batch([folder / "crops"], out, "tiny7", options, chunk=2)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(gone.stdout.strip())  # left behind by a process that has ended: taken over
     again = run_batch([folder / "crops"], out, "tiny7", options, chunk=2)
     assert (again.skipped, again.scored) == (2, FACES - 2)
     assert not out.with_name(out.name + ".partial").exists()
@@ -175,7 +184,7 @@ def test_ray_data_gives_the_single_machine_results(folder, env_models, tmp_path)
     import ray
 
     try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
                  runtime_env={"py_modules": [str(Path(batch.__file__).parent)]})
     except Exception as err:  # noqa: BLE001 — no shared memory, ports or /tmp space for Ray here
         pytest.skip(f"a local Ray instance could not start: {err}")
@@ -183,7 +192,7 @@ def test_ray_data_gives_the_single_machine_results(folder, env_models, tmp_path)
         inputs = [folder / "crops", folder / "more.zip", folder / "astronaut.jpg", folder / "broken.jpg"]
         local = run_batch(inputs, tmp_path / "local.parquet", "tiny7", ScoreOptions(whole_image=True))
         remote = run_batch(inputs, tmp_path / "ray.parquet", "tiny7", ScoreOptions(whole_image=True),
-                           ray_address="", ray_actors=2)
+                           ray_address="", ray_actors=1)
     finally:
         ray.shutdown()
     assert remote.engine == "ray" and local.engine == "threads"
