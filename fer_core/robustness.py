@@ -197,7 +197,7 @@ def robustness_report(info_or_id, dataset, n: int = DEFAULT_N, seed: int = SEED,
         raise ValueError(f"unknown corruption {unknown[0]!r}; use one of {', '.join(CORRUPTIONS)}")
     started = time.perf_counter()
     images, y_true, files, description = stratified_subset(dataset, info.labels, n, seed)
-    classifier = Classifier(model if model is not None else registry.load_keras_model(info), info)
+    classifier = Classifier(model if model is not None else registry.load_model(info), info)
     tta = classifier.resolve_tta(tta)
     clean = _scores(y_true, classifier.predict(images, tta=tta))
     report = {"model": info.id, "dataset": dataset_description(dataset), "split": SPLIT,
