@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import io
 import os
 import socket
@@ -54,15 +55,25 @@ def payloads() -> dict[str, tuple[bytes, dict, int]]:
             "48×48 crop, detector=none": (encoded(crop, "PNG"), {"detector": "none"}, 1)}
 
 
+@functools.lru_cache(maxsize=None)
+def classifier(model_id: str):
+    from fer_core.predict import Classifier
+
+    return Classifier.from_registry(model_id)
+
+
 def baseline(model_id: str, data: bytes, params: dict, rounds: int) -> float:
     """Calls/s of read_image + analyze_image in this process, sequentially (after a warm-up)."""
     from fer_core.batch import detector_for
     from fer_core.images import read_image
-    from fer_core.predict import Classifier, analyze_image
+    from fer_core.predict import analyze_image
 
-    clf = baseline.cache.get(model_id) or baseline.cache.setdefault(model_id, Classifier.from_registry(model_id))
+    clf = classifier(model_id)
     det = params.get("detector", "haar")
-    run = lambda: analyze_image(read_image(data), clf, detector_for(det), whole_image_if_no_face=det == "none")  # noqa: E731
+
+    def run():
+        return analyze_image(read_image(data), clf, detector_for(det), whole_image_if_no_face=det == "none")
+
     for _ in range(3):
         run()
     start = time.perf_counter()
@@ -70,8 +81,6 @@ def baseline(model_id: str, data: bytes, params: dict, rounds: int) -> float:
         run()
     return rounds / (time.perf_counter() - start)
 
-
-baseline.cache = {}
 
 
 async def load(url: str, data: bytes, params: dict, n: int, concurrency: int) -> tuple[float, list[float], int]:

@@ -334,7 +334,8 @@ class ResultStore:
             text = path.read_text().strip()
             pid = int(text) if text.isdigit() else 0
             if pid and pid != os.getpid() and _running(pid):
-                raise ValueError(f"another batch run (pid {pid}) is writing {self.out}; wait for it or stop it") from None
+                raise ValueError(f"another batch run (pid {pid}) is writing {self.out}; "
+                                 "wait for it or stop it") from None
             path.unlink(missing_ok=True)
             return self.lock()
         os.write(fd, str(os.getpid()).encode())
@@ -444,7 +445,8 @@ class _Meter:
         eta = (self.total - self.done) / rate if rate > 0 else 0.0
         bar = "#" * (30 * self.done // self.total)
         self.progress(self.done, self.total,
-                      f"[{bar:<30}] {self.done:,}/{self.total:,} files, {self.faces:,} faces, {self.errors} unreadable, "
+                      f"[{bar:<30}] {self.done:,}/{self.total:,} files, {self.faces:,} faces, "
+                      f"{self.errors} unreadable, "
                       f"{rate:.1f} files/s, ETA {int(eta // 60)}:{int(eta % 60):02d}")
 
 
@@ -584,7 +586,8 @@ def _ray_results(items: list[Item], info, options: ScoreOptions, address: str, a
         cpus = int(ray.cluster_resources().get("CPU", 1))
         n_actors = max(1, min(int(actors or cpus), len(items)))
         runtime_env = {"env_vars": {"FER_MODELS_DIR": str(default_models_dir())}}  # ensembles find their members
-        ds = ray.data.from_items([asdict(it) for it in items], override_num_blocks=max(1, min(len(items), 4 * n_actors)))
+        blocks = max(1, min(len(items), 4 * n_actors))
+        ds = ray.data.from_items([asdict(it) for it in items], override_num_blocks=blocks)
         scored = ds.map_batches(_RayScorer, batch_size=min(64, max(1, chunk)), batch_format="numpy",
                                 fn_constructor_kwargs={"model_path": str(info.path), "options": asdict(options),
                                                        "threads": 2},
@@ -645,7 +648,8 @@ def _cmd_batch(args) -> int:
         errors_file = Path(args.out).with_name(Path(args.out).stem + ".errors.csv")
         pd.DataFrame(result.errors, columns=["file", "error"]).to_csv(errors_file, index=False)
         print(f"{len(result.errors)} unreadable file(s) listed in {errors_file}", file=sys.stderr)
-    rate = f" in {result.seconds:.1f} s ({result.files_per_second:.1f} files/s, {result.engine})" if result.scored else ""
+    rate = (f" in {result.seconds:.1f} s ({result.files_per_second:.1f} files/s, {result.engine})"
+            if result.scored else "")
     print(f"{result.scored:,} file(s) scored{rate}, {result.skipped:,} already done; "
           f"{len(result.table):,} face rows in {args.out}")
     return 0

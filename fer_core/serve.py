@@ -111,7 +111,8 @@ class ModelPool:
         models = self.registered()
         info = next((m for m in models if m.id == model_id), None)
         if info is None:
-            raise ApiError(404, f"no model {model_id!r}; registered models: {', '.join(m.id for m in models) or 'none'}")
+            known = ", ".join(m.id for m in models) or "none"
+            raise ApiError(404, f"no model {model_id!r}; registered models: {known}")
         return info
 
     def get(self, model_id: str | None):

@@ -71,7 +71,8 @@ def test_inputs_are_images_zip_members_and_videos(folder):
     items, problems = expand_inputs([folder, folder / "missing.jpg"])
     by_kind = {k: sorted(Path(it.file).name for it in items if it.kind == k) for k in ("image", "zip", "video")}
     assert by_kind["image"] == sorted([*(f"face_{i}.png" for i in range(FACES)), "astronaut.jpg", "broken.jpg"])
-    assert [it.file.split("!")[1] for it in items if it.kind == "zip"] == ["inner/z0.jpg", "inner/z1.jpg", "inner/z2.jpg"]
+    members = [it.file.split("!")[1] for it in items if it.kind == "zip"]
+    assert members == ["inner/z0.jpg", "inner/z1.jpg", "inner/z2.jpg"]
     assert by_kind["video"] == ["clip.mp4"]
     assert problems == [(str(folder / "missing.jpg"), "does not exist")]
     with pytest.raises(ValueError, match="every-nth-frame"):
@@ -198,5 +199,6 @@ def test_ray_data_gives_the_single_machine_results(folder, env_models, tmp_path)
     assert remote.engine == "ray" and local.engine == "threads"
     assert remote.errors == local.errors and len(local.errors) == 1
     assert len(local.table) == FACES + 3 + 1
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "ray.parquet"), pd.read_parquet(tmp_path / "local.parquet"),
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "ray.parquet"),
+                                  pd.read_parquet(tmp_path / "local.parquet"),
                                   check_exact=False, rtol=1e-6, atol=1e-6)

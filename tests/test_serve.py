@@ -157,7 +157,8 @@ def test_gradcam_overlays_come_back_as_png_data_urls(client, astronaut):
     (dict(files={"image": ("a.jpg", b"x")}, data={"whole_image": "perhaps"}), 422, ["whole_image"]),
     (dict(params={"model": "nope"}, content=b"x"), 404, ["nope", "tiny7"]),
     (dict(content=b"--xyz\r\nbroken", headers={"content-type": "multipart/form-data"}), 400, ["multipart", "boundary"]),
-    (dict(content=b"--xyz\r\nbroken", headers={"content-type": "multipart/form-data; boundary=xyz"}), 422, ["no image"]),
+    (dict(content=b"--xyz\r\nbroken", headers={"content-type": "multipart/form-data; boundary=xyz"}), 422,
+     ["no image"]),
 ])
 def test_bad_inputs_get_their_status_and_a_clear_json_error(client, request_kw, status, words):
     assert_error(client.post("/v1/predict", **request_kw), status, *words)
