@@ -1,11 +1,29 @@
 """fer_core: facial emotion recognition — data, models, training, evaluation and inference.
 
+    import fer_core
+    result = fer_core.analyze("photo.jpg")        # every face: .box, .label, .probabilities
+    print(result.to_json())                       # the `python -m fer_core predict --json` document
+
 One file per stage: labels, data (loading), explore and quality (dataset analysis), preprocess,
-architectures, train, evaluate, registry, images (photo intake), faces, predict, gradcam, video,
-runtime (device). Importable without Streamlit; `python -m fer_core` is its CLI.
+architectures, train, evaluate, registry, images (photo intake), faces, predict, gradcam, api
+(`analyze`, `load`), video (files), frame_processor, tracking and timeline (per-frame analysis),
+webrtc, runtime (device), progress, quiet (TensorFlow's log lines). Importable without Streamlit
+and without loading TensorFlow until a model is used; `python -m fer_core` is its CLI.
 """
 __version__ = "0.1.0"
 
 from . import quiet as _quiet
 
 _quiet.install()  # before anything can import TensorFlow: keep its start-up log lines off the console
+
+__all__ = ["analyze", "load"]
+
+
+def __getattr__(name: str):
+    """`fer_core.analyze` and `fer_core.load` (see `fer_core.api`), imported on first use so that
+    `import fer_core` stays light."""
+    if name in __all__:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'fer_core' has no attribute {name!r}")

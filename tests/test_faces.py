@@ -132,3 +132,38 @@ def test_boxes_enclosing_another_face_are_dropped_as_false_positives():
     found = detect_faces(np.zeros((400, 400, 3), np.uint8), Fixed(), min_size=20, max_side=0)
     assert [f.box for f in found] == [elsewhere.box, inner.box]  # largest first, the enclosing box gone
     assert len(faces.drop_enclosing([around, Face((150, 150, 60, 60), 0.9)])) == 2  # mere overlap is kept
+
+
+def test_haar_detections_are_confirmed_so_coins_and_textures_are_no_faces():
+    raw = get_detector("haar", confirm=False)
+    assert len(detect_faces(skdata.coins(), raw)) >= 1, "the bare cascade sees faces in coins"
+    assert detect_faces(skdata.coins(), "haar") == []
+    big = cv2.resize(skdata.astronaut(), (2048, 2048), interpolation=cv2.INTER_CUBIC)
+    assert len(detect_faces(big, raw, max_side=0)) > 1, "and on the upscaled portrait's suit"
+    found = detect_faces(big, "haar", max_side=0)
+    assert len(found) == 1 and iou(found[0].box, tuple(4 * v for v in ASTRONAUT_FACE)) > 0.6
+    p = faces.onet_confirmer().probabilities(skdata.astronaut(), [ASTRONAUT_FACE, (0, 400, 90, 90)])
+    assert p[0] > 0.9 > 0.5 > p[1]
+
+
+def test_duplicate_boxes_keep_the_higher_score_for_every_detector():
+    best, shifted, other = Face((100, 100, 60, 60), 0.9), Face((115, 110, 60, 60), 0.7), Face((300, 40, 60, 60), 0.8)
+
+    class Fixed:
+        def detect(self, image, min_size):
+            return [shifted, best, other]
+
+    found = detect_faces(np.zeros((400, 400, 3), np.uint8), Fixed(), min_size=20, max_side=0)
+    assert sorted(f.box for f in found) == sorted([best.box, other.box])
+    kept = detect_faces(np.zeros((400, 400, 3), np.uint8), Fixed(), min_size=20, max_side=0, keep_overlapping=True)
+    assert len(kept) == 3
+    assert len(faces.drop_duplicates([best, Face((150, 100, 60, 60), 0.8)])) == 2  # a slight overlap is two faces
+
+
+def test_mtcnn_finds_every_face_of_a_group_frame_at_any_min_size():
+    from fer_core.video import sample_clip
+
+    frame = sample_clip(8)[0]  # two faces of ~85 px
+    for min_size in (24, 40, 60):
+        assert len(detect_faces(frame, "mtcnn", min_size=min_size)) == 2, min_size
+    assert detect_faces(frame, "mtcnn", min_size=120) == []
