@@ -39,6 +39,21 @@ def reported_result(info: registry.ModelInfo) -> dict | None:
     return next((m for split in REPORT_SPLITS if (m := info.metrics(split)) and m.get("per_class")), None)
 
 
+def duplicates_fact(infos) -> str | None:
+    """One sentence on held-out images duplicated in Training, from the first card whose reported
+    result measured it (all emotions counted), e.g. for the data section of the Responsible Use page."""
+    for info in infos:
+        result = reported_result(info) or {}
+        clean = result.get("clean") or {}
+        if clean.get("n") is not None and not result.get("skipped"):
+            total = clean["n"] + clean["duplicates"]
+            return (f"Measured here: {clean['duplicates']:,} of the {total:,} images of "
+                    f"{result.get('split_description', result.get('split'))} have an exact or near duplicate in "
+                    f"Training; without them {info.id} scores {clean['accuracy']:.3f} instead of "
+                    f"{result['accuracy']:.3f}.")
+    return None
+
+
 def per_class_rows(result: dict) -> list[dict]:
     """Per-emotion precision, recall, F1 and support of one evaluation, with the emotion it is most
     often mistaken for and that mistake's share of the emotion's images."""

@@ -17,12 +17,14 @@ except FileNotFoundError as err:
     st.error(str(err))
     st.stop()
 
+infos = model_infos()
 for heading in ("Intended uses", "Uses it is not fit for", "The data", "Evaluation protocol"):
     if heading in statement:
         st.header(heading)
         st.markdown(statement[heading])
+    if heading == "The data" and (fact := mc.duplicates_fact(infos)):
+        st.caption(fact)
 
-infos = model_infos()
 st.header("Where each model is weak")
 if not infos:
     st.info("No trained models yet, so there are no evaluations to report. Train one with "

@@ -71,6 +71,21 @@ def test_page_from_fixture_cards(env):
     assert len(at.get("download_button")) == 2
 
 
+def test_duplicates_fact_comes_from_the_card(env):
+    from fixtures import make_face_images, write_kaggle_layout
+
+    faces = make_face_images(12, seed=5, distinct=True)
+    images = [*faces[0:3], faces[0], faces[6], *faces[3:6], faces[7], faces[8]]  # one validation face leaks
+    write_kaggle_layout(env / "data", {"happy": (3, 2, 0), "sad": (3, 2, 0)}, images=images, ext="png")
+    info = make_model(env / "models", "bright")
+    result = ev.evaluate_model(info, load_dataset(env / "data", cache=False), "validation", save=True, latency=False)
+    fact = mc.duplicates_fact(registry.list_models())
+    assert fact.startswith("Measured here: 1 of the 4 images of validation have an exact or near duplicate")
+    assert f"{result['clean']['accuracy']:.3f} instead of {result['accuracy']:.3f}" in fact
+    at = run_page()
+    assert not at.exception and fact in page_text(at)
+
+
 def test_page_without_models(env):
     at = run_page()
     assert not at.exception
