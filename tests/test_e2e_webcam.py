@@ -1,7 +1,7 @@
 """End to end: a real browser streams a fake camera (real faces) to the Live Webcam page over WebRTC.
 
 Starts `streamlit run Home.py` on a free localhost port, drives Debian's Chromium headless through
-Playwright with a .y4m clip as the camera, opens Home (so TensorFlow loads first, as for a user),
+Playwright with a .y4m clip as the camera, opens Home (as a user would; it no longer loads TensorFlow),
 then the webcam page, presses START inside the component's iframe and waits for the page to report
 the faces and emotions the server-side frame callback found. No STUN/TURN server is involved.
 """
