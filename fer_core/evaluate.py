@@ -24,7 +24,7 @@ import numpy as np
 from . import registry
 from .data import FerDataset, load_dataset, resolve_split
 from .labels import label_set_name
-from .predict import Classifier
+from .predict import Classifier, add_tta_argument, tta_mode
 from .runtime import device_description
 
 EVAL_SPLITS = ("test", "validation")
@@ -153,7 +153,7 @@ class Predictions:
     split_description: str = ""
     skipped: dict[str, int] = field(default_factory=dict)
     fingerprint: str = ""
-    tta: bool = False
+    tta: str = "none"  # the test-time augmentation mode the probabilities came from
     clean: np.ndarray | None = None  # True: no exact/near duplicate in the dataset's Training split
 
     def __len__(self) -> int:
@@ -172,7 +172,7 @@ class Predictions:
         return self.y_pred == self.y_true
 
 
-def predict_split(info: registry.ModelInfo, dataset: FerDataset, split: str = "test", *, tta: bool = False,
+def predict_split(info: registry.ModelInfo, dataset: FerDataset, split: str = "test", *, tta=None,
                   batch_size: int = 256, progress: ProgressFn | None = None, model=None) -> Predictions:
     """Run a model over a split's images of its own emotions; other emotions are skipped and counted."""
     if split not in EVAL_SPLITS:
@@ -189,6 +189,7 @@ def predict_split(info: registry.ModelInfo, dataset: FerDataset, split: str = "t
     images, files = rows.images[keep], rows.files[keep]
     # the app's own inference path: the card's preprocessing, shape checks and flip-TTA live there
     classifier = Classifier(model if model is not None else registry.load_model(info), info)
+    tta = classifier.resolve_tta(tta)  # None = the model's default inference, as in the app
     out = []
     for start in range(0, len(images), batch_size):
         out.append(classifier.predict(images[start:start + batch_size], tta=tta))
@@ -289,7 +290,7 @@ class Evaluation(dict):
     predictions: Predictions | None = None
 
 
-def evaluate_model(info_or_id, dataset, split: str = "test", tta: bool = False, batch_size: int = 256,
+def evaluate_model(info_or_id, dataset, split: str = "test", tta=None, batch_size: int = 256,
                    progress: ProgressFn | None = None, *, model=None, save: bool = False,
                    latency: bool = True) -> Evaluation:
     """Score a registered model on a dataset split; with save=True also store it in the card and eval/ npz.
@@ -305,7 +306,7 @@ def evaluate_model(info_or_id, dataset, split: str = "test", tta: bool = False, 
     pred = predict_split(info, dataset, split, tta=tta, batch_size=batch_size, progress=progress, model=model)
     result = Evaluation(
         model=info.id, split=split, split_description=pred.split_description, **evaluate_predictions(pred),
-        skipped=int(sum(pred.skipped.values())), skipped_by_class=pred.skipped, tta=bool(tta),
+        skipped=int(sum(pred.skipped.values())), skipped_by_class=pred.skipped, tta=pred.tta,
         dataset=dataset_description(dataset),
         evaluated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         eval_seconds=round(time.perf_counter() - started, 2))
@@ -379,7 +380,7 @@ def load_predictions(info: registry.ModelInfo, split: str, dataset: dict | None 
         meta = json.loads(str(z["meta"]))
         return Predictions(z["files"], z["y_true"].astype(np.int64), z["probabilities"].astype(np.float32),
                            tuple(meta["labels"]), meta["split"], meta.get("split_description", ""),
-                           meta.get("skipped", {}), meta.get("fingerprint", ""), bool(meta.get("tta")),
+                           meta.get("skipped", {}), meta.get("fingerprint", ""), tta_mode(meta.get("tta")),
                            z["clean"].astype(bool) if "clean" in z.files else None)
 
 
@@ -387,13 +388,21 @@ def load_predictions(info: registry.ModelInfo, split: str, dataset: dict | None 
 
 def training_budget(training: dict) -> tuple[int, float]:
     """Epochs and wall-clock minutes a model's weights cost, its `--init-from` ancestors included,
-    so a fine-tuned model is not made to look cheaper than it was."""
-    epochs, seconds = 0, 0.0
-    while training:
-        epochs += int(training.get("epochs_run") or 0)
-        seconds += float(training.get("wall_time_s") or 0.0)
-        training = training.get("init_from") or {}
-    return epochs, round(seconds / 60, 1)
+    so a fine-tuned model is not made to look cheaper than it was; an ensemble costs its members'
+    runs, each counted once even where members share an ancestor."""
+    runs: dict[tuple, tuple[int, float]] = {}
+
+    def walk(record: dict) -> None:
+        while record:
+            stamp = record.get("finished_at")  # a run is identified by its command and finish time
+            key = (record.get("command"), stamp) if stamp else id(record)
+            runs.setdefault(key, (int(record.get("epochs_run") or 0), float(record.get("wall_time_s") or 0.0)))
+            for member in record.get("members") or []:
+                walk(member)
+            record = record.get("init_from") or {}
+
+    walk(training)
+    return sum(e for e, _ in runs.values()), round(sum(s for _, s in runs.values()) / 60, 1)
 
 
 def model_summary(info: registry.ModelInfo) -> dict:
@@ -622,7 +631,7 @@ def format_report(result: dict, info: registry.ModelInfo) -> str:
              f"{result['dataset'].get('name', '?')} ({result['dataset'].get('source', '?')})",
              f"  {result['n']:,} images" + (f", skipped {result['skipped']:,} outside the model's emotions "
                                              f"({skipped})" if result["skipped"] else "")
-             + f", TTA {'on' if result['tta'] else 'off'}",
+             + f", TTA {tta_mode(result['tta'])}",
              f"  accuracy {result['accuracy']:.4f}   macro-F1 {result['macro_f1']:.4f}   "
              f"log-loss {result['log_loss']:.4f}   ECE {result['ece']:.4f}"]
     clean = result.get("clean")
@@ -672,7 +681,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("--data", required=True, help="dataset folder, .zip or fer2013.csv")
     p.add_argument("--split", choices=EVAL_SPLITS, default="test",
                    help="test = PrivateTest where present (else PublicTest, and it says so); default test")
-    p.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
+    add_tta_argument(p)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-save", action="store_true", help="do not write the card or eval/<split>.npz")

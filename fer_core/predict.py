@@ -21,6 +21,55 @@ from .registry import ModelInfo, RegistryError, default_model, get_model, load_m
 
 BATCH_BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)  # inputs are zero-padded up to one of these sizes
 DEFAULT_MARGIN = 0.15
+TTA_MODES: tuple[str, ...] = ("none", "flip", "tencrop")  # test-time augmentation: views averaged per face
+TENCROP_SHARE = 11 / 12  # ten-crop: corner and centre crops of 44 px from a 48-px face, each also mirrored
+
+
+def tta_mode(value) -> str:
+    """Normalise a TTA request: False/None/"none" → "none", True/"flip" → "flip", "tencrop"."""
+    if value is None or value is False:
+        return "none"
+    if value is True:
+        return "flip"
+    mode = str(value).strip().lower().replace("-", "").replace("_", "")
+    mode = {"off": "none", "10crop": "tencrop", "on": "flip"}.get(mode, mode)
+    if mode not in TTA_MODES:
+        raise ValueError(f"unknown test-time augmentation {value!r}; choose one of: {', '.join(TTA_MODES)}")
+    return mode
+
+
+def _resize_matrix(src: int, dst: int) -> np.ndarray:
+    """Bilinear resampling as a dst×src matrix (align-corners=False, as cv2.INTER_LINEAR)."""
+    pos = np.clip((np.arange(dst) + 0.5) * src / dst - 0.5, 0, src - 1)
+    lo = np.minimum(np.floor(pos).astype(int), src - 2) if src > 1 else np.zeros(dst, int)
+    frac = pos - lo
+    m = np.zeros((dst, src), np.float32)
+    m[np.arange(dst), lo] = 1 - frac
+    if src > 1:
+        m[np.arange(dst), lo + 1] += frac
+    return m
+
+
+def tta_views(x: np.ndarray, mode: str) -> np.ndarray:
+    """The views a TTA mode averages, stacked view-major: (V·N)×S×S×C for a preprocessed N×S×S×C batch.
+
+    flip: the face and its mirror. tencrop: the four corner and the centre crops (11/12 of the side,
+    like the random shifts and zooms training saw), resized back to S, each with its mirror.
+    """
+    if mode == "none":
+        return x
+    if mode == "flip":
+        return np.concatenate([x, x[:, :, ::-1, :]])
+    size = x.shape[1]
+    crop = int(round(size * TENCROP_SHARE))
+    resize = _resize_matrix(crop, size)
+    views = []
+    for top, left in ((0, 0), (0, size - crop), (size - crop, 0), (size - crop, size - crop),
+                      ((size - crop) // 2, (size - crop) // 2)):
+        patch = x[:, top:top + crop, left:left + crop, :]
+        view = np.einsum("ij,njkc,lk->nilc", resize, patch, resize, optimize=True).astype(np.float32)
+        views += [view, view[:, :, ::-1, :]]
+    return np.concatenate(views)
 
 
 class Classifier:
@@ -44,23 +93,32 @@ class Classifier:
     def id(self) -> str:
         return self.info.id
 
-    def predict(self, crops, tta: bool = False) -> np.ndarray:
+    @property
+    def default_tta(self) -> str:
+        """The model's own default inference, from its card (`inference.tta`; "none" unless set)."""
+        return tta_mode((self.info.card.get("inference") or {}).get("tta"))
+
+    def resolve_tta(self, tta=None) -> str:
+        """The TTA mode a call uses: the one asked for, else the card's default."""
+        return self.default_tta if tta is None else tta_mode(tta)
+
+    def predict(self, crops, tta=None) -> np.ndarray:
         """Class probabilities (N, K) for uint8 face crops, all in one batched call.
 
-        With `tta`, each crop is also classified mirrored and the two probability vectors averaged.
+        `tta`: "none", "flip" (average with the mirrored face) or "tencrop" (ten views); None uses
+        the card's default inference. True/False mean flip/none.
         """
         return self.predict_preprocessed(self.preprocessing.apply(crops), tta=tta)
 
-    def predict_preprocessed(self, x: np.ndarray, tta: bool = False) -> np.ndarray:
+    def predict_preprocessed(self, x: np.ndarray, tta=None) -> np.ndarray:
         """Class probabilities (N, K) for an already preprocessed float32 batch."""
         x = np.asarray(x, dtype=np.float32)
         n = len(x)
         if n == 0:
             return np.zeros((0, len(self.labels)), np.float32)
-        if tta:
-            x = np.concatenate([x, x[:, :, ::-1, :]])
-        probs = as_probabilities(self._run(x))
-        return (probs[:n] + probs[n:]) / 2.0 if tta else probs
+        views = tta_views(x, self.resolve_tta(tta))
+        probs = as_probabilities(self._run(views))
+        return probs.reshape(len(views) // n, n, -1).mean(axis=0)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         if self._forward is None:
@@ -143,7 +201,7 @@ class ImageAnalysis:
     model_id: str
     labels: tuple[str, ...]
     detector: str
-    tta: bool
+    tta: str  # the test-time augmentation mode used ("none", "flip", "tencrop")
     margin: float = DEFAULT_MARGIN
     crops: list[np.ndarray] = field(default_factory=list, repr=False, compare=False)
 
@@ -155,12 +213,12 @@ class ImageAnalysis:
 
     def to_dict(self) -> dict:
         return {"model": self.model_id, "labels": list(self.labels), "detector": self.detector,
-                "tta": bool(self.tta), "whole_image": bool(self.whole_image),
+                "tta": self.tta, "whole_image": bool(self.whole_image),
                 "image_size": {"width": int(self.image_size[0]), "height": int(self.image_size[1])},
                 "faces": [f.to_dict() for f in self.faces]}
 
 
-def analyze_image(image_rgb: np.ndarray, classifier: Classifier, detector="haar", tta: bool = False,
+def analyze_image(image_rgb: np.ndarray, classifier: Classifier, detector="haar", tta=None,
                   whole_image_if_no_face: bool = False, min_size: int = DEFAULT_MIN_SIZE,
                   max_side: int = DEFAULT_MAX_SIDE, margin: float = DEFAULT_MARGIN) -> ImageAnalysis:
     """Detect the faces of a photo and classify them all in one batch.
@@ -176,6 +234,7 @@ def analyze_image(image_rgb: np.ndarray, classifier: Classifier, detector="haar"
         faces, crops = [Face((0, 0, w, h), float("nan"))], [image]
     else:
         crops = crop_faces(image, faces, margin=margin)
+    tta = classifier.resolve_tta(tta)
     probs = classifier.predict(crops, tta=tta) if crops else np.zeros((0, len(classifier.labels)))
     results = []
     for face, p in zip(faces, probs):
@@ -187,14 +246,14 @@ def analyze_image(image_rgb: np.ndarray, classifier: Classifier, detector="haar"
     return ImageAnalysis(results, whole, (w, h), classifier.id, classifier.labels, name, tta, margin, crops)
 
 
-def predictions_document(model_id: str, labels, detector: str, tta, images: list[dict]) -> dict:
+def predictions_document(model_id: str, labels, detector: str, tta: str, images: list[dict]) -> dict:
     """The `predict --json` document: the model, its labels, detector and TTA mode, then one entry per
     image (`{"file": …, **ImageAnalysis.to_dict()}`, or `{"file": …, "error": …}`). `fer_core.analyze(…)
     .to_json()` writes the same schema."""
     return {"model": model_id, "labels": list(labels), "detector": detector, "tta": tta, "images": images}
 
 
-def compare_models(crops, classifiers, tta: bool = False) -> list[dict]:
+def compare_models(crops, classifiers, tta=None) -> list[dict]:
     """Every classifier's prediction for every crop: rows of face, model, top label, confidence and
     the probability of each of that model's own labels (models may use different label sets)."""
     rows = []
@@ -239,13 +298,20 @@ def add_cli(subparsers) -> None:
     p.add_argument("--model", help="registered model id or model folder (default: the default model)")
     p.add_argument("--detector", choices=DETECTORS, default="haar")
     p.add_argument("--min-size", type=int, default=DEFAULT_MIN_SIZE, help="smallest face side in pixels")
-    p.add_argument("--tta", action="store_true", help="average with the mirrored face (flip test-time augmentation)")
+    add_tta_argument(p)
     p.add_argument("--whole-image", action="store_true",
                    help="classify the whole image as one face when none is detected (pre-cropped faces)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     p.add_argument("--gradcam", metavar="DIR", help="write Grad-CAM overlay PNGs of every face into DIR")
     p.add_argument("--gradcam-method", choices=("gradcam", "gradcam++"), default="gradcam")
     p.set_defaults(func=_cmd_predict)
+
+
+def add_tta_argument(parser) -> None:
+    """`--tta none|flip|tencrop`; without it, the model card's default inference."""
+    parser.add_argument("--tta", default=None, type=tta_mode, metavar="{none,flip,tencrop}",
+                        help="test-time augmentation: none, flip (face + mirror) or tencrop (ten views); "
+                             "default: the model card's own inference")
 
 
 def _cmd_predict(args) -> int:
@@ -276,7 +342,8 @@ def _cmd_predict(args) -> int:
         if not args.json:
             _print_table(doc, clf.labels)
     if args.json:
-        print(json.dumps(predictions_document(clf.id, clf.labels, args.detector, bool(args.tta), results), indent=1))
+        print(json.dumps(predictions_document(clf.id, clf.labels, args.detector, clf.resolve_tta(args.tta), results),
+                         indent=1))
     return 2 if failed else 0
 
 
@@ -300,7 +367,7 @@ def _write_gradcams(out_dir: Path, stem: str, image, analysis: ImageAnalysis, cl
 def _print_table(doc: dict, labels) -> None:
     faces = doc["faces"]
     how = "whole image classified as one face" if doc["whole_image"] else f"{len(faces)} face(s), {doc['detector']}"
-    print(f"{doc['file']}: {how}, model {doc['model']}" + (", flip TTA" if doc["tta"] else ""))
+    print(f"{doc['file']}: {how}, model {doc['model']}" + (f", {doc['tta']} TTA" if doc["tta"] != "none" else ""))
     if not faces:
         print("  no face found (try --detector mtcnn, a smaller --min-size, or --whole-image)")
         return

@@ -6,7 +6,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from fer_core import evaluate as ev
+from fer_core import evaluate as ev, studies
 from fer_core import robustness as rb
 from fer_core import export
 from fer_core.data import default_data_dir
@@ -97,6 +97,29 @@ if not cross.empty:
     st.dataframe(cross, hide_index=True, column_config={
         c: st.column_config.NumberColumn(format="%.4f") for c in ("accuracy", "macro-F1", "clean accuracy")})
 
+# ----------------------------------------------------------------------------- studies
+fair = studies.equal_budget_frame(infos, split)
+if not fair.empty:
+    st.header("The seed architectures at an equal budget")
+    st.caption(f"Trained from scratch with one recipe (same epochs, batch, learning-rate schedule and augmentation; "
+               f"{int(fair['epochs'].max())} epochs each on the card's device) and scored on the {split} split. "
+               "Transfer-learning heads start from random weights: ImageNet weights cannot be downloaded here.")
+    st.dataframe(fair, hide_index=True, column_config={
+        "params": st.column_config.NumberColumn(format="localized"),
+        **{c: st.column_config.NumberColumn(format="%.4f") for c in ("accuracy", "macro-F1")}})
+ablation = studies.ablation_frame(infos, split=split)
+if not ablation.empty:
+    st.header("Ablations: augmentation and input colour")
+    st.caption(f"One architecture ({studies.ABLATION_ARCH}), one recipe and budget; only the augmentation level, "
+               f"the input colour (grayscale, or grayscale repeated to RGB) or random erasing differ. {split} split.")
+    ablation["setting"] = (ablation["augmentation"] + " aug · " + ablation["input"]
+                           + ablation["random erasing"].map(lambda p: f" · erase {p:g}" if p else ""))
+    left, right = st.columns([3, 2])
+    left.plotly_chart(px.bar(ablation.dropna(subset=["accuracy"]).sort_values("accuracy"), x="accuracy", y="setting", orientation="h",
+                             text_auto=".3f", hover_data=["model", "macro-F1", "epochs"]), key="ablation_chart")
+    right.dataframe(ablation.drop(columns="setting"), hide_index=True, column_config={
+        c: st.column_config.NumberColumn(format="%.4f") for c in ("accuracy", "macro-F1")})
+
 # ----------------------------------------------------------------------------- robustness
 st.header("Robustness: accuracy under corruptions")
 curves = rb.robustness_frame(selected, dataset)
@@ -116,7 +139,6 @@ if no_report:
     st.info(f"No robustness report on {data_name} for {', '.join(no_report)}. Run:")
     st.code("\n".join(f"python -m fer_core robustness --model {m} --data {(dataset or {}).get('source') or DATA_HINT}"
                       for m in no_report), language="bash")
-
 
 # ----------------------------------------------------------------------------- edge exports
 edge = export.exports_frame(candidates, split, dataset)

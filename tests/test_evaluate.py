@@ -173,7 +173,7 @@ def test_evaluate_model_known_answer(env):
     y, p = _expected(TEST_FACES)
     assert result["log_loss"] == pytest.approx(skm.log_loss(y, p), rel=1e-4)
     assert result["ece"] == pytest.approx(ev.expected_calibration_error(y, p), abs=1e-5)
-    assert result["split"] == "test" and result["split_description"] == "test" and result["tta"] is False
+    assert result["split"] == "test" and result["split_description"] == "test" and result["tta"] == "none"
     assert result["dataset"]["fingerprint"] == ds.fingerprint
     assert result["latency_ms_per_face"] > 0 and result["device"]
     json.dumps(result)  # card-ready
@@ -187,7 +187,7 @@ def test_evaluate_saves_card_and_predictions(env):
     result = ev.evaluate_model(info, ds, split="validation", tta=True, latency=False)
     assert not (info.path / "eval").exists()
     ev.save_evaluation(info, result)  # the predictions travel with the result
-    assert result["tta"] is True and result["n"] == 4 and result["skipped"] == 1
+    assert result["tta"] == "flip" and result["n"] == 4 and result["skipped"] == 1
     assert result["confusion_matrix"] == [[1, 1], [1, 1]]  # 210 happy ✓, 90 ✗; 40 sad ✓, 230 ✗
     card = registry.read_card(info.path)
     (saved,) = card["evaluations"].values()  # keyed by the dataset's content id and the split
