@@ -19,7 +19,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
-import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -336,6 +335,8 @@ def _decode(data: bytes) -> tuple[np.ndarray | None, str | None]:
     Complete JPEGs/PNGs (end marker present) go through OpenCV, ~5× faster than PIL; files without
     their end marker (truncated) and other formats go through PIL, which rejects truncated data.
     """
+    import cv2  # here, not at the top: `python -m fer_core --help`/`models` and Home never decode images
+
     if not data:
         return None, "empty file (0 bytes)"
     gray = None

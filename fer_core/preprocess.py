@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import cv2
 import numpy as np
 
 SCALES = ("unit", "symmetric", "raw")
@@ -73,6 +72,8 @@ class Preprocessing:
         return np.stack([self._gray_resized(f) for f in faces])
 
     def _gray_resized(self, face: np.ndarray) -> np.ndarray:
+        import cv2  # here, not at the top, so that reading cards (registry) stays light
+
         face = np.asarray(face)
         if face.ndim == 3:
             face = cv2.cvtColor(face, cv2.COLOR_RGBA2GRAY if face.shape[-1] == 4 else cv2.COLOR_RGB2GRAY)
