@@ -30,3 +30,20 @@ def test_quick_device_probe_agrees_with_keras():
         assert quick.split(" (")[0] == full.split(" (")[0] and quick.split(", ")[-1] == full.split(", ")[-1]
     else:
         assert quick == full
+
+
+def test_training_prints_no_ignored_shuffle_warning(tmp_path, monkeypatch):
+    """The input pipeline shuffles itself, so `fit` is told not to (Keras warned it would ignore it)."""
+    import warnings
+
+    from fer_core.train import TrainConfig, train
+    from tests.fixtures import write_kaggle_layout
+
+    for name, sub in (("FER_CACHE_DIR", "cache"), ("FER_RUNS_DIR", "runs"), ("FER_MODELS_DIR", "models")):
+        monkeypatch.setenv(name, str(tmp_path / sub))
+    write_kaggle_layout(tmp_path / "fer", {"happy": (6, 2, 1), "sad": (6, 2, 1)})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(TrainConfig(arch="baseline_cnn", data=str(tmp_path / "fer"), epochs=1, batch_size=8, patience=0,
+                          out=str(tmp_path / "models" / "quiet")), verbose=0)
+    assert not [w for w in caught if "shuffle" in str(w.message)], [str(w.message) for w in caught]

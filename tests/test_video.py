@@ -233,3 +233,10 @@ def test_live_webcam_page_wiring(env_models, clip, monkeypatch):
     assert "Faces: 2 — " in _page_texts(at)
     assert len(at.get("plotly_chart")) == 2
     assert [b.label for b in at.get("download_button")] == ["Download per-frame results (CSV)"]
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    failures, tried = doctest.testmod(video)
+    assert tried >= 1 and failures == 0
