@@ -272,10 +272,12 @@ class FrameProcessor:
 
 
 def warm_up(classifier, max_faces: int = 4) -> None:
-    """Compile the classifier for batches of 1…`max_faces` faces, so a stream's first frames aren't slow."""
+    """Compile the classifier for batches of 1…`max_faces` faces and load the net that confirms Haar
+    detections, so a stream's (or photo's) first frames aren't slow."""
     size = classifier.preprocessing.input_size if hasattr(classifier, "preprocessing") else 48
     for n in range(1, max_faces + 1):
         classifier.predict(np.zeros((n, size, size), np.uint8))
+    fer_faces.onet_confirmer().probabilities(np.zeros((48, 48, 3), np.uint8), [(0, 0, 48, 48)])
 
 
 # --- drawing ------------------------------------------------------------------------------------
