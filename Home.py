@@ -13,6 +13,7 @@ import pandas as pd  # noqa: E402  (after the title, which then shows while thes
 from fer_core.data import SUPPORTED_LAYOUTS  # noqa: E402
 from fer_core.runtime import quick_device_description  # noqa: E402
 from pages.common import dataset_sidebar, model_infos  # noqa: E402
+
 st.markdown(
     "Explore FER datasets, compare trained CNNs on the same images, see what each model predicts "
     "for the faces in a photo — and where it looked (Grad-CAM) — and classify a webcam stream live. "
