@@ -242,8 +242,9 @@ if result is not None:
                                zip(top["given_label"], top["suggested_label"], top["score"])])
         if len(shown) > 40:
             st.caption(f"Showing the 40 most likely of {len(shown):,}; all are in the table and CSV.")
-        st.dataframe(shown, hide_index=True, column_config={"score": st.column_config.ProgressColumn(
-            "score", help="1 − out-of-sample probability of the given label", min_value=0.0, max_value=1.0)})
+        st.dataframe(shown.drop(columns="label_issue"), hide_index=True, column_config={
+            "score": st.column_config.ProgressColumn("score", help="1 − out-of-sample probability of the given label",
+                                                     format="%.3f", min_value=0.0, max_value=1.0)})
         st.download_button("Download likely label errors (CSV)", shown.to_csv(index=False).encode(),
                            file_name=f"label_issues_{dataset.fingerprint}_{feats.model_id}.csv", mime="text/csv",
                            help="its `file` column feeds `python -m fer_core train ... --exclude FILE.csv`")
