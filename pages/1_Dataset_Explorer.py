@@ -260,7 +260,8 @@ else:
                "and labels; select points (box or lasso) to see their faces.")
     c1, c2 = st.columns(2)
     method = c1.radio("Projection", list(embeddings.METHODS), format_func=embeddings.METHODS.get,
-                      horizontal=True, key="embedding_method", help="UMAP keeps neighbourhoods; PCA is instant; t-SNE is slowest")
+                      horizontal=True, key="embedding_method",
+                      help="UMAP keeps neighbourhoods; PCA is instant; t-SNE is slowest")
     color_by = c2.radio("Colour by", ["label", "prediction", "split", "likely label error"], horizontal=True)
     event = st.plotly_chart(embedding_chart(view_key, method, color_by, view, feats, issues), on_select="rerun",
                             selection_mode=("points", "box", "lasso"), key="embedding_map")

@@ -117,7 +117,8 @@ def test_cli_csv_feeds_train_exclude(env, noisy, capsys):
     listed = read_file_list(str(out))
     assert set(listed) <= set(load_dataset(root).files) and len(set(listed) & set(moved)) >= 5
 
-    assert cli.main(["label-issues", "--data", str(root), "--split", "train", "--json", "--all", "--sample", "100"]) == 0
+    argv = ["label-issues", "--data", str(root), "--split", "train", "--json", "--all", "--sample", "100"]
+    assert cli.main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["n"] == 100 and len(doc["files"]) == 100 and doc["model"] == "tiny4"
     assert set(doc["files"][0]) == set(COLUMNS)

@@ -47,7 +47,7 @@ def gratings(tmp_path, monkeypatch):
 def test_sections_rank_planted_errors_filter_download_and_map(gratings):
     root, moved = gratings
     at = AppTest.from_file(PAGE, default_timeout=300)
-    at.session_state["embedding_method"] = "pca"  # UMAP's first call compiles for a while; the test_embeddings check it
+    at.session_state["embedding_method"] = "pca"  # UMAP compiles on first use; test_embeddings covers it
     at.run()
     assert not at.exception
     headers = [h.value for h in at.header]
@@ -98,6 +98,7 @@ def test_no_usable_model_is_explained(gratings, tmp_path, monkeypatch):
 def test_real_fer2013_with_the_shipped_model(monkeypatch):
     monkeypatch.delenv("FER_MODELS_DIR", raising=False)
     monkeypatch.setenv("FER_DATA_DIR", str(FER2013))
+    st.cache_data.clear()  # the model list is cached across runs: drop other tests' fixture models
     at = AppTest.from_file(PAGE, default_timeout=600).run()
     assert not at.exception
     find_label_errors(at)  # defaults: the 7-class default model, validation split, 1,000 images, UMAP
