@@ -67,8 +67,9 @@ def main() -> int:
           f"{os.cpu_count()} CPU cores")
 
     print("\none face (preprocess + classify), median ms (best run in brackets)")
-    one = interleaved({"Classifier.predict": lambda: clf.predict([face]),
-                       "Classifier.predict TTA": lambda: clf.predict([face], tta=True),
+    one = interleaved({"Classifier.predict": lambda: clf.predict([face], tta="none"),
+                       "Classifier.predict flip TTA": lambda: clf.predict([face], tta="flip"),
+                       "Classifier.predict ten-crop TTA": lambda: clf.predict([face], tta="tencrop"),
                        "model.predict": lambda: clf.model.predict(x, verbose=0),
                        "eager model(x)": lambda: clf.model(x, training=False)}, rounds=40)
     ours = one["Classifier.predict"][0]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import registry
 from .labels import label_set_name, parse_label_set, sort_emotions
-from .predict import tta_mode
+from .tta import tta_mode
 
 COMBINE = "mean of the members' class probabilities"
 
@@ -92,8 +92,6 @@ def create_ensemble(member_ids: list[str], out: str | Path, *, labels=None, name
     `labels` (default: the first member's) may be a subset of the members' emotions: each member's
     probabilities are then restricted to it and renormalised.
     """
-    from .train import _lineage
-
     infos = [registry.get_model(m) for m in member_ids]
     if not infos:
         raise ValueError("name the members with --members ID,ID,...")
@@ -128,7 +126,7 @@ def create_ensemble(member_ids: list[str], out: str | Path, *, labels=None, name
                      "restricted": {i.id: list(i.labels) for i, k in zip(infos, keep) if k is not None}},
         "inference": {"tta": tta},
         "training": {"command": command or _command_line(ids, out, name, tta, labels, infos[0].labels),
-                     "members": [_lineage(m) for m in ids],
+                     "members": [registry.training_record(m) for m in ids],
                      "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         "metrics": {},
     }

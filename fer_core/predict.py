@@ -17,59 +17,11 @@ import numpy as np
 from .faces import DEFAULT_MAX_SIDE, DEFAULT_MIN_SIZE, DETECTORS, Face, crop_faces, detect_faces
 from .images import ImageError, encode_png, read_image
 from .labels import emotion_rgb
+from .tta import TTA_MODES, tta_mode, tta_views  # noqa: F401  (re-exported for callers)
 from .registry import ModelInfo, RegistryError, default_model, get_model, load_model
 
 BATCH_BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)  # inputs are zero-padded up to one of these sizes
 DEFAULT_MARGIN = 0.15
-TTA_MODES: tuple[str, ...] = ("none", "flip", "tencrop")  # test-time augmentation: views averaged per face
-TENCROP_SHARE = 11 / 12  # ten-crop: corner and centre crops of 44 px from a 48-px face, each also mirrored
-
-
-def tta_mode(value) -> str:
-    """Normalise a TTA request: False/None/"none" → "none", True/"flip" → "flip", "tencrop"."""
-    if value is None or value is False:
-        return "none"
-    if value is True:
-        return "flip"
-    mode = str(value).strip().lower().replace("-", "").replace("_", "")
-    mode = {"off": "none", "10crop": "tencrop", "on": "flip"}.get(mode, mode)
-    if mode not in TTA_MODES:
-        raise ValueError(f"unknown test-time augmentation {value!r}; choose one of: {', '.join(TTA_MODES)}")
-    return mode
-
-
-def _resize_matrix(src: int, dst: int) -> np.ndarray:
-    """Bilinear resampling as a dst×src matrix (align-corners=False, as cv2.INTER_LINEAR)."""
-    pos = np.clip((np.arange(dst) + 0.5) * src / dst - 0.5, 0, src - 1)
-    lo = np.minimum(np.floor(pos).astype(int), src - 2) if src > 1 else np.zeros(dst, int)
-    frac = pos - lo
-    m = np.zeros((dst, src), np.float32)
-    m[np.arange(dst), lo] = 1 - frac
-    if src > 1:
-        m[np.arange(dst), lo + 1] += frac
-    return m
-
-
-def tta_views(x: np.ndarray, mode: str) -> np.ndarray:
-    """The views a TTA mode averages, stacked view-major: (V·N)×S×S×C for a preprocessed N×S×S×C batch.
-
-    flip: the face and its mirror. tencrop: the four corner and the centre crops (11/12 of the side,
-    like the random shifts and zooms training saw), resized back to S, each with its mirror.
-    """
-    if mode == "none":
-        return x
-    if mode == "flip":
-        return np.concatenate([x, x[:, :, ::-1, :]])
-    size = x.shape[1]
-    crop = int(round(size * TENCROP_SHARE))
-    resize = _resize_matrix(crop, size)
-    views = []
-    for top, left in ((0, 0), (0, size - crop), (size - crop, 0), (size - crop, size - crop),
-                      ((size - crop) // 2, (size - crop) // 2)):
-        patch = x[:, top:top + crop, left:left + crop, :]
-        view = np.einsum("ij,njkc,lk->nilc", resize, patch, resize, optimize=True).astype(np.float32)
-        views += [view, view[:, :, ::-1, :]]
-    return np.concatenate(views)
 
 
 class Classifier:

@@ -183,9 +183,6 @@ def save_metrics(info: ModelInfo, split: str, metrics: dict) -> list[dict]:
     write_card(info.path, card)
     info.card = card
     return dropped
-    write_card(info.path, card)
-    info.card = card
-    return dropped
 
 
 def save_card_section(info: ModelInfo, section: str, key: str, value) -> None:
@@ -259,3 +256,12 @@ def set_default(model_id: str, models_dir: Path | None = None) -> ModelInfo:
             card["default"] = info.id == chosen.id
             write_card(info.path, card)
     return get_model(model_id, models_dir)
+
+
+def training_record(model_id: str) -> dict:
+    """A registered model's training record (command, config, budget, history and its own lineage:
+    `init_from` parents and ensemble `members`), kept in the card of a model derived from it."""
+    training = get_model(model_id).card.get("training", {})
+    keys = ("command", "config", "best_epoch", "epochs_run", "wall_time_s", "device", "precision_policy",
+            "finished_at", "history", "init_from", "members")
+    return {"id": model_id, **{k: training[k] for k in keys if k in training}}

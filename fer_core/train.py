@@ -389,7 +389,7 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
         "metrics": {},
     }
     if config.init_from:  # keep the parent's recipe so the whole chain of commands is on record
-        card["training"]["init_from"] = _lineage(config.init_from)
+        card["training"]["init_from"] = registry.training_record(config.init_from)
     if (out / registry.CARD_FILE).exists():  # keep the default flag a maintainer set
         card["default"] = registry.read_card(out).get("default", False)
     registry.write_card(out, card)
@@ -452,14 +452,6 @@ def initialise_from(model, model_id: str) -> int:
     if copied == 0:
         raise ValueError(f"{model_id} shares no layers with this architecture; cannot initialise from it")
     return copied
-
-
-def _lineage(model_id: str) -> dict:
-    """The training record of the model a run was initialised from (its own lineage included)."""
-    parent = registry.get_model(model_id).card.get("training", {})
-    keys = ("command", "config", "best_epoch", "epochs_run", "wall_time_s", "device", "precision_policy",
-            "finished_at", "history", "init_from")
-    return {"id": model_id, **{k: parent[k] for k in keys if k in parent}}
 
 
 def _default_id(config: TrainConfig, labels) -> str:
