@@ -610,7 +610,7 @@ def _ray_results(items: list[Item], info, options: ScoreOptions, address: str, a
 # --- CLI ----------------------------------------------------------------------------------------
 def add_cli(subparsers) -> None:
     """`batch`: every face in folders, zips and videos → one Parquet/CSV row per face, resumable."""
-    from .predict import add_tta_argument
+    from .tta import add_tta_argument
 
     p = subparsers.add_parser("batch", help="score every face in folders, zips and videos into Parquet/CSV")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive), .zip files, videos")

@@ -17,7 +17,7 @@ import numpy as np
 from .faces import DEFAULT_MAX_SIDE, DEFAULT_MIN_SIZE, DETECTORS, Face, crop_faces, detect_faces
 from .images import ImageError, encode_png, read_image
 from .labels import emotion_rgb
-from .tta import TTA_MODES, tta_mode, tta_views  # noqa: F401  (re-exported for callers)
+from .tta import TTA_MODES, add_tta_argument, tta_mode, tta_views  # noqa: F401  (re-exported for callers)
 from .registry import ModelInfo, RegistryError, default_model, get_model, load_model
 
 BATCH_BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)  # inputs are zero-padded up to one of these sizes
@@ -257,13 +257,6 @@ def add_cli(subparsers) -> None:
     p.add_argument("--gradcam", metavar="DIR", help="write Grad-CAM overlay PNGs of every face into DIR")
     p.add_argument("--gradcam-method", choices=("gradcam", "gradcam++"), default="gradcam")
     p.set_defaults(func=_cmd_predict)
-
-
-def add_tta_argument(parser) -> None:
-    """`--tta none|flip|tencrop`; without it, the model card's default inference."""
-    parser.add_argument("--tta", default=None, type=tta_mode, metavar="{none,flip,tencrop}",
-                        help="test-time augmentation: none, flip (face + mirror) or tencrop (ten views); "
-                             "default: the model card's own inference")
 
 
 def _cmd_predict(args) -> int:

@@ -299,7 +299,7 @@ def _cmd_robustness(args) -> int:
 
     info = registry.get_model(args.model)
     dataset = load_dataset(args.data, progress=stderr_progress)
-    report = robustness_report(info, dataset, n=args.n, seed=args.seed, progress=stderr_progress,
+    report = robustness_report(info, dataset, n=args.n, seed=args.seed, tta=args.tta, progress=stderr_progress,
                                save=not args.no_save)
     if args.json:
         print(json.dumps(report))
@@ -313,12 +313,15 @@ def _cmd_robustness(args) -> int:
 
 def add_cli(subparsers) -> None:
     """Add `robustness` to the fer_core CLI."""
+    from .tta import add_tta_argument
+
     p = subparsers.add_parser("robustness", help="accuracy under blur, noise, low light, occlusion … "
                                                  "(validation subset) saved in the model's card")
     p.add_argument("--model", required=True, help="model id under models/ (see `models`) or a model folder")
     p.add_argument("--data", required=True, help="dataset folder, .zip or fer2013.csv (its validation split is used)")
     p.add_argument("--n", type=int, default=DEFAULT_N, help=f"images in the stratified subset (default {DEFAULT_N})")
     p.add_argument("--seed", type=int, default=SEED, help="seed of the subset and of random corruptions")
+    add_tta_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-save", action="store_true", help="do not write the card")
     p.set_defaults(func=_cmd_robustness)

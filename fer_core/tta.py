@@ -57,3 +57,10 @@ def tta_views(x: np.ndarray, mode: str) -> np.ndarray:
         view = np.einsum("ij,njkc,lk->nilc", resize, patch, resize, optimize=True).astype(np.float32)
         views += [view, view[:, :, ::-1, :]]
     return np.concatenate(views)
+
+
+def add_tta_argument(parser) -> None:
+    """`--tta none|flip|tencrop`; without it, the model card's default inference."""
+    parser.add_argument("--tta", default=None, type=tta_mode, metavar="{none,flip,tencrop}",
+                        help="test-time augmentation: none, flip (face + mirror) or tencrop (ten views); "
+                             "default: the model card's own inference")
