@@ -652,6 +652,10 @@ def _cmd_models(args) -> int:
     if args.set_default:
         info = registry.set_default(args.set_default)
         print(f"{info.id} is now the default model for label set {info.label_set!r}", file=sys.stderr)
+    if args.set_tta:
+        info = registry.set_default_tta(*args.set_tta)
+        print(f"{info.id} now uses {info.card['inference']['tta']} test-time augmentation by default; re-run "
+              f"`evaluate` to score it that way", file=sys.stderr)
     rows = [model_summary(info) for info in registry.list_models()]
     if args.json:
         print(json.dumps(rows))
@@ -690,4 +694,6 @@ def add_cli(subparsers) -> None:
     p = subparsers.add_parser("models", help="list registered models with their card summaries")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.add_argument("--set-default", metavar="ID", help="make ID the default model of its label set first")
+    p.add_argument("--set-tta", nargs=2, metavar=("ID", "MODE"),
+                   help="record MODE (none, flip or tencrop) as ID's default test-time augmentation")
     p.set_defaults(func=_cmd_models)

@@ -258,6 +258,18 @@ def set_default(model_id: str, models_dir: Path | None = None) -> ModelInfo:
     return get_model(model_id, models_dir)
 
 
+def set_default_tta(model_id: str, mode: str, models_dir: Path | None = None) -> ModelInfo:
+    """Record `mode` as the model's default test-time augmentation (`inference.tta` in its card): what
+    the app, `predict` and `evaluate` use when not told otherwise. Saved results keep the mode they used."""
+    from .tta import tta_mode
+
+    info = get_model(model_id, models_dir)
+    card = read_card(info.path)
+    card.setdefault("inference", {})["tta"] = tta_mode(mode)
+    write_card(info.path, card)
+    return get_model(model_id, models_dir)
+
+
 def training_record(model_id: str) -> dict:
     """A registered model's training record (command, config, budget, history and its own lineage:
     `init_from` parents and ensemble `members`), kept in the card of a model derived from it."""

@@ -119,3 +119,14 @@ def test_ensemble_budget_counts_shared_ancestors_once():
     child = {"command": "train b", "finished_at": "t1", "epochs_run": 10, "wall_time_s": 1200.0, "init_from": base}
     ensemble = {"members": [dict(base), child]}
     assert ev.training_budget(ensemble) == (50, 120.0)
+
+
+def test_a_models_default_tta_is_set_from_the_cli(models, capsys):
+    assert cli.main(["models", "--set-tta", "b7", "tencrop"]) == 0
+    clf = Classifier.from_registry("b7")
+    assert clf.default_tta == "tencrop"
+    faces = crops(2, seed=4)
+    np.testing.assert_allclose(clf.predict(faces), clf.predict(faces, tta="tencrop"), atol=1e-6)
+    assert cli.main(["models", "--set-tta", "b7", "sideways"]) == 2
+    assert "unknown test-time augmentation" in capsys.readouterr().err
+    assert cli.main(["models", "--set-tta", "b7", "none"]) == 0

@@ -16,7 +16,7 @@ def test_home_renders_without_tensorflow(tmp_path):
             "assert not at.exception, at.exception\n"
             "print('|'.join(m.value for m in at.markdown))\n")
     env = {**os.environ, "FER_DATA_DIR": str(tmp_path / "no_dataset")}
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Models compute on: **" in done.stdout and "Keras backend" in done.stdout
 
