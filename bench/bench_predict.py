@@ -76,7 +76,7 @@ def main() -> int:
     for name, (med, best) in one.items():
         note = "   target ≤ 5 ms" if name == "Classifier.predict" else \
             f"   → {med / ours:5.1f}× Classifier.predict"
-        print(f"  {name:24s}{med:8.2f}  ({best:6.2f}){note}")
+        print(f"  {name:32s}{med:8.2f}  ({best:6.2f}){note}")
 
     faces8 = [face] * 8
     eight = interleaved({"batched": lambda: clf.predict(faces8),
