@@ -10,9 +10,7 @@ and for a batch of 32, and each export's speed-up over its parent (parent ms / e
 from __future__ import annotations
 
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -23,21 +21,9 @@ import numpy as np  # noqa: E402
 from fer_core import export, registry  # noqa: E402
 from fer_core.predict import Classifier  # noqa: E402
 
+from bench_predict import interleaved  # noqa: E402  (same folder: the shared interleaved timer)
+
 BATCH = export.LATENCY_BATCH
-
-
-def interleaved(fns: dict, rounds: int, warmup: int = 3) -> dict[str, float]:
-    """Median ms of each function, run in turn round after round (fair under shared, noisy CPUs)."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: 1000 * statistics.median(t) for name, t in times.items()}
 
 
 def main() -> int:
@@ -53,8 +39,10 @@ def main() -> int:
         parent = Classifier.from_registry(parent_id)
         mine = [Classifier.from_registry(i) for i in exports if i.card["export"]["parent"] == parent_id]
         contenders = [parent, *mine]
-        one = interleaved({c.id: (lambda c=c: c.predict(faces[:1])) for c in contenders}, rounds=60)
-        many = interleaved({c.id: (lambda c=c: c.predict(faces)) for c in contenders}, rounds=20)
+        one = {k: med for k, (med, _) in interleaved({c.id: (lambda c=c: c.predict(faces[:1]))
+                                                      for c in contenders}, rounds=60).items()}
+        many = {k: med for k, (med, _) in interleaved({c.id: (lambda c=c: c.predict(faces))
+                                                       for c in contenders}, rounds=20).items()}
         print(f"\n{parent_id} (Keras, {parent.info.model_file.stat().st_size / 1e6:.2f} MB) vs its exports")
         print(f"  {'model':34s}{'MB':>7s}{'1 face':>10s}{'speed-up':>10s}{f'{BATCH} faces':>11s}{'speed-up':>10s}")
         for c in contenders:
