@@ -43,7 +43,7 @@ def restricted_head(model, keep: list[int], name: str):
     return keras.Model(model.input, out, name=name)
 
 
-def build_ensemble(members: list, keep: list[list[int] | None] | None = None) -> "keras.Model":
+def build_ensemble(members: list, keep: list[list[int] | None] | None = None):
     """One Keras model averaging the probability outputs of `members` (loaded Keras models, same input);
     `keep[i]`, where given, narrows member i to those output classes first."""
     import keras
