@@ -150,3 +150,22 @@ def test_page_from_shipped_models(monkeypatch):
         else:
             assert np.isnan(row["accuracy"])
     assert len(charts(at)) >= 1
+
+
+def test_equal_budget_and_ablation_sections_come_from_the_cards(tmp_path, monkeypatch):
+    from test_studies import _register
+
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path))
+    for model_id, arch, acc, changes in (("base", "baseline_cnn", 0.45, {}), ("comp", "complex_cnn", 0.50, {}),
+                                         ("noaug", "baseline_cnn", 0.40, {"augment": "none"})):
+        info = _register(tmp_path, model_id, arch, acc, **changes)
+        registry.save_metrics(info, "test", {"accuracy": acc, "macro_f1": acc - 0.1, "n": 100,
+                                             "dataset": {"source": "/data/fer2013", "name": "fer2013"}})
+    at = run_page()
+    assert not at.exception
+    headers = [h.value for h in at.header]
+    assert "The seed architectures at an equal budget" in headers
+    assert "Ablations: augmentation and input colour" in headers
+    tables = {tuple(df.value.columns): df.value for df in at.dataframe}
+    ablation = next(v for k, v in tables.items() if "augmentation" in k)
+    assert sorted(ablation["model"]) == ["base", "noaug"] and "4 epochs each" in texts(at)
