@@ -14,7 +14,7 @@ SEED_ARCHITECTURES = ("baseline_cnn", "larger_cnn", "complex_cnn", "vgg16_transf
 ABLATED = ("augment", "color", "erase")  # the settings an ablation varies
 ABLATION_ARCH = "baseline_cnn"  # the architecture the shipped ablation runs use (the cheapest seed CNN)
 _NOT_RECIPE = {"arch", "out", "name", "data", "seed", "mixed_precision", "extra", "exclude_leaks", "limit",
-               "patience", "exclude"}
+               "patience"}
 
 
 def recipe(info: registry.ModelInfo) -> dict:
