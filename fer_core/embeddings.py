@@ -54,12 +54,26 @@ def as_classifier(model=None, labels=None):
     if isinstance(model, Classifier):
         return model
     if model is None:
-        info = registry.default_model(labels) or registry.default_model()
-        if info is None:
-            raise registry.RegistryError("no models are registered; train one with `python -m fer_core train ...`")
-        model = info
+        model = default_feature_model(labels)
     info = model if isinstance(model, registry.ModelInfo) else registry.get_model(str(model))
     return Classifier(registry.load_keras_model(info), info)
+
+
+def default_feature_model(labels=None):
+    """The model whose features are used when none is named: the label set's default when it can give
+    features, else (an ensemble or an export is the default) its most accurate single Keras model."""
+    from . import registry
+
+    default = registry.default_model(labels) or registry.default_model()
+    if default is None:
+        raise registry.RegistryError("no models are registered; train one with `python -m fer_core train ...`")
+    if can_embed(default):
+        return default
+    singles = [i for i in registry.list_models() if i.labels == default.labels and can_embed(i)]
+    if not singles:
+        raise registry.RegistryError(f"the default model {default.id} has no single layer to take features from "
+                                     "and no single Keras model shares its label set; pass --model ID")
+    return max(singles, key=lambda i: (i.metrics("validation") or {}).get("accuracy") or 0.0)
 
 
 def can_embed(info) -> bool:

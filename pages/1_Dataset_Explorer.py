@@ -198,8 +198,11 @@ if not usable:
     st.info("No registered Keras model to take features from; train one with `python -m fer_core train`.")
 else:
     ids = [m.id for m in usable]
-    preferred = next((m.id for m in usable if m.labels == labels and m.is_default()),
-                     next((m.id for m in usable if m.is_default()), ids[0]))
+    try:
+        preferred = embeddings.default_feature_model(labels).id
+    except Exception:  # noqa: BLE001 — no suitable default: the first usable model
+        preferred = ids[0]
+    preferred = preferred if preferred in ids else ids[0]
     splits = ["all"] + list(view.split_names)
     c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
     model_id = c1.selectbox("Features of model", ids, index=ids.index(preferred))
