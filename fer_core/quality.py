@@ -303,12 +303,11 @@ def duplicated_in(images: np.ndarray, reference: np.ndarray, max_distance: int =
     """A mask over `images`: True where an image has an exact or near duplicate (pHash within
     `max_distance` bits, the scan's threshold) among `reference` — e.g. training faces that also sit in
     the validation or test split, which training must drop to keep those scores honest."""
-    found = np.isin(byte_hashes(images), byte_hashes(reference)) if len(reference) else np.zeros(len(images), bool)
     if not len(reference):
-        return found
-    ref = phash(reference)
-    hashes = phash(images)
+        return np.zeros(len(images), dtype=bool)
+    found = np.isin(byte_hashes(images), byte_hashes(reference))
+    ref, hashes = phash(reference), phash(images)
     for start in range(0, len(hashes), _BLOCK):
         block = hashes[start:start + _BLOCK]
-        found[start:start + _BLOCK] |= (np.bitwise_count(block[:, None] ^ ref[None, :]) <= max_distance).any(axis=1)
+        found[start:start + _BLOCK] |= (hamming(block[:, None], ref[None, :]) <= max_distance).any(axis=1)
     return found

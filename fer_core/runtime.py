@@ -46,12 +46,7 @@ def device_description() -> str:
     """What this process computes on, for cards and pages: the GPUs, else the CPU model and cores."""
     import keras
 
-    gpus = gpu_names()
-    if gpus:
-        return f"{len(gpus)}× GPU ({', '.join(sorted(set(gpus)))}), Keras backend {keras.backend.backend()}"
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cpu = _cpu_name()
-    return f"CPU{': ' + cpu if cpu else ''} ({cores} cores), Keras backend {keras.backend.backend()}"
+    return _describe(gpu_names(), keras.backend.backend())
 
 
 def quick_device_description() -> str:
@@ -65,7 +60,11 @@ def quick_device_description() -> str:
                 gpus += [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("Model:")]
         except OSError:
             continue
-    backend = _configured_backend()
+    return _describe(gpus, _configured_backend())
+
+
+def _describe(gpus: list[str], backend: str) -> str:
+    """One line for a device: the GPUs when there are any, else the CPU model and usable cores."""
     if gpus:
         return f"{len(gpus)}× GPU ({', '.join(sorted(set(gpus)))}), Keras backend {backend}"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
