@@ -22,6 +22,7 @@ from . import faces as fer_faces
 from .labels import emotion_rgb
 from .timeline import timeline_frame
 from .tracking import Track, box_shift, match_boxes, smooth
+from .tta import tta_mode
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class VideoSettings:
         tracking between detections covers the odd miss).
     keep_missed: detector rounds a face may go undetected before its box disappears.
     follow_motion: between detections, move each box with the optical flow of its pixels (Lucas–Kanade).
+    tta: test-time augmentation per face (none/flip/tencrop); None uses the model card's default. Live
+        streams often want `none`: smoothing across frames already averages views, at 1/10 of ten-crop's cost.
     """
 
     detector: str = "haar"
@@ -49,6 +52,7 @@ class VideoSettings:
     keep_missed: int = 1
     follow_motion: bool = True
     show_fps: bool = True
+    tta: str | None = None
 
     def __post_init__(self):
         if str(self.detector).lower() not in fer_faces.DETECTORS:
@@ -66,6 +70,8 @@ class VideoSettings:
             raise ValueError("haar_step must be between 1.01 and 2")
         if int(self.keep_missed) < 0:
             raise ValueError("keep_missed must be 0 or more")
+        if self.tta is not None:
+            tta_mode(self.tta)  # raises a one-line error for an unknown mode
 
 
 class FrameProcessor:
@@ -214,7 +220,7 @@ class FrameProcessor:
 
     def _classify(self, rgb: np.ndarray, s: VideoSettings) -> None:
         crops = fer_faces.crop_faces(rgb, [tr.box for tr in self._tracks], margin=float(s.margin))
-        probs = np.asarray(self._classifier.predict(crops), dtype=np.float64)
+        probs = np.asarray(self._classifier.predict(crops, tta=s.tta), dtype=np.float64)
         for track, p in zip(self._tracks, probs):
             track.probs = smooth(track.probs, p, float(s.smoothing))
 

@@ -15,11 +15,13 @@ ABLATED = ("augment", "color", "erase")  # the settings an ablation varies
 ABLATION_ARCH = "baseline_cnn"  # the architecture the shipped ablation runs use (the cheapest seed CNN)
 _NOT_RECIPE = {"arch", "out", "name", "data", "seed", "mixed_precision", "extra", "exclude_leaks", "limit",
                "patience"}
+# settings added to the trainer after some cards were written: a card without one used its default
+_LATER_DEFAULTS = {"erase": 0.0, "exclude": "", "class_weight": "none"}
 
 
 def recipe(info: registry.ModelInfo) -> dict:
     """The training settings that shape a model's result (not its name, folder or data path)."""
-    config = (info.card.get("training") or {}).get("config") or {}
+    config = {**_LATER_DEFAULTS, **((info.card.get("training") or {}).get("config") or {})}
     return {k: v for k, v in config.items() if k not in _NOT_RECIPE}
 
 

@@ -31,6 +31,7 @@ from .runtime import device_description, distribution_strategy, needs_xla, set_p
 
 AUGMENTATIONS = ("none", "light", "standard", "strong")
 SCHEDULES = ("onecycle", "cosine", "constant")
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 @dataclass
@@ -58,6 +59,7 @@ class TrainConfig:
     erase: float = 0.0  # random-erasing probability per face (a grey rectangle, 2–25 % of the face)
     exclude_leaks: bool = True  # drop training faces that duplicate a validation/test face (exact or near)
     exclude: str = ""  # a CSV with a `file` column (e.g. from `label-issues`): training files to leave out
+    class_weight: str = "none"  # none | balanced: weigh each face by n / (classes × its class count)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -71,6 +73,18 @@ class TrainConfig:
             raise ValueError("--epochs and --batch-size must be positive")
         if not 0.0 <= self.erase <= 1.0:
             raise ValueError("--erase must be a probability between 0 and 1")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise ValueError(f"--class-weight must be one of {', '.join(CLASS_WEIGHTS)}")
+
+
+def class_weights(labels: np.ndarray, num_classes: int, mode: str = "balanced") -> np.ndarray | None:
+    """Per-class loss weights: `balanced` gives each class the same total weight (n / (k × count)), so
+    a rare emotion counts as much as a common one; `none` returns None (every face weighs 1)."""
+    if mode == "none":
+        return None
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    weights = np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 0.0)
+    return weights.astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- input pipeline
@@ -143,10 +157,10 @@ def _scale_tf(x, pre: Preprocessing):
 
 def make_tf_dataset(images: np.ndarray, labels: np.ndarray, preprocessing: Preprocessing, num_classes: int,
                     batch_size: int = 64, augment: str = "none", shuffle: bool = False, seed: int = 0,
-                    erase: float = 0.0):
+                    erase: float = 0.0, weights: np.ndarray | None = None):
     """A tf.data pipeline over in-memory uint8 faces (already `Preprocessing.prepare_uint8`-ed): shuffle,
     augment each face in parallel, batch, scale to the model's preprocessing, prefetch. Labels come
-    out one-hot so label smoothing works."""
+    out one-hot so label smoothing works; with per-class `weights`, each batch also carries sample weights."""
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
@@ -155,10 +169,12 @@ def make_tf_dataset(images: np.ndarray, labels: np.ndarray, preprocessing: Prepr
 
     def per_face(x, y):
         x = augment_face(tf.cast(x, tf.float32)[..., None], augment, erase)
-        return x, tf.one_hot(y, num_classes)
+        if weights is None:
+            return x, tf.one_hot(y, num_classes)
+        return x, tf.one_hot(y, num_classes), tf.gather(tf.constant(weights), y)
 
-    def per_batch(x, y):
-        return _scale_tf(x, preprocessing), y
+    def per_batch(x, *target):
+        return (_scale_tf(x, preprocessing), *target)
 
     opts = tf.data.Options()
     opts.deterministic = True
@@ -212,9 +228,9 @@ class NumpyBatches(keras.utils.PyDataset):
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, preprocessing: Preprocessing, num_classes: int,
                  batch_size: int = 64, augment: str = "none", shuffle: bool = False, seed: int = 0,
-                 erase: float = 0.0):
+                 erase: float = 0.0, weights: np.ndarray | None = None):
         super().__init__()
-        self.erase = erase
+        self.erase, self.weights = erase, weights
         self.images, self.labels, self.pre = images, labels.astype(np.int64), preprocessing
         self.num_classes, self.batch_size, self.augment, self.shuffle = num_classes, batch_size, augment, shuffle
         self.rng = np.random.default_rng(seed)
@@ -226,7 +242,8 @@ class NumpyBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         faces = augment_batch(self.images[rows], self.augment, self.rng, self.erase)
-        return self.pre.to_input(faces), np.eye(self.num_classes, dtype=np.float32)[self.labels[rows]]
+        batch = self.pre.to_input(faces), np.eye(self.num_classes, dtype=np.float32)[self.labels[rows]]
+        return batch if self.weights is None else (*batch, self.weights[self.labels[rows]])
 
     def on_epoch_end(self) -> None:
         if self.shuffle:
@@ -235,10 +252,10 @@ class NumpyBatches(keras.utils.PyDataset):
 
 def make_input(images: np.ndarray, labels: np.ndarray, preprocessing: Preprocessing, num_classes: int,
                batch_size: int = 64, augment: str = "none", shuffle: bool = False, seed: int = 0,
-               erase: float = 0.0):
+               erase: float = 0.0, weights: np.ndarray | None = None):
     """The fastest input pipeline the Keras backend can use: tf.data on TensorFlow, NumPy batches elsewhere."""
     maker = make_tf_dataset if keras.backend.backend() == "tensorflow" else NumpyBatches
-    return maker(images, labels, preprocessing, num_classes, batch_size, augment, shuffle, seed, erase)
+    return maker(images, labels, preprocessing, num_classes, batch_size, augment, shuffle, seed, erase, weights)
 
 
 def split_for_training(dataset: FerDataset, seed: int, val_fraction: float = 0.1) -> tuple[FerDataset, FerDataset, str]:
@@ -330,7 +347,8 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
 
     steps = math.ceil(len(train_rows) / config.batch_size)
     train_ds = make_input(pre.prepare_uint8(train_rows.images), train_rows.labels, pre, len(labels), config.batch_size,
-                          config.augment, shuffle=True, seed=config.seed, erase=config.erase)
+                          config.augment, shuffle=True, seed=config.seed, erase=config.erase,
+                          weights=class_weights(train_rows.labels, len(labels), config.class_weight))
     val_ds = make_input(pre.prepare_uint8(val_rows.images), val_rows.labels, pre, len(labels), 256)
 
     state_file = run_dir / "state.json"
@@ -490,6 +508,8 @@ def add_cli(subparsers) -> None:
     p.add_argument("--keep-leaks", dest="exclude_leaks", action="store_false",
                    help="keep training faces that duplicate a validation/test face (dropped by default)")
     p.add_argument("--exclude", default="", help="CSV with a `file` column: training files to leave out")
+    p.add_argument("--class-weight", choices=CLASS_WEIGHTS, default="none",
+                   help="balanced: weigh the loss so every emotion counts equally (for imbalanced label sets)")
     p.add_argument("--name", default="", help="display name for the model card")
     p.add_argument("--out", default="", help="output folder (default models/<arch>_<labels>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")

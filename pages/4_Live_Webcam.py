@@ -23,6 +23,7 @@ st.title("Live Webcam")
 
 LIVE_WINDOW_S = 60  # the live chart shows the last minute
 DETECTOR_NAMES = {"haar": "Haar cascade (fast)", "mtcnn": "MTCNN (robust, slower)"}
+LIVE_TTA = {"none": "none (fastest)", "flip": "flip (face + mirror, 2×)", None: "the model's default"}
 
 infos = model_infos()
 if not infos:
@@ -54,12 +55,15 @@ with st.sidebar:
     smoothing = st.slider("Label smoothing", 0.0, 0.95, 0.6, 0.05,
                           help="Weight of each face's past probabilities (moving average): higher = steadier "
                                "labels, slower to react. 0 shows raw per-frame predictions.")
+    tta = st.selectbox("Test-time augmentation", LIVE_TTA, format_func=LIVE_TTA.get,
+                       help="Views averaged per face and frame. Smoothing across frames already averages, so "
+                            "live video rarely needs ten-crop, which costs 10× per face.")
 
 clf = classifier(info)
 if "webcam_processor" not in st.session_state:
     st.session_state.webcam_processor = frame_processor.FrameProcessor(clf)
 processor: frame_processor.FrameProcessor = st.session_state.webcam_processor
-processor.update(classifier=clf, detector=detector, detect_every=every, smoothing=smoothing)
+processor.update(classifier=clf, detector=detector, detect_every=every, smoothing=smoothing, tta=tta)
 
 # ----------------------------------------------------------------------------- stream
 left, right = st.columns([3, 2])

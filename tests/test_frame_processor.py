@@ -35,10 +35,11 @@ class SpyClassifier:
     """Wraps a classifier, recording the batch size of every predict call."""
 
     def __init__(self, inner):
-        self.inner, self.labels, self.batches = inner, inner.labels, []
+        self.inner, self.labels, self.batches, self.ttas = inner, inner.labels, [], []
 
-    def predict(self, crops, tta=False):
+    def predict(self, crops, tta=None):
         self.batches.append(len(crops))
+        self.ttas.append(tta)
         return self.inner.predict(crops, tta=tta)
 
 
@@ -146,7 +147,8 @@ def test_settings_update_at_runtime_and_validation(classifier, clip):
     proc = frame_processor.FrameProcessor(classifier)
     assert proc.update(smoothing=0.9, detect_every=2).smoothing == 0.9
     assert proc.settings.detect_every == 2
-    for bad in ({"smoothing": 1.0}, {"detect_every": 0}, {"detector": "yolo"}, {"haar_step": 1.0}, {"speed": 3}):
+    for bad in ({"smoothing": 1.0}, {"detect_every": 0}, {"detector": "yolo"}, {"haar_step": 1.0}, {"speed": 3},
+                {"tta": "fivecrop"}):
         with pytest.raises(ValueError):
             proc.update(**bad)
     assert proc.settings.smoothing == 0.9, "a rejected update must leave the settings unchanged"
@@ -154,3 +156,13 @@ def test_settings_update_at_runtime_and_validation(classifier, clip):
     proc.update(classifier=JitterClassifier([0.7]))
     _, rows = proc.process(clip[1])
     assert rows and set(rows[0]) >= {"happy", "sad"} and rows[0]["confidence"] == pytest.approx(0.7)
+
+
+def test_live_test_time_augmentation_reaches_the_classifier(classifier, clip):
+    """The webcam page's TTA choice: None keeps the card's default, `none`/`flip` override it per face."""
+    spy = SpyClassifier(classifier)
+    proc = frame_processor.FrameProcessor(spy, detect_every=1)
+    proc.process(clip[0])
+    proc.update(tta="flip")
+    proc.process(clip[1])
+    assert spy.ttas == [None, "flip"]

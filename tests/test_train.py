@@ -198,3 +198,23 @@ def test_training_drops_duplicates_of_held_out_faces_and_listed_files(tiny_kaggl
     assert len(exclude_training_rows(train_rows, full, config)[0]) == len(train_rows)
     with pytest.raises(ValueError, match="cannot read"):
         exclude_training_rows(train_rows, full, TrainConfig(arch="baseline_cnn", data="x", exclude=str(tmp_path / "no.csv")))
+
+
+def test_balanced_class_weights_reach_the_loss_in_both_pipelines(tiny_kaggle, tmp_path):
+    labels = np.array([0] * 6 + [1] * 3 + [2])
+    weights = train_module.class_weights(labels, 4, "balanced")
+    np.testing.assert_allclose(weights[:3], [10 / 24, 10 / 12, 10 / 4])
+    assert weights[3] == 0.0  # a class with no faces gets no weight, not a division by zero
+    np.testing.assert_allclose([np.sum(weights[labels] * (labels == k)) for k in range(3)], 10 / 4)
+    assert train_module.class_weights(labels, 4, "none") is None
+    faces = np.zeros((10, 48, 48), np.uint8)
+    x, y, w = next(iter(make_tf_dataset(faces, labels, Preprocessing(48, 1, "unit"), 4, batch_size=10,
+                                        weights=weights)))
+    np.testing.assert_allclose(np.asarray(w), weights[np.asarray(y).argmax(1)])
+    x, y, w = NumpyBatches(faces, labels, Preprocessing(48, 1, "unit"), 4, batch_size=10, weights=weights)[0]
+    np.testing.assert_allclose(w, weights[y.argmax(1)])
+    with pytest.raises(ValueError, match="class-weight"):
+        TrainConfig(arch="baseline_cnn", data=".", class_weight="inverse")
+    info = train(TrainConfig(arch="baseline_cnn", data=str(tiny_kaggle), epochs=1, batch_size=8,
+                             class_weight="balanced", out=str(tmp_path / "models" / "weighted")), verbose=0)
+    assert info.card["training"]["config"]["class_weight"] == "balanced"
