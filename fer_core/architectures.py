@@ -24,6 +24,7 @@ class Architecture:
     build: Callable[..., keras.Model]
     description: str
     preprocessing: Preprocessing = Preprocessing(48, 1, "unit", equalize=True)
+    pretrainable: bool = False  # a Keras application backbone that could start from ImageNet weights
 
 
 def _head(x, num_classes: int):
@@ -143,11 +144,12 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
     Architecture("fer_resvgg", fer_resvgg,
                  "Ours: residual VGG-style stages 32→256 with BatchNorm and global pooling (≈1.2 M params)"),
     Architecture("vgg16_transfer", _transfer("VGG16", 64), "VGG16 backbone at 64×64 (transfer learning)",
-                 Preprocessing(48, 3, "unit", equalize=True)),
+                 Preprocessing(48, 3, "unit", equalize=True), pretrainable=True),
     Architecture("resnet50v2_transfer", _transfer("ResNet50V2", 64), "ResNet50V2 backbone at 64×64 (transfer learning)",
-                 Preprocessing(48, 3, "unit", equalize=True)),
+                 Preprocessing(48, 3, "unit", equalize=True), pretrainable=True),
     Architecture("efficientnet_transfer", _transfer("EfficientNetB0", 64),
-                 "EfficientNetB0 backbone at 64×64 (transfer learning)", Preprocessing(48, 3, "unit", equalize=True)),
+                 "EfficientNetB0 backbone at 64×64 (transfer learning)", Preprocessing(48, 3, "unit", equalize=True),
+                 pretrainable=True),
 )}
 
 

@@ -55,7 +55,9 @@ def equal_budget_frame(infos, split: str = "validation", reference: tuple[str, s
             continue
         epochs, minutes = training_budget(info.card.get("training") or {})
         acc, f1, n = _accuracy(info, split)
-        rows.append({"model": info.id, "architecture": info.card.get("architecture"), "params": info.card.get("params"),
+        rows.append({"model": info.id, "architecture": info.card.get("architecture"),
+                     "starts from": (info.card.get("training") or {}).get("initial_weights", "random"),
+                     "params": info.card.get("params"),
                      "size MB": round((info.card.get("file_size_bytes") or 0) / 1e6, 2), "epochs": epochs,
                      "train min": minutes, "accuracy": acc, "macro-F1": f1, "images": n})
     return pd.DataFrame(rows).sort_values("accuracy", ascending=False, na_position="last").reset_index(drop=True)

@@ -403,6 +403,7 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
                      "history": state["history"], "best_epoch": state["best_epoch"],
                      "epochs_run": state["epochs_done"], "wall_time_s": round(wall, 1),
                      "device": device_description(), "precision_policy": policy,
+                     "initial_weights": initial_weights(config, arch),
                      "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         "metrics": {},
     }
@@ -412,6 +413,14 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
         card["default"] = registry.read_card(out).get("default", False)
     registry.write_card(out, card)
     return registry.ModelInfo(out.name, out, card)
+
+
+def initial_weights(config: TrainConfig, arch) -> str:
+    """What the run started from, for the card: a registered model's layers, or random weights (for a
+    transfer-learning backbone that means no ImageNet weights, which cannot be downloaded here)."""
+    if config.init_from:
+        return f"layers of {config.init_from}"
+    return "random (ImageNet weights not used: they cannot be downloaded here)" if arch.pretrainable else "random"
 
 
 def exclude_training_rows(train_rows: FerDataset, full: FerDataset, config: TrainConfig) -> tuple[FerDataset, dict]:

@@ -28,10 +28,13 @@ def test_equal_budget_lists_only_seed_architectures_with_the_shared_recipe(tmp_p
     infos = [_register(tmp_path, "base", "baseline_cnn", 0.45), _register(tmp_path, "comp", "complex_cnn", 0.50),
              _register(tmp_path, "long", "larger_cnn", 0.60, epochs=30),  # a bigger budget: not comparable
              _register(tmp_path, "ours", "fer_resvgg", 0.70),  # not a seed architecture
-             _register(tmp_path, "noaug", "baseline_cnn", 0.40, augment="none")]  # an ablation run
+             _register(tmp_path, "noaug", "baseline_cnn", 0.40, augment="none"),  # an ablation run
+             # trained after --class-weight existed: its card names the default the older cards lack
+             _register(tmp_path, "effnet", "efficientnet_transfer", 0.30, class_weight="none")]
     frame = studies.equal_budget_frame(infos)
-    assert list(frame["model"]) == ["comp", "base"]
-    assert list(frame["epochs"]) == [4, 4] and list(frame["accuracy"]) == [0.50, 0.45]
+    assert list(frame["model"]) == ["comp", "base", "effnet"]
+    assert list(frame["epochs"]) == [4, 4, 4] and list(frame["accuracy"]) == [0.50, 0.45, 0.30]
+    assert set(frame["starts from"]) == {"random"}
 
 
 def test_ablation_rows_differ_only_in_the_ablated_settings(tmp_path):

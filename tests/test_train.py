@@ -1,5 +1,6 @@
 """Training on a tiny fixture writes a loadable model and a complete card, and resumes after a kill."""
 import json
+from dataclasses import replace
 import os
 import subprocess
 import sys
@@ -63,6 +64,7 @@ def test_train_writes_loadable_model_and_complete_card(tiny_kaggle, tmp_path):
     assert len(card["training"]["history"]["val_accuracy"]) == 2
     assert card["training"]["command"].startswith("python -m fer_core train --arch baseline_cnn")
     assert card["training"]["config"]["epochs"] == 2
+    assert card["training"]["initial_weights"] == "random"
     model = registry.load_keras_model(info)
     probs = np.asarray(model(info.preprocessing.apply(np.zeros((2, 48, 48), np.uint8))))
     assert probs.shape == (2, 3)
@@ -161,6 +163,14 @@ def test_bad_arguments_give_one_line_errors(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(ValueError, match="augment"):
         TrainConfig(arch="baseline_cnn", data=".", augment="wild")
+
+
+def test_cards_say_what_weights_a_run_started_from():
+    from fer_core.architectures import get_architecture
+
+    config = TrainConfig(arch="efficientnet_transfer", data=".")
+    assert "ImageNet weights not used" in train_module.initial_weights(config, get_architecture(config.arch))
+    assert train_module.initial_weights(replace(config, init_from="m1"), get_architecture("fer_resvgg")) == "layers of m1"
 
 
 def test_random_erasing_paints_one_grey_rectangle_in_both_pipelines():
