@@ -24,7 +24,8 @@ import numpy as np
 from . import registry
 from .data import FerDataset, load_dataset, resolve_split
 from .labels import label_set_name
-from .predict import Classifier, add_tta_argument, tta_mode
+from .predict import Classifier
+from .tta import add_tta_argument, tta_mode
 from .runtime import device_description
 
 EVAL_SPLITS = ("test", "validation")

@@ -9,7 +9,7 @@ import numpy as np
 import plotly.express as px
 import streamlit as st
 
-from fer_core import embeddings, explore, label_issues, quality
+from fer_core import embeddings, explore, label_issues, quality, registry
 from fer_core.labels import label_set_name
 from pages.common import classifier, dataset_sidebar, emotion_color_map, label_set_picker, model_infos
 
@@ -200,7 +200,7 @@ else:
     ids = [m.id for m in usable]
     try:
         preferred = embeddings.default_feature_model(labels).id
-    except Exception:  # noqa: BLE001 — no suitable default: the first usable model
+    except registry.RegistryError:  # no suitable default: the first usable model
         preferred = ids[0]
     preferred = preferred if preferred in ids else ids[0]
     splits = ["all"] + list(view.split_names)

@@ -14,6 +14,8 @@ from fer_core import registry
 from fer_core.labels import EMOTIONS, FOUR_CLASS, EMOTION_COLORS  # noqa: F401  (re-exported for pages)
 
 DATASET_KEY = "dataset_source"
+# how the pages name each test-time augmentation mode (None: the model card's own default)
+TTA_NAMES = {"none": "none", "flip": "flip (face + mirror, 2×)", "tencrop": "ten-crop (corners, centre, mirrors; 10×)"}
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
