@@ -79,7 +79,8 @@ def main() -> int:
     print(f"model {clf.id} ({clf.model.count_params():,} params), clip {len(clip)} frames "
           f"{clip.shape[2]}×{clip.shape[1]} with 2 moving faces, {os.cpu_count()} CPU cores")
 
-    processor = frame_processor.FrameProcessor(clf)  # the webcam page's defaults
+    # the webcam page's defaults, test-time augmentation `none` included (as in the naive loop)
+    processor = frame_processor.FrameProcessor(clf, tta="none")
     frame_processor.warm_up(clf)
     for i in range(6):  # warm up both loops: compiled forward passes, Keras' predict loop, cascades
         processor.process(clip[i])
