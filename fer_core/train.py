@@ -321,9 +321,12 @@ def _checkpoint_callback(run_dir: Path, state: dict, patience: int):
 
 # ----------------------------------------------------------------------------- train
 
-def train(config: TrainConfig, *, resume: bool = False, command: str | None = None,
+def train(config: TrainConfig, *, resume: bool = False, finish: bool = False, command: str | None = None,
           runs_dir: Path | None = None, verbose: int | str = "auto") -> registry.ModelInfo:
-    """Train `config.arch` on `config.data`, write `models/<id>/model.keras` + `card.json`, return its info."""
+    """Train `config.arch` on `config.data`, write `models/<id>/model.keras` + `card.json`, return its info.
+
+    `resume` continues an interrupted run from its last checkpoint; `finish` trains no more and ships
+    the best epoch an interrupted run reached (its card says where it stopped)."""
     from .architectures import build, get_architecture
 
     full = load_dataset(config.data)
@@ -334,7 +337,6 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
     pre = replace(arch.preprocessing, channels=channels)
     out = Path(config.out) if config.out else registry.default_models_dir() / _default_id(config, labels)
     run_dir = (runs_dir or Path(os.environ.get("FER_RUNS_DIR", out.parent.parent / "runs"))) / out.name
-    run_dir.mkdir(parents=True, exist_ok=True)
 
     data = full.subset(labels) if tuple(labels) != full.classes else full
     train_rows, val_rows, val_source = split_for_training(data, config.seed)
@@ -345,39 +347,12 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
     keras.utils.set_random_seed(config.seed)
     policy = set_precision(config.mixed_precision)
 
-    steps = math.ceil(len(train_rows) / config.batch_size)
-    train_ds = make_input(pre.prepare_uint8(train_rows.images), train_rows.labels, pre, len(labels), config.batch_size,
-                          config.augment, shuffle=True, seed=config.seed, erase=config.erase,
-                          weights=class_weights(train_rows.labels, len(labels), config.class_weight))
-    val_ds = make_input(pre.prepare_uint8(val_rows.images), val_rows.labels, pre, len(labels), 256)
-
-    state_file = run_dir / "state.json"
-    if resume and state_file.exists() and (run_dir / "checkpoint.keras").exists():
-        state = json.loads(state_file.read_text())
-        model = keras.models.load_model(run_dir / "checkpoint.keras")
-        print(f"Resuming {out.name} after epoch {state['epochs_done']}", flush=True)
+    if finish:
+        state = _finished_run(run_dir)
+        print(f"Finishing {out.name}: stopped after epoch {state['epochs_done']} of {config.epochs}, "
+              f"best epoch {state['best_epoch']}", flush=True)
     else:
-        state = {"history": {}, "epochs_done": 0, "best_score": -math.inf, "best_epoch": 0, "wait": 0,
-                 "elapsed_before_s": 0.0}
-        strategy = distribution_strategy()
-        with strategy.scope() if strategy is not None else contextlib.nullcontext():
-            model = build(config.arch, len(labels), pre)
-            if config.init_from:
-                copied = initialise_from(model, config.init_from)
-                print(f"Initialised {copied} layers from {config.init_from}", flush=True)
-            model.compile(
-                optimizer=keras.optimizers.AdamW(learning_rate_schedule(config, steps), weight_decay=config.weight_decay),
-                loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-                metrics=["accuracy"])
-    if needs_xla(policy):
-        model.jit_compile = True
-    state["elapsed_before_s"] = state.get("elapsed_s", state["elapsed_before_s"])
-    state["started"] = time.time()
-
-    if state["epochs_done"] < config.epochs and state["wait"] < (config.patience or math.inf):
-        model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=state["epochs_done"],
-                  shuffle=False,  # the input pipeline shuffles every epoch itself (make_input(shuffle=True))
-                  callbacks=[_checkpoint_callback(run_dir, state, config.patience)], verbose=verbose)
+        state = _fit(config, pre, labels, train_rows, val_rows, run_dir, resume, policy, verbose)
     wall = state.get("elapsed_s", 0.0)
 
     set_precision("off")  # the shipped twin computes in float32 and carries no optimizer state
@@ -402,17 +377,103 @@ def train(config: TrainConfig, *, resume: bool = False, command: str | None = No
         "training": {"command": command or _command_line(config), "config": asdict(config),
                      "history": state["history"], "best_epoch": state["best_epoch"],
                      "epochs_run": state["epochs_done"], "wall_time_s": round(wall, 1),
-                     "device": device_description(), "precision_policy": policy,
+                     "device": " then ".join(state.get("devices") or [device_description()]),
+                     "precision_policy": policy,
                      "initial_weights": initial_weights(config, arch),
                      "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         "metrics": {},
     }
+    if state["epochs_done"] < config.epochs and state["wait"] < (config.patience or math.inf):
+        card["training"]["stopped"] = f"interrupted after epoch {state['epochs_done']} of {config.epochs}"
     if config.init_from:  # keep the parent's recipe so the whole chain of commands is on record
         card["training"]["init_from"] = registry.training_record(config.init_from)
     if (out / registry.CARD_FILE).exists():  # keep the default flag a maintainer set
         card["default"] = registry.read_card(out).get("default", False)
     registry.write_card(out, card)
     return registry.ModelInfo(out.name, out, card)
+
+
+def _fit(config: TrainConfig, pre: Preprocessing, labels, train_rows: FerDataset, val_rows: FerDataset,
+         run_dir: Path, resume: bool, policy: str, verbose) -> dict:
+    """Compile (or reload the last checkpoint of) the model and fit it, checkpointing every epoch; returns
+    the run state. Ctrl-C or SIGTERM (a time limit) stops it: the epoch in flight is lost, the best epoch
+    so far is kept, so an interrupted run still ships."""
+    from .architectures import build
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    steps = math.ceil(len(train_rows) / config.batch_size)
+    train_ds = make_input(pre.prepare_uint8(train_rows.images), train_rows.labels, pre, len(labels), config.batch_size,
+                          config.augment, shuffle=True, seed=config.seed, erase=config.erase,
+                          weights=class_weights(train_rows.labels, len(labels), config.class_weight))
+    val_ds = make_input(pre.prepare_uint8(val_rows.images), val_rows.labels, pre, len(labels), 256)
+
+    state_file = run_dir / "state.json"
+    if resume and state_file.exists() and (run_dir / "checkpoint.keras").exists():
+        state = json.loads(state_file.read_text())
+        model = keras.models.load_model(run_dir / "checkpoint.keras")
+        print(f"Resuming {run_dir.name} after epoch {state['epochs_done']}", flush=True)
+    else:
+        state = {"history": {}, "epochs_done": 0, "best_score": -math.inf, "best_epoch": 0, "wait": 0,
+                 "elapsed_before_s": 0.0}
+        strategy = distribution_strategy()
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            model = build(config.arch, len(labels), pre)
+            if config.init_from:
+                copied = initialise_from(model, config.init_from)
+                print(f"Initialised {copied} layers from {config.init_from}", flush=True)
+            model.compile(
+                optimizer=keras.optimizers.AdamW(learning_rate_schedule(config, steps), weight_decay=config.weight_decay),
+                loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+                metrics=["accuracy"])
+    if needs_xla(policy):
+        model.jit_compile = True
+    state["elapsed_before_s"] = state.get("elapsed_s", state["elapsed_before_s"])
+    state["started"] = time.time()
+
+    if device_description() not in state.setdefault("devices", []):
+        state["devices"].append(device_description())
+    if state["epochs_done"] < config.epochs and state["wait"] < (config.patience or math.inf):
+        try:
+            with _sigterm_as_interrupt():
+                model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=state["epochs_done"],
+                          shuffle=False,  # the input pipeline shuffles every epoch itself (make_input(shuffle=True))
+                          callbacks=[_checkpoint_callback(run_dir, state, config.patience)], verbose=verbose)
+        except KeyboardInterrupt:
+            if not state["epochs_done"]:
+                raise ValueError("training was stopped before its first epoch ended; nothing to ship") from None
+            print(f"\nStopped after epoch {state['epochs_done']} of {config.epochs}; shipping the best epoch "
+                  f"({state['best_epoch']}).", flush=True)
+    return state
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Let SIGTERM (a scheduler's time limit, `timeout`) stop training as Ctrl-C does. Only the main
+    thread may set signal handlers, so elsewhere (a Streamlit page) this changes nothing."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _finished_run(run_dir: Path) -> dict:
+    """The state of a run that was stopped for good (killed by a time limit, say), to ship its best epoch."""
+    state_file = run_dir / "state.json"
+    if not (state_file.exists() and (run_dir / "best.weights.h5").exists()):
+        raise ValueError(f"nothing to finish: {run_dir} holds no state.json and best.weights.h5 of an earlier run")
+    return json.loads(state_file.read_text())
+
 
 
 def initial_weights(config: TrainConfig, arch) -> str:
@@ -522,6 +583,8 @@ def add_cli(subparsers) -> None:
     p.add_argument("--name", default="", help="display name for the model card")
     p.add_argument("--out", default="", help="output folder (default models/<arch>_<labels>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--finish", action="store_true",
+                   help="train no more: ship the best epoch an interrupted run reached (e.g. one killed by a time limit)")
     p.add_argument("--no-evaluate", action="store_true", help="skip evaluating on the validation split afterwards")
     p.set_defaults(func=_cmd_train)
 
@@ -529,8 +592,8 @@ def add_cli(subparsers) -> None:
 def _cmd_train(args) -> int:
     fields = {k: getattr(args, k) for k in TrainConfig.__dataclass_fields__ if hasattr(args, k) and k != "extra"}
     config = TrainConfig(**fields)
-    command = "python -m fer_core " + " ".join(shlex.quote(a) for a in args.argv if a != "--resume")
-    info = train(config, resume=args.resume, command=command)
+    command = "python -m fer_core " + " ".join(shlex.quote(a) for a in args.argv if a not in ("--resume", "--finish"))
+    info = train(config, resume=args.resume, finish=args.finish, command=command)
     print(f"saved {info.model_file} ({info.card['params']:,} params, best epoch {info.card['training']['best_epoch']})")
     if not args.no_evaluate:
         try:

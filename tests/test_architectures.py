@@ -10,6 +10,7 @@ SEED_AND_OURS = [
     ("larger_cnn", 2.2e6, 2.6e6),
     ("complex_cnn", 1.7e6, 1.95e6),
     ("fer_resvgg", 1.0e6, 1.4e6),
+    ("fer_resvgg_wide", 2.6e6, 3.0e6),
 ]
 
 

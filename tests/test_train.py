@@ -2,6 +2,8 @@
 import json
 from dataclasses import replace
 import os
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +84,45 @@ def test_resume_continues_after_the_last_checkpoint(tiny_kaggle, tmp_path, capsy
     assert len(history["loss"]) == 3 and info.card["training"]["epochs_run"] == 3
     state = json.loads((tmp_path / "runs" / "resumable" / "state.json").read_text())
     assert state["epochs_done"] == 3
+
+
+def test_sigterm_stops_training_and_still_ships_the_best_epoch(tiny_kaggle, tmp_path, monkeypatch, capsys):
+    """A time limit (SIGTERM) or Ctrl-C mid-run: the finished epochs are kept and the card says where it stopped."""
+    real_callback = train_module._checkpoint_callback
+
+    def callback_that_gets_killed(run_dir, state, patience):
+        checkpoint = real_callback(run_dir, state, patience)
+        save = checkpoint.on_epoch_end
+
+        def on_epoch_end(epoch, logs=None):
+            save(epoch, logs)
+            os.kill(os.getpid(), signal.SIGTERM)  # the scheduler's time limit strikes after epoch 1
+
+        checkpoint.on_epoch_end = on_epoch_end
+        return checkpoint
+
+    monkeypatch.setattr(train_module, "_checkpoint_callback", callback_that_gets_killed)
+    info = train(TrainConfig(arch="baseline_cnn", data=str(tiny_kaggle), epochs=3, batch_size=8, patience=0,
+                             out=str(tmp_path / "models" / "killed")), verbose=0)
+    assert "Stopped after epoch 1 of 3" in capsys.readouterr().out
+    assert info.card["training"]["epochs_run"] == 1 and info.card["training"]["stopped"] == "interrupted after epoch 1 of 3"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone once training ends
+    assert registry.load_keras_model(info).output_shape == (None, 3)
+
+
+def test_finish_ships_a_run_that_was_killed_for_good(tiny_kaggle, tmp_path):
+    config = TrainConfig(arch="baseline_cnn", data=str(tiny_kaggle), epochs=1, batch_size=8, patience=0,
+                         out=str(tmp_path / "models" / "cut_short"))
+    first = train(config, verbose=0)
+    shutil.rmtree(first.path)  # killed before it could write its model: only runs/cut_short/ is left
+    config.epochs = 4
+    info = train(config, finish=True, verbose=0)
+    assert info.card["training"]["epochs_run"] == 1 and len(info.card["training"]["history"]["loss"]) == 1
+    assert info.card["training"]["stopped"] == "interrupted after epoch 1 of 4"
+    assert "Keras backend" in info.card["training"]["device"]
+    with pytest.raises(ValueError, match="nothing to finish"):
+        train(replace(config, out=str(tmp_path / "models" / "never_ran")), finish=True, verbose=0)
+    assert not (tmp_path / "runs" / "never_ran").exists()
 
 
 def test_four_class_training_on_course_layout_with_init_from(tmp_path, monkeypatch):
