@@ -387,34 +387,54 @@ def load_predictions(info: registry.ModelInfo, split: str, dataset: dict | None 
 
 # ----------------------------------------------------------------------------- comparison tables
 
-def training_budget(training: dict) -> tuple[int, float]:
-    """Epochs and wall-clock minutes a model's weights cost, its `--init-from` ancestors included,
-    so a fine-tuned model is not made to look cheaper than it was; an ensemble costs its members'
-    runs, each counted once even where members share an ancestor."""
-    runs: dict[tuple, tuple[int, float]] = {}
+def _training_runs(training: dict) -> list[dict]:
+    """Every run a model's weights cost: its own, its `--init-from` ancestors' and an ensemble's members',
+    each counted once even where members share an ancestor."""
+    runs: dict[tuple, dict] = {}
 
     def walk(record: dict) -> None:
         while record:
             stamp = record.get("finished_at")  # a run is identified by its command and finish time
-            key = (record.get("command"), stamp) if stamp else id(record)
-            runs.setdefault(key, (int(record.get("epochs_run") or 0), float(record.get("wall_time_s") or 0.0)))
+            runs.setdefault((record.get("command"), stamp) if stamp else (id(record),), record)
             for member in record.get("members") or []:
                 walk(member)
             record = record.get("init_from") or {}
 
     walk(training)
-    return sum(e for e, _ in runs.values()), round(sum(s for _, s in runs.values()) / 60, 1)
+    return list(runs.values())
+
+
+def training_budget(training: dict) -> tuple[int, float]:
+    """Epochs and wall-clock minutes a model's weights cost, ancestors and members included, so a
+    fine-tuned model or an ensemble is not made to look cheaper than it was."""
+    runs = _training_runs(training)
+    return (sum(int(r.get("epochs_run") or 0) for r in runs),
+            round(sum(float(r.get("wall_time_s") or 0.0) for r in runs) / 60, 1))
+
+
+def training_devices(training: dict) -> str:
+    """Where those runs trained, briefly ("CPU", "1× GPU (NVIDIA H200)", or both joined by " + "), so
+    minutes on a GPU are not read as CPU minutes."""
+    names: list[str] = []
+    for run in _training_runs(training):
+        for device in str(run.get("device") or "").split(" then "):
+            device = device.strip()
+            short = "CPU" if device.startswith("CPU") else device.split(", Keras backend")[0]
+            if short and short not in names:
+                names.append(short)
+    return " + ".join(names)
 
 
 def model_summary(info: registry.ModelInfo) -> dict:
     """One registry row: identity, label set, size, training budget and saved accuracies of a model."""
     size = info.card.get("file_size_bytes") or (info.model_file.stat().st_size if info.model_file.exists() else 0)
     val, test = info.metrics("validation") or {}, info.metrics("test") or {}
-    epochs, minutes = training_budget(info.card.get("training") or {})
+    training = info.card.get("training") or {}
+    epochs, minutes = training_budget(training)
     return {"id": info.id, "name": info.name, "architecture": info.card.get("architecture", ""),
             "labels": list(info.labels), "label_set": info.label_set, "params": info.card.get("params"),
             "size_mb": round(size / 1e6, 2), "default": info.is_default(), "epochs": epochs,
-            "train_minutes": minutes, "validation_accuracy": val.get("accuracy"), "test_accuracy": test.get("accuracy")}
+            "train_minutes": minutes, "trained_on": training_devices(training), "validation_accuracy": val.get("accuracy"), "test_accuracy": test.get("accuracy")}
 
 
 def is_evaluated(info: registry.ModelInfo, split: str, dataset: dict | None = None) -> bool:
@@ -435,12 +455,13 @@ def leaderboard(infos, split: str, dataset: dict | None = None):
         s = model_summary(info)
         rows.append({"model": info.id, "architecture": s["architecture"], "params": s["params"],
                      "size MB": s["size_mb"], "epochs": s["epochs"], "train min": s["train_minutes"],
+                     "trained on": s["trained_on"],
                      "accuracy": m.get("accuracy"), "clean accuracy": clean.get("accuracy"),
                      "macro-F1": m.get("macro_f1"),
                      "log-loss": m.get("log_loss"), "ECE": m.get("ece"),
                      "latency ms/face": m.get("latency_ms_per_face"), "images": m.get("n"),
                      "TTA": m.get("tta"), "evaluated on": m.get("split_description", "not evaluated")})
-    frame = pd.DataFrame(rows, columns=["model", "architecture", "params", "size MB", "epochs", "train min",
+    frame = pd.DataFrame(rows, columns=["model", "architecture", "params", "size MB", "epochs", "train min", "trained on",
                                         "accuracy", "clean accuracy", "macro-F1",
                                         "log-loss", "ECE", "latency ms/face", "images", "TTA", "evaluated on"])
     return frame.sort_values("accuracy", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
@@ -672,7 +693,8 @@ def _cmd_models(args) -> int:
     table = pd.DataFrame({"id": r["id"], "name": r["name"], "architecture": r["architecture"],
                           "labels": r["label_set"], "params": f"{r['params']:,}" if r["params"] else "-",
                           "size MB": f"{r['size_mb']:.2f}", "epochs": r["epochs"],
-                          "train min": f"{r['train_minutes']:.0f}", "default": "yes" if r["default"] else "",
+                          "train min": f"{r['train_minutes']:.0f}", "trained on": r["trained_on"] or "-",
+                          "default": "yes" if r["default"] else "",
                           "val acc": acc(r["validation_accuracy"]), "test acc": acc(r["test_accuracy"])}
                          for r in rows)
     print(table.to_string(index=False))

@@ -87,17 +87,18 @@ def weaknesses(result: dict, k: int = 3) -> list[str]:
 def model_card(info: registry.ModelInfo) -> dict:
     """Everything a model card shows, from the card alone: identity, training budget, the reported
     result with its per-class rows and weaknesses, results on other datasets, robustness summary."""
-    from .evaluate import training_budget
+    from .evaluate import training_budget, training_devices
 
     result = reported_result(info)
-    epochs, minutes = training_budget(info.card.get("training") or {})
+    training = info.card.get("training") or {}
+    epochs, minutes = training_budget(training)
     others = [e for e in info.evaluations.values()
               if not registry.same_dataset(e.get("dataset") or {}, info.home_dataset())]
     return {"id": info.id, "name": info.name, "architecture": info.card.get("architecture", ""),
             "description": info.card.get("description", ""), "labels": list(info.labels),
             "params": info.card.get("params"), "default": info.is_default(),
             "trained_on": (info.card.get("dataset") or {}).get("source"), "epochs": epochs,
-            "train_minutes": minutes, "ensemble": info.card.get("ensemble"),
+            "train_minutes": minutes, "devices": training_devices(training), "ensemble": info.card.get("ensemble"),
             "result": result, "per_class": per_class_rows(result) if result else [],
             "weaknesses": weaknesses(result) if result else [],
             "other_datasets": [{"dataset": registry.dataset_name(e.get("dataset") or {}),
@@ -137,7 +138,8 @@ def model_card_markdown(info: registry.ModelInfo, statement: dict[str, str] | No
               f"- Architecture: {card['architecture']}" + (f", {card['params']:,} parameters" if card["params"] else ""),
               f"- Emotions: {', '.join(card['labels'])}",
               f"- Training: {card['epochs']} epochs, {card['train_minutes']:.0f} minutes"
-              + (f" on {card['trained_on']}" if card["trained_on"] else "")]
+              + (f" on {card['trained_on']}" if card["trained_on"] else "")
+              + (f" ({card['devices']})" if card["devices"] else "")]
     if card["ensemble"]:
         members = card["ensemble"].get("members") if isinstance(card["ensemble"], dict) else card["ensemble"]
         lines.append(f"- Ensemble of: {', '.join(map(str, members or []))}")

@@ -68,7 +68,8 @@ st.dataframe(board, hide_index=True, column_config={
                                                     "with no exact or near duplicate in the Training split"),
     "latency ms/face": st.column_config.NumberColumn(format="%.2f"),
     "train min": st.column_config.NumberColumn(format="%.1f", help="wall-clock training time, including the "
-                                               "model it was fine-tuned from (--init-from)"),
+                                               "model it was fine-tuned from (--init-from) and an ensemble's "
+                                               "members, on the devices in 'trained on'"),
 })
 missing = [i.id for i in selected if not ev.is_evaluated(i, split, dataset)]
 if missing:

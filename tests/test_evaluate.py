@@ -304,3 +304,16 @@ def test_training_budget_counts_the_init_from_chain():
     assert ev.training_budget(child) == (24, 115.0)
     assert ev.training_budget(parent) == (20, 100.0)
     assert ev.training_budget({}) == (0, 0.0)
+
+
+def test_training_devices_name_every_run_once_so_gpu_minutes_are_not_read_as_cpu_minutes():
+    cpu = {"command": "a", "finished_at": "t1", "device": "CPU: Xeon (2 cores), Keras backend tensorflow"}
+    gpu = {"command": "b", "finished_at": "t2", "device": "1× GPU (NVIDIA H200), Keras backend jax"}
+    resumed = {"command": "c", "finished_at": "t3",
+               "device": "1× GPU (NVIDIA H200), Keras backend jax then CPU: Xeon (2 cores), Keras backend jax"}
+    older = {"command": "d", "finished_at": "t4", "device": "CPU (2 cores, Keras backend tensorflow)"}
+    ensemble = {"members": [cpu, gpu, {**gpu, "init_from": older}]}
+    assert ev.training_devices(ensemble) == "CPU + 1× GPU (NVIDIA H200)"
+    assert ev.training_devices(gpu) == "1× GPU (NVIDIA H200)"
+    assert ev.training_devices(resumed) == "1× GPU (NVIDIA H200) + CPU"
+    assert ev.training_devices({}) == ""
