@@ -434,7 +434,8 @@ def model_summary(info: registry.ModelInfo) -> dict:
     return {"id": info.id, "name": info.name, "architecture": info.card.get("architecture", ""),
             "labels": list(info.labels), "label_set": info.label_set, "params": info.card.get("params"),
             "size_mb": round(size / 1e6, 2), "default": info.is_default(), "epochs": epochs,
-            "train_minutes": minutes, "trained_on": training_devices(training), "validation_accuracy": val.get("accuracy"), "test_accuracy": test.get("accuracy")}
+            "train_minutes": minutes, "trained_on": training_devices(training),
+            "validation_accuracy": val.get("accuracy"), "test_accuracy": test.get("accuracy")}
 
 
 def is_evaluated(info: registry.ModelInfo, split: str, dataset: dict | None = None) -> bool:

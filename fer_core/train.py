@@ -383,7 +383,7 @@ def train(config: TrainConfig, *, resume: bool = False, finish: bool = False, co
                      "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         "metrics": {},
     }
-    if state["epochs_done"] < config.epochs and state["wait"] < (config.patience or math.inf):
+    if _has_epochs_left(state, config):
         card["training"]["stopped"] = f"interrupted after epoch {state['epochs_done']} of {config.epochs}"
     if config.init_from:  # keep the parent's recipe so the whole chain of commands is on record
         card["training"]["init_from"] = registry.training_record(config.init_from)
@@ -432,7 +432,7 @@ def _fit(config: TrainConfig, pre: Preprocessing, labels, train_rows: FerDataset
 
     if device_description() not in state.setdefault("devices", []):
         state["devices"].append(device_description())
-    if state["epochs_done"] < config.epochs and state["wait"] < (config.patience or math.inf):
+    if _has_epochs_left(state, config):
         try:
             with _sigterm_as_interrupt():
                 model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=state["epochs_done"],
@@ -444,6 +444,11 @@ def _fit(config: TrainConfig, pre: Preprocessing, labels, train_rows: FerDataset
             print(f"\nStopped after epoch {state['epochs_done']} of {config.epochs}; shipping the best epoch "
                   f"({state['best_epoch']}).", flush=True)
     return state
+
+
+def _has_epochs_left(state: dict, config: TrainConfig) -> bool:
+    """Whether the run would train on: epochs remain and early stopping has not ended it."""
+    return state["epochs_done"] < config.epochs and state["wait"] < (config.patience or math.inf)
 
 
 @contextlib.contextmanager

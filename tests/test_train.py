@@ -102,11 +102,12 @@ def test_sigterm_stops_training_and_still_ships_the_best_epoch(tiny_kaggle, tmp_
         return checkpoint
 
     monkeypatch.setattr(train_module, "_checkpoint_callback", callback_that_gets_killed)
+    before = signal.getsignal(signal.SIGTERM)
     info = train(TrainConfig(arch="baseline_cnn", data=str(tiny_kaggle), epochs=3, batch_size=8, patience=0,
                              out=str(tmp_path / "models" / "killed")), verbose=0)
     assert "Stopped after epoch 1 of 3" in capsys.readouterr().out
     assert info.card["training"]["epochs_run"] == 1 and info.card["training"]["stopped"] == "interrupted after epoch 1 of 3"
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone once training ends
+    assert signal.getsignal(signal.SIGTERM) is before  # the previous handler is back once training ends
     assert registry.load_keras_model(info).output_shape == (None, 3)
 
 
