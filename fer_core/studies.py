@@ -63,6 +63,12 @@ def equal_budget_frame(infos, split: str = "validation", reference: tuple[str, s
     return pd.DataFrame(rows).sort_values("accuracy", ascending=False, na_position="last").reset_index(drop=True)
 
 
+def missing_seed_architectures(fair) -> list[str]:
+    """Seed architectures with no row in an `equal_budget_frame`, so a page can say which are absent."""
+    present = set(fair["architecture"]) if len(fair) else set()
+    return [arch for arch in SEED_ARCHITECTURES if arch not in present]
+
+
 def ablation_frame(infos, arch: str = ABLATION_ARCH, split: str = "validation"):
     """Runs of one architecture from scratch that share a recipe except for the ablated settings
     (augmentation level, input colour, random erasing): a row per run with those settings and its scores."""

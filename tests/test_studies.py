@@ -35,6 +35,8 @@ def test_equal_budget_lists_only_seed_architectures_with_the_shared_recipe(tmp_p
     assert list(frame["model"]) == ["comp", "base", "effnet"]
     assert list(frame["epochs"]) == [4, 4, 4] and list(frame["accuracy"]) == [0.50, 0.45, 0.30]
     assert set(frame["starts from"]) == {"random"}
+    assert studies.missing_seed_architectures(frame) == ["larger_cnn", "vgg16_transfer", "resnet50v2_transfer"]
+    assert studies.missing_seed_architectures(studies.equal_budget_frame([])) == list(studies.SEED_ARCHITECTURES)
 
 
 def test_ablation_rows_differ_only_in_the_ablated_settings(tmp_path):
