@@ -293,24 +293,28 @@ def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
 
 
 def _checkpoint_callback(run_dir: Path, state: dict, patience: int):
-    """Save the full model (with optimizer) and the run state each epoch; keep the best weights; stop early."""
+    """Save the full model (with optimizer) and the run state each epoch; keep the best weights; stop early.
+    Each file is written under a temporary name and then renamed, and a stop signal waits for the
+    writing to end, so the files on disk always agree with each other."""
     class Checkpoint(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             logs = {k: float(v) for k, v in (logs or {}).items()}
             lr = self.model.optimizer.learning_rate
             logs["lr"] = float(keras.ops.convert_to_numpy(lr))
-            for key, value in logs.items():
-                state["history"].setdefault(key, []).append(value)
-            state["epochs_done"] = epoch + 1
-            score = logs.get("val_accuracy", -logs.get("val_loss", 0.0))
-            if score > state["best_score"]:
-                state["best_score"], state["best_epoch"], state["wait"] = score, epoch + 1, 0
-                self.model.save_weights(run_dir / "best.weights.h5")
-            else:
-                state["wait"] += 1
-            state["elapsed_s"] = state["elapsed_before_s"] + time.time() - state["started"]
-            self.model.save(run_dir / "checkpoint.keras")
-            (run_dir / "state.json").write_text(json.dumps(state, indent=1))
+            with _signals_deferred():
+                for key, value in logs.items():
+                    state["history"].setdefault(key, []).append(value)
+                state["epochs_done"] = epoch + 1
+                score = logs.get("val_accuracy", -logs.get("val_loss", 0.0))
+                if score > state["best_score"]:
+                    state["best_score"], state["best_epoch"], state["wait"] = score, epoch + 1, 0
+                    _replace_atomically(run_dir / "best.weights.h5", self.model.save_weights)
+                else:
+                    state["wait"] += 1
+                state["elapsed_s"] = state["elapsed_before_s"] + time.time() - state["started"]
+                _replace_atomically(run_dir / "checkpoint.keras", self.model.save)
+                _replace_atomically(run_dir / "state.json",
+                                    lambda path: path.write_text(json.dumps(state, indent=1)))
             if patience and state["wait"] >= patience:
                 print(f"\nEarly stopping: no val_accuracy gain for {patience} epochs "
                       f"(best epoch {state['best_epoch']}).", flush=True)
@@ -434,7 +438,7 @@ def _fit(config: TrainConfig, pre: Preprocessing, labels, train_rows: FerDataset
         state["devices"].append(device_description())
     if _has_epochs_left(state, config):
         try:
-            with _sigterm_as_interrupt():
+            with _stop_signals_interrupt():
                 model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=state["epochs_done"],
                           shuffle=False,  # the input pipeline shuffles every epoch itself (make_input(shuffle=True))
                           callbacks=[_checkpoint_callback(run_dir, state, config.patience)], verbose=verbose)
@@ -451,10 +455,34 @@ def _has_epochs_left(state: dict, config: TrainConfig) -> bool:
     return state["epochs_done"] < config.epochs and state["wait"] < (config.patience or math.inf)
 
 
+def _replace_atomically(path: Path, write) -> None:
+    """`write(temporary path)` next to `path`, then rename it over `path`: a crash leaves the old file whole."""
+    partial = path.with_name(f"partial.{path.name}")  # keeps the suffix Keras checks (.keras, .weights.h5)
+    write(partial)
+    os.replace(partial, path)
+
+
+_STOP = {"deferring": False, "pending": False}  # a stop signal that arrived while a checkpoint was written
+
+
 @contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """Let SIGTERM (a scheduler's time limit, `timeout`) stop training as Ctrl-C does. Only the main
-    thread may set signal handlers, so elsewhere (a Streamlit page) this changes nothing."""
+def _signals_deferred():
+    """Hold a stop signal (see `_stop_signals_interrupt`) until the block ends, then act on it."""
+    _STOP["deferring"] = True
+    try:
+        yield
+    finally:
+        _STOP["deferring"] = False
+    if _STOP["pending"]:
+        _STOP["pending"] = False
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt():
+    """Let SIGTERM (a scheduler's time limit, `timeout`) and Ctrl-C stop training with KeyboardInterrupt,
+    but never halfway through writing a checkpoint. Only the main thread may set signal handlers, so
+    elsewhere (a Streamlit page) this changes nothing."""
     import signal
     import threading
 
@@ -462,14 +490,19 @@ def _sigterm_as_interrupt():
         yield
         return
 
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
+    def stop(signum, frame):
+        if _STOP["deferring"]:
+            _STOP["pending"] = True
+        else:
+            raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _STOP["pending"] = False
 
 
 def _finished_run(run_dir: Path) -> dict:

@@ -111,6 +111,24 @@ def test_sigterm_stops_training_and_still_ships_the_best_epoch(tiny_kaggle, tmp_
     assert registry.load_keras_model(info).output_shape == (None, 3)
 
 
+def test_a_stop_signal_during_a_checkpoint_waits_until_the_files_are_written(tiny_kaggle, tmp_path, monkeypatch):
+    real_write = train_module._replace_atomically
+
+    def killed_while_writing(path, write):
+        if path.name == "best.weights.h5":
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives before the best weights are on disk
+        real_write(path, write)
+
+    monkeypatch.setattr(train_module, "_replace_atomically", killed_while_writing)
+    info = train(TrainConfig(arch="baseline_cnn", data=str(tiny_kaggle), epochs=3, batch_size=8, patience=0,
+                             out=str(tmp_path / "models" / "mid_write")), verbose=0)
+    assert info.card["training"]["stopped"] == "interrupted after epoch 1 of 3"
+    run_dir = tmp_path / "runs" / "mid_write"
+    state = json.loads((run_dir / "state.json").read_text())  # written in full, after the weights
+    assert state["epochs_done"] == 1 and state["best_epoch"] == 1
+    assert (run_dir / "checkpoint.keras").exists() and not list(run_dir.glob("partial.*"))
+
+
 def test_finish_ships_a_run_that_was_killed_for_good(tiny_kaggle, tmp_path):
     config = TrainConfig(arch="baseline_cnn", data=str(tiny_kaggle), epochs=1, batch_size=8, patience=0,
                          out=str(tmp_path / "models" / "cut_short"))
