@@ -26,7 +26,7 @@ from .data import FerDataset, load_dataset, resolve_split
 from .labels import label_set_name
 from .predict import Classifier
 from .tta import add_tta_argument, tta_mode
-from .runtime import device_description
+from .runtime import device_description, short_device_name
 
 EVAL_SPLITS = ("test", "validation")
 ECE_BINS = 15
@@ -418,8 +418,7 @@ def training_devices(training: dict) -> str:
     names: list[str] = []
     for run in _training_runs(training):
         for device in str(run.get("device") or "").split(" then "):
-            device = device.strip()
-            short = "CPU" if device.startswith("CPU") else device.split(", Keras backend")[0]
+            short = short_device_name(device)
             if short and short not in names:
                 names.append(short)
     return " + ".join(names)
@@ -434,7 +433,7 @@ def model_summary(info: registry.ModelInfo) -> dict:
     return {"id": info.id, "name": info.name, "architecture": info.card.get("architecture", ""),
             "labels": list(info.labels), "label_set": info.label_set, "params": info.card.get("params"),
             "size_mb": round(size / 1e6, 2), "default": info.is_default(), "epochs": epochs,
-            "train_minutes": minutes, "trained_on": training_devices(training),
+            "train_minutes": minutes, "devices": training_devices(training),
             "validation_accuracy": val.get("accuracy"), "test_accuracy": test.get("accuracy")}
 
 
@@ -456,7 +455,7 @@ def leaderboard(infos, split: str, dataset: dict | None = None):
         s = model_summary(info)
         rows.append({"model": info.id, "architecture": s["architecture"], "params": s["params"],
                      "size MB": s["size_mb"], "epochs": s["epochs"], "train min": s["train_minutes"],
-                     "trained on": s["trained_on"],
+                     "trained on": s["devices"],
                      "accuracy": m.get("accuracy"), "clean accuracy": clean.get("accuracy"),
                      "macro-F1": m.get("macro_f1"),
                      "log-loss": m.get("log_loss"), "ECE": m.get("ece"),
@@ -694,7 +693,7 @@ def _cmd_models(args) -> int:
     table = pd.DataFrame({"id": r["id"], "name": r["name"], "architecture": r["architecture"],
                           "labels": r["label_set"], "params": f"{r['params']:,}" if r["params"] else "-",
                           "size MB": f"{r['size_mb']:.2f}", "epochs": r["epochs"],
-                          "train min": f"{r['train_minutes']:.0f}", "trained on": r["trained_on"] or "-",
+                          "train min": f"{r['train_minutes']:.0f}", "trained on": r["devices"] or "-",
                           "default": "yes" if r["default"] else "",
                           "val acc": acc(r["validation_accuracy"]), "test acc": acc(r["test_accuracy"])}
                          for r in rows)

@@ -72,6 +72,12 @@ def _describe(gpus: list[str], backend: str) -> str:
     return f"CPU{': ' + cpu if cpu else ''} ({cores} cores), Keras backend {backend}"
 
 
+def short_device_name(description: str) -> str:
+    """`_describe`'s line cut to the device alone, for tables: "CPU" or "1× GPU (NVIDIA H200)"."""
+    description = description.strip()
+    return "CPU" if description.startswith("CPU") else description.split(", Keras backend")[0]
+
+
 def _configured_backend() -> str:
     """Keras' backend as Keras itself would choose it: $KERAS_BACKEND, else keras.json, else tensorflow."""
     if os.environ.get("KERAS_BACKEND"):

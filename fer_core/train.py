@@ -434,8 +434,9 @@ def _fit(config: TrainConfig, pre: Preprocessing, labels, train_rows: FerDataset
     state["elapsed_before_s"] = state.get("elapsed_s", state["elapsed_before_s"])
     state["started"] = time.time()
 
-    if device_description() not in state.setdefault("devices", []):
-        state["devices"].append(device_description())
+    device = device_description()
+    if device not in state.setdefault("devices", []):
+        state["devices"].append(device)
     if _has_epochs_left(state, config):
         try:
             with _stop_signals_interrupt():
@@ -511,7 +512,6 @@ def _finished_run(run_dir: Path) -> dict:
     if not (state_file.exists() and (run_dir / "best.weights.h5").exists()):
         raise ValueError(f"nothing to finish: {run_dir} holds no state.json and best.weights.h5 of an earlier run")
     return json.loads(state_file.read_text())
-
 
 
 def initial_weights(config: TrainConfig, arch) -> str:
