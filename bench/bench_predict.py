@@ -20,7 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cv2  # noqa: E402
 from skimage import data as skdata  # noqa: E402
 
+import numpy as np  # noqa: E402
+
 from fer_core import gradcam, registry  # noqa: E402
+from fer_core.ensemble import member_models  # noqa: E402
 from fer_core.faces import crop_faces, detect_faces, get_detector  # noqa: E402
 from fer_core.labels import EMOTIONS  # noqa: E402
 from fer_core.predict import Classifier, analyze_image  # noqa: E402
@@ -111,6 +114,15 @@ def main() -> int:
         med, best = cams[method]
         print(f"  {method:10s} {med:8.2f}  ({best:6.2f})   target ≤ 150 ms; first call {firsts[method]:.0f} ms; "
               f"{med / cams['classify'][0]:.1f}× a classification")
+    members = member_models(clf.model)
+    if members:  # baseline: one compiled step per member, maps averaged in Python (how ensembles used to run)
+        x = clf.preprocessing.apply(face)  # both explain class 0, so both do the same work
+        one_graph = lambda: gradcam.gradcam(clf.model, x, 0, size=face.shape[:2])  # noqa: E731
+        per_member = lambda: np.mean([gradcam.gradcam(m, x, 0, size=face.shape[:2]) for m in members], axis=0)  # noqa: E731
+        np.testing.assert_allclose(one_graph(), np.clip(per_member(), 0, 1), atol=1e-5)
+        runs = interleaved({"one graph": one_graph, "per member": per_member}, rounds=30)
+        print(f"  ensemble of {len(members)}: one step for all members {runs['one graph'][0]:.1f} ms vs one step "
+              f"per member {runs['per member'][0]:.1f} ms ({runs['per member'][0] / runs['one graph'][0]:.2f}×)")
     return 0
 
 

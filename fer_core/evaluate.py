@@ -321,6 +321,10 @@ def evaluate_model(info_or_id, dataset, split: str = "test", tta=None, batch_siz
         result["latency_ms_per_batch"] = measure_latency(info, model, batch=LATENCY_BATCH)
         result["latency_batch_size"] = LATENCY_BATCH
         result["parent_latency"] = parent_latency(info)
+    if info.format != "keras":
+        from .export import parent_scores
+
+        result["parent_scores"] = parent_scores(info, pred, split, result["dataset"])
     result["device"] = device_description()
     if save:
         save_evaluation(info, result, pred)

@@ -426,6 +426,21 @@ def agreement_with_parent(info: registry.ModelInfo, split: str, dataset: dict | 
     return agreement(mine, theirs) if mine is not None and theirs is not None else (None, 0)
 
 
+def parent_scores(info: registry.ModelInfo, pred, split: str, dataset: dict) -> dict | None:
+    """The parent's saved accuracy on the same split and dataset and its top-label agreement with `pred`,
+    kept in the export's evaluation so the comparison outlives a parent too large to ship; None without one."""
+    from .evaluate import load_predictions
+
+    parent = parent_of(info)
+    theirs = parent.metrics(split, dataset) if parent else None
+    if theirs is None:
+        return None
+    share, n = agreement(pred, p) if (p := load_predictions(parent, split, dataset)) is not None else (None, 0)
+    return {"model": parent.id, "accuracy": theirs.get("accuracy"), "macro_f1": theirs.get("macro_f1"),
+            "clean_accuracy": (theirs.get("clean") or {}).get("accuracy"), "agreement": share,
+            "images_compared": n}
+
+
 def parent_latency(info: registry.ModelInfo) -> dict | None:
     """The parent's latency per face and per batch, measured now in this process (so beside the export's
     own figures they compare like with like); None when the parent is not registered."""
@@ -447,18 +462,23 @@ def exports_frame(infos, split: str, dataset: dict | None = None):
     import pandas as pd
 
     rows = []
-    for info in infos:
-        parent = parent_of(info) if is_export(info) else None
-        if parent is None:
+    for info in filter(is_export, infos):
+        export, parent = info.card["export"], parent_of(info)
+        mine = info.metrics(split, dataset) or {}
+        if parent is not None:
+            theirs = parent.metrics(split, dataset) or {}
+            share, n = agreement_with_parent(info, split, dataset)
+        elif mine.get("parent_scores"):  # a parent not shipped: its figures as this evaluation recorded them
+            theirs = mine["parent_scores"]
+            share, n = theirs.get("agreement"), theirs.get("images_compared") or 0
+        else:
             continue
-        export = info.card["export"]
-        mine, theirs = info.metrics(split, dataset) or {}, parent.metrics(split, dataset) or {}
         base = mine.get("parent_latency") or {}
-        share, n = agreement_with_parent(info, split, dataset)
         rows.append({
-            "export": info.id, "parent": parent.id, "format": FORMAT_NAMES.get(info.format, info.format),
+            "export": info.id, "parent": export.get("parent", "") + ("" if parent else " (not shipped)"),
+            "format": FORMAT_NAMES.get(info.format, info.format),
             "quantization": export.get("quantization"), "size MB": export["file_size_bytes"] / 1e6,
-            "parent size MB": parent.model_file.stat().st_size / 1e6, "size vs parent": export.get("size_ratio"),
+            "parent size MB": export["parent_file_size_bytes"] / 1e6, "size vs parent": export.get("size_ratio"),
             "accuracy": mine.get("accuracy"), "parent accuracy": theirs.get("accuracy"),
             "Δ accuracy (points)": (100 * (mine["accuracy"] - theirs["accuracy"])
                                     if mine.get("accuracy") is not None and theirs.get("accuracy") is not None

@@ -69,20 +69,19 @@ def gradcam(model, x_preprocessed: np.ndarray, class_index: int | None = None, l
     n_classes = model.output_shape[-1]
     if class_index is not None and not 0 <= int(class_index) < n_classes:
         raise ValueError(f"class index {class_index} is out of range for {n_classes} classes")
-    members = _members(model)
-    if members:  # an ensemble: members explain the ensemble's class; "all members" averages their maps
+    if _members(model):  # an ensemble: members explain the ensemble's class; "all members" averages their maps
         if class_index is None:
             class_index = int(np.argmax(np.asarray(model(x, training=False))[0]))
-        if layer == ALL_MEMBERS:
-            maps = [gradcam(member, x, class_index, None, method, size) for member in members]
-            return np.clip(np.mean(maps, axis=0), 0.0, 1.0).astype(np.float32)
-        member, _, inner = layer.partition("/")
-        return gradcam(model.get_layer(member), x, class_index, inner, method, size)
-    fn = _compiled(model, layer, method)
-    cam = fn(x, np.int32(-1 if class_index is None else class_index)).numpy()[0]
+        if layer != ALL_MEMBERS:
+            member, _, inner = layer.partition("/")
+            return gradcam(model.get_layer(member), x, class_index, inner, method, size)
+    weights = [w for _, w in _leaves(model)] if layer == ALL_MEMBERS else [1.0]
+    cams = _compiled(model, layer, method)(x, np.int32(-1 if class_index is None else class_index))
     h, w = size if size is not None else x.shape[1:3]
-    cam = cv2.resize(cam, (int(w), int(h)), interpolation=cv2.INTER_CUBIC)
-    return np.clip(np.nan_to_num(cam), 0.0, 1.0).astype(np.float32)
+    maps = [weight * np.clip(np.nan_to_num(cv2.resize(cam.numpy()[0], (int(w), int(h)),
+                                                      interpolation=cv2.INTER_CUBIC)), 0.0, 1.0)
+            for weight, cam in zip(weights, cams)]
+    return np.clip(np.sum(maps, axis=0), 0.0, 1.0).astype(np.float32)
 
 
 def gradcam_face(classifier, crop_rgb: np.ndarray, class_index: int | None = None, layer: str | None = None,
@@ -131,6 +130,15 @@ def _members(model) -> list:
     return member_models(model)
 
 
+def _leaves(model, weight: float = 1.0) -> list:
+    """(plain network, weight) for every member under an ensemble, nested ones included: the mean of the
+    members' maps is the weighted sum of the leaves' maps."""
+    members = _members(model)
+    if not members:
+        return [(model, weight)]
+    return [leaf for member in members for leaf in _leaves(member, weight / len(members))]
+
+
 def _rank(layer) -> int | None:
     try:
         return len(layer.output.shape)
@@ -149,14 +157,26 @@ def _compiled(model, layer: str, method: str):
 
 
 def _build(model, layer: str, method: str):
+    """One compiled step returning a map per explained network: `model` at `layer`, or for an ensemble's
+    "all members" each member at its default layer (one graph, so one trace for the whole ensemble)."""
     import tensorflow as tf
 
-    forward, to_logits = _grad_model(model, layer)
-    plus = method == "gradcam++"
+    targets = [(m, default_layer(m)) for m, _ in _leaves(model)] if layer == ALL_MEMBERS else [(model, layer)]
+    cams = [_cam_fn(*_grad_model(m, name), plus=method == "gradcam++") for m, name in targets]
 
     @tf.function(input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], tf.float32),
                                   tf.TensorSpec([], tf.int32)])
     def step(x, class_index):
+        return [cam(x, class_index) for cam in cams]
+
+    return step
+
+
+def _cam_fn(forward, to_logits, plus: bool):
+    """The Grad-CAM (or ++) map of one network for a batch and a class (-1: its own top class), in [0, 1]."""
+    import tensorflow as tf
+
+    def cam_of(x, class_index):
         with tf.GradientTape() as tape:
             conv, head = forward(x)
             conv = tf.cast(conv, tf.float32)  # mixed-precision models compute feature maps in float16
@@ -176,7 +196,7 @@ def _build(model, layer: str, method: str):
         peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
         return tf.math.divide_no_nan(cam, peak)
 
-    return step
+    return cam_of
 
 
 def _grad_model(model, layer: str):

@@ -99,6 +99,7 @@ def model_card(info: registry.ModelInfo) -> dict:
             "params": info.card.get("params"), "default": info.is_default(),
             "trained_on": (info.card.get("dataset") or {}).get("source"), "epochs": epochs,
             "train_minutes": minutes, "devices": training_devices(training), "ensemble": info.card.get("ensemble"),
+            "export": info.card.get("export"),
             "result": result, "per_class": per_class_rows(result) if result else [],
             "weaknesses": weaknesses(result) if result else [],
             "other_datasets": [{"dataset": registry.dataset_name(e.get("dataset") or {}),
@@ -127,6 +128,20 @@ def _fmt(v, spec=".3f") -> str:
     return "–" if v is None else format(v, spec)
 
 
+def _export_lines(export: dict, parent: dict | None) -> list[str]:
+    """What an edge export is converted from, how much smaller it is and, where its evaluation measured it,
+    how its accuracy compares with the parent's on the same images."""
+    lines = [f"- Export of `{export.get('parent')}`: {export.get('format')}, {export.get('quantization')}, "
+             f"{export.get('file_size_bytes', 0) / 1e6:.1f} MB ({export.get('size_ratio', 0):.0%} of the parent's "
+             f"{export.get('parent_file_size_bytes', 0) / 1e6:.1f} MB)"]
+    if parent and parent.get("accuracy") is not None:
+        lines.append(f"- The parent's accuracy on the same images: {parent['accuracy']:.3f}"
+                     + (f"; top labels agree on {parent['agreement']:.1%} of them" if parent.get("agreement") else ""))
+    if export.get("note"):
+        lines.append(f"- Note: {export['note']}")
+    return lines
+
+
 def model_card_markdown(info: registry.ModelInfo, statement: dict[str, str] | None = None) -> str:
     """A model card in Markdown: the card's numbers plus the responsible-use text."""
     card = model_card(info)
@@ -143,6 +158,8 @@ def model_card_markdown(info: registry.ModelInfo, statement: dict[str, str] | No
     if card["ensemble"]:
         members = card["ensemble"].get("members") if isinstance(card["ensemble"], dict) else card["ensemble"]
         lines.append(f"- Ensemble of: {', '.join(map(str, members or []))}")
+    if card["export"]:
+        lines += _export_lines(card["export"], (card["result"] or {}).get("parent_scores"))
     lines.append("")
     for heading in ("Intended uses", "Uses it is not fit for"):
         if heading in statement:

@@ -265,10 +265,13 @@ def _cmd_predict(args) -> int:
         raise RegistryError("no models are registered; train one with `python -m fer_core train ...`")
     if args.min_size < 1:
         raise ValueError("--min-size must be at least 1 pixel")
+    clf = Classifier.from_registry(info)
     out_dir = Path(args.gradcam) if args.gradcam else None
     if out_dir is not None:
+        from .gradcam import default_layer, gradient_model
+
+        default_layer(gradient_model(clf))  # a model that cannot be explained fails before any work is done
         out_dir.mkdir(parents=True, exist_ok=True)
-    clf = Classifier.from_registry(info)
     results, failed = [], 0
     for file in args.images:
         try:

@@ -19,9 +19,16 @@ _NOT_RECIPE = {"arch", "out", "name", "data", "seed", "mixed_precision", "extra"
 _LATER_DEFAULTS = {"erase": 0.0, "exclude": "", "class_weight": "none"}
 
 
+def weights_run(info: registry.ModelInfo) -> dict:
+    """The training record of the run that made a model's weights: its own, or for an edge export (converted,
+    not trained) its parent's, which the export's card keeps."""
+    training = info.card.get("training") or {}
+    return (training.get("init_from") or {}) if info.format != "keras" else training
+
+
 def recipe(info: registry.ModelInfo) -> dict:
     """The training settings that shape a model's result (not its name, folder or data path)."""
-    config = {**_LATER_DEFAULTS, **((info.card.get("training") or {}).get("config") or {})}
+    config = {**_LATER_DEFAULTS, **(weights_run(info).get("config") or {})}
     return {k: v for k, v in config.items() if k not in _NOT_RECIPE}
 
 
@@ -31,8 +38,15 @@ def _accuracy(info: registry.ModelInfo, split: str) -> tuple[float | None, float
 
 
 def _from_scratch(info: registry.ModelInfo) -> bool:
-    training = info.card.get("training") or {}
+    training = weights_run(info)
     return bool(training.get("config")) and not training.get("init_from")
+
+
+def _trained_models(infos) -> list[registry.ModelInfo]:
+    """One entry per trained network: Keras models, and an edge export only where its parent is not
+    registered (a network too large to ship as Keras is shipped as its compressed export alone)."""
+    ids = {i.id for i in infos}
+    return [i for i in infos if i.format == "keras" or (i.card.get("export") or {}).get("parent") not in ids]
 
 
 def equal_budget_frame(infos, split: str = "validation", reference: tuple[str, str] = ("standard", "grayscale")):
@@ -43,7 +57,8 @@ def equal_budget_frame(infos, split: str = "validation", reference: tuple[str, s
 
     from .evaluate import training_budget
 
-    candidates = [i for i in infos if i.card.get("architecture") in SEED_ARCHITECTURES and _from_scratch(i)
+    candidates = [i for i in _trained_models(infos) if i.card.get("architecture") in SEED_ARCHITECTURES
+                  and _from_scratch(i)
                   and (recipe(i).get("augment"), recipe(i).get("color")) == reference]
     if not candidates:
         return pd.DataFrame()
@@ -56,11 +71,16 @@ def equal_budget_frame(infos, split: str = "validation", reference: tuple[str, s
         epochs, minutes = training_budget(info.card.get("training") or {})
         acc, f1, n = _accuracy(info, split)
         rows.append({"model": info.id, "architecture": info.card.get("architecture"),
-                     "starts from": (info.card.get("training") or {}).get("initial_weights", "random"),
-                     "params": info.card.get("params"),
+                     "starts from": weights_run(info).get("initial_weights", "random"),
+                     "params": info.card.get("params"), "shipped as": _shipped_as(info),
                      "size MB": round((info.card.get("file_size_bytes") or 0) / 1e6, 2), "epochs": epochs,
                      "train min": minutes, "accuracy": acc, "macro-F1": f1, "images": n})
     return pd.DataFrame(rows).sort_values("accuracy", ascending=False, na_position="last").reset_index(drop=True)
+
+
+def _shipped_as(info: registry.ModelInfo) -> str:
+    export = info.card.get("export") or {}
+    return f"{info.format} {export.get('quantization', '')}".strip() if export else "keras"
 
 
 def missing_seed_architectures(fair) -> list[str]:
@@ -76,7 +96,7 @@ def ablation_frame(infos, arch: str = ABLATION_ARCH, split: str = "validation"):
 
     from .evaluate import training_budget
 
-    runs = [i for i in infos if i.card.get("architecture") == arch and _from_scratch(i)]
+    runs = [i for i in _trained_models(infos) if i.card.get("architecture") == arch and _from_scratch(i)]
     if len(runs) < 2:
         return pd.DataFrame()
     shared = [str(sorted((k, v) for k, v in recipe(i).items() if k not in ABLATED)) for i in runs]

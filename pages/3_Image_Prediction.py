@@ -148,11 +148,11 @@ for n, (name, data) in enumerate(photos):
 
     colors = emotion_color_map(clf.labels)
     try:  # an edge export (LiteRT / ONNX) has no gradients: Grad-CAM explains its parent's Keras model
-        layers = cam.conv_layers(cam.gradient_model(clf))
+        layers = cam.conv_layers(cam.gradient_model(clf)) or ["(none)"]
     except ValueError as err:
-        layers = ["(none)"]
-        st.info(f"Grad-CAM is not available: {err}")
-    if by_id[model_id].format != "keras":
+        layers = []
+        st.info(f"Grad-CAM is not available: {err}. The predictions below are the model's own.")
+    if layers and by_id[model_id].format != "keras":
         st.caption(f"Grad-CAM below is computed on {clf.model.parent_id}, the Keras model this "
                    f"{by_id[model_id].format} export was converted from: a converted model has no gradients. "
                    "The predictions above are the export's own.")
@@ -166,6 +166,8 @@ for n, (name, data) in enumerate(photos):
         fig.update_layout(showlegend=False, height=60 + 32 * len(probs), margin=dict(l=0, r=0, t=10, b=0),
                           yaxis=dict(categoryorder="array", categoryarray=list(reversed(clf.labels))))
         left.plotly_chart(fig, key=f"bars_{n}_{i}")
+        if not layers:
+            continue
         with right:
             c1, c2 = st.columns(2)
             target = c1.selectbox("Explain class", clf.labels, index=clf.labels.index(face.label),
@@ -182,8 +184,10 @@ for n, (name, data) in enumerate(photos):
                 st.image([crop, cam.overlay(crop, heat)], width=160,
                          caption=["face crop", f"{METHOD_NAMES[method]}: {target} @ {layer}"])
                 explained = cam.overlay_on_image(explained, face.box, heat, margin=analysis.margin)
-    with st.expander("Grad-CAM on the whole photo"):
-        st.image(explained, caption="each face's heatmap for its selected class, layer and method", width="stretch")
+    if layers:
+        with st.expander("Grad-CAM on the whole photo"):
+            st.image(explained, caption="each face's heatmap for its selected class, layer and method",
+                     width="stretch")
 
     st.subheader("Every registered model on these faces")
     st.dataframe(table, hide_index=True, column_config={

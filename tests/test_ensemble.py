@@ -94,6 +94,14 @@ def test_gradcam_on_an_ensemble_averages_the_members_maps(models, ensemble):
     np.testing.assert_allclose(one, gradcam_face(Classifier.from_registry("b7"), face, 2, "conv_b"), atol=1e-5)
 
 
+def test_gradcam_on_a_nested_ensemble_is_the_mean_of_its_members_maps(models, ensemble):
+    nested = Classifier.from_registry(create_ensemble([ensemble.id, "a7"], models / "nested").id)
+    face = crops(1, seed=4)[0]
+    inner = gradcam_face(Classifier.from_registry(ensemble.id), face, 1)
+    alone = gradcam_face(Classifier.from_registry("a7"), face, 1)
+    np.testing.assert_allclose(gradcam_face(nested, face, 1), np.clip((inner + alone) / 2, 0, 1), atol=1e-5)
+
+
 def test_tencrop_views_are_crops_and_mirrors():
     x = np.random.default_rng(0).random((3, 48, 48, 1)).astype(np.float32)
     views = tta_views(x, "tencrop")

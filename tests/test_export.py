@@ -130,6 +130,24 @@ def test_gradcam_without_the_parent_is_a_clear_error(world, tmp_path):
         gradcam.gradcam_face(clf, world["faces"][0])
 
 
+def test_cli_predict_gradcam_of_an_export_without_its_parent_fails_before_any_work(world, tmp_path, capsys):
+    import shutil
+
+    from fer_core.images import encode_png
+
+    info = export.export_model("tiny", "litert", "none", out_id="tiny-alone", overwrite=True)
+    alone = tmp_path / "models" / info.id
+    shutil.copytree(info.path, alone)
+    photo = tmp_path / "face.png"
+    photo.write_bytes(encode_png(world["faces"][0]))
+    argv = ["predict", str(photo), "--model", str(alone), "--whole-image"]
+    assert cli.main([*argv, "--gradcam", str(tmp_path / "cams")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "'tiny' is not registered" in err and "Traceback" not in err
+    assert not (tmp_path / "cams").exists()
+    assert cli.main(argv) == 0  # without Grad-CAM it predicts
+
+
 def test_evaluate_export_beside_parent(world):
     parent = world["parent"]
     ev.evaluate_model(parent, world["data"], "validation", save=True, latency=False)
@@ -148,6 +166,31 @@ def test_evaluate_export_beside_parent(world):
     assert row["accuracy"] == info.metrics("validation")["accuracy"]
     assert row["parent accuracy"] == registry.get_model("tiny").metrics("validation")["accuracy"]
     assert row["size MB"] == pytest.approx(info.model_file.stat().st_size / 1e6)
+    assert result["parent_scores"] == {"model": "tiny", "accuracy": row["parent accuracy"],
+                                       "macro_f1": row["parent macro-F1"], "agreement": share, "images_compared": n,
+                                       "clean_accuracy": parent.metrics("validation")["clean"]["accuracy"]}
+
+
+def test_an_export_shipped_without_its_parent_keeps_the_comparison(world, tmp_path):
+    """A network too large to ship as Keras ships as its export: the figures its evaluation recorded beside
+    the parent still fill the exports table once the parent is gone."""
+    import shutil
+
+    ev.evaluate_model(world["parent"], world["data"], "validation", save=True, latency=False)
+    info = export.export_model("tiny", "litert", "dynamic", overwrite=True)
+    ev.evaluate_model(info, world["data"], "validation", save=True, latency=False)
+    with_parent = export.exports_frame(registry.list_models(), "validation").set_index("export").loc[info.id]
+    alone = tmp_path / "models"
+    shutil.copytree(registry.get_model(info.id).path, alone / info.id)
+    row = export.exports_frame(registry.list_models(alone), "validation").set_index("export").loc[info.id]
+    assert row["parent"] == "tiny (not shipped)"
+    for column in ("accuracy", "parent accuracy", "parent macro-F1", "agreement", "images compared", "parent size MB"):
+        assert row[column] == with_parent[column], column
+    from fer_core.model_card import model_card_markdown
+
+    text = model_card_markdown(registry.get_model(info.id, alone), statement={})
+    assert f"- Export of `tiny`: litert, dynamic, {row['size MB']:.1f} MB" in text
+    assert f"- The parent's accuracy on the same images: {row['parent accuracy']:.3f}" in text
 
 
 def test_cli_export(world, capsys):
@@ -238,3 +281,17 @@ def test_prediction_page_runs_an_export_and_explains_it_on_its_parent(shipped, m
     captions = " ".join(str(c.value) for c in at.caption)
     assert "Grad-CAM below is computed on tinyp" in captions
     assert any(str(c).startswith("Grad-CAM: ") for img in at.image for c in img.captions)  # the parent's heatmap
+
+
+def test_prediction_page_runs_an_export_whose_parent_is_not_shipped(shipped, monkeypatch, tmp_path):
+    import shutil
+
+    alone = {**shipped, "models": tmp_path / "models"}
+    shutil.copytree(shipped["export"].path, alone["models"] / shipped["export"].id)
+    at = _app("3_Image_Prediction.py", alone, monkeypatch)
+    at.run()
+    at.radio(key="source").set_value("Sample").run()
+    assert not at.exception, at.exception
+    assert any("Grad-CAM is not available" in i.value and "not registered" in i.value for i in at.info)
+    assert at.subheader and "Grad-CAM below" not in " ".join(str(c.value) for c in at.caption)
+    assert not [e for e in at.expander if e.label == "Grad-CAM on the whole photo"] and not at.warning

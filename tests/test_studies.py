@@ -1,6 +1,8 @@
 """The equal-budget and ablation tables group models by the training recipe recorded in their cards."""
 from __future__ import annotations
 
+import pytest
+
 from fer_core import registry, studies
 from tests.test_predict import make_fixture_model
 
@@ -49,3 +51,41 @@ def test_ablation_rows_differ_only_in_the_ablated_settings(tmp_path):
     row = frame.set_index("model").loc["rgb"]
     assert row["input"] == "rgb" and row["augmentation"] == "standard" and row["accuracy"] == 0.44
     assert studies.ablation_frame(infos[:1]).empty
+
+
+def test_an_export_stands_in_for_a_parent_that_is_not_registered(tmp_path):
+    """A seed too large to ship as Keras ships as its int8 export: the table lists the export, with its
+    parent's recipe and budget, and only while the parent itself is absent."""
+    infos = [_register(tmp_path, "base", "baseline_cnn", 0.45), _register(tmp_path, "vgg", "vgg16_transfer", 0.35)]
+    parent = infos[1]
+    card = {"id": "vgg-int8", "architecture": "vgg16_transfer", "format": "litert", "labels": list(parent.labels),
+            "preprocessing": parent.card["preprocessing"], "file_size_bytes": 15_000_000,
+            "export": {"parent": "vgg", "quantization": "int8"},
+            "training": {"epochs_run": 0, "wall_time_s": 0.0, "init_from": parent.card["training"]}}
+    folder = tmp_path / "vgg-int8"
+    folder.mkdir()
+    (folder / registry.MODEL_FILES["litert"]).write_bytes(b"tflite")
+    registry.write_card(folder, card)
+    exported = registry.get_model("vgg-int8", tmp_path)
+    registry.save_metrics(exported, "validation", {"accuracy": 0.34, "macro_f1": 0.2, "n": 100,
+                                                   "dataset": {"source": "/data/fer2013", "name": "fer2013"}})
+    exported = registry.get_model("vgg-int8", tmp_path)
+    both = studies.equal_budget_frame(infos + [exported])
+    assert list(both["model"]) == ["base", "vgg"] and set(both["shipped as"]) == {"keras"}
+    alone = studies.equal_budget_frame([infos[0], exported]).set_index("model")
+    assert list(alone.index) == ["base", "vgg-int8"]
+    assert alone.loc["vgg-int8", "shipped as"] == "litert int8" and alone.loc["vgg-int8", "epochs"] == 4
+    assert alone.loc["vgg-int8", "accuracy"] == 0.34 and alone.loc["vgg-int8", "size MB"] == 15.0
+    assert "vgg16_transfer" not in studies.missing_seed_architectures(alone.reset_index())
+
+
+def test_shipped_models_fit_the_size_limit_and_cover_every_seed_architecture(monkeypatch):
+    """What the repo ships: every model file ≤ 25 MB, and each seed architecture at the one equal budget."""
+    monkeypatch.delenv("FER_MODELS_DIR", raising=False)
+    infos = registry.list_models()
+    if not infos:
+        pytest.skip("no trained models under models/ in this checkout")
+    too_big = {i.id: i.model_file.stat().st_size for i in infos if i.model_file.stat().st_size > 25_000_000}
+    assert not too_big
+    fair = studies.equal_budget_frame([i for i in infos if len(i.labels) == 7])
+    assert studies.missing_seed_architectures(fair) == [] and fair["epochs"].nunique() == 1
