@@ -71,12 +71,13 @@ def gradcam(model, x_preprocessed: np.ndarray, class_index: int | None = None, l
         raise ValueError(f"class index {class_index} is out of range for {n_classes} classes")
     if _members(model):  # an ensemble: members explain the ensemble's class; "all members" averages their maps
         if class_index is None:
-            class_index = int(np.argmax(np.asarray(model(x, training=False))[0]))
+            class_index = int(np.argmax(_cached(model, "forward", lambda: _forward(model))(x).numpy()[0]))
         if layer != ALL_MEMBERS:
             member, _, inner = layer.partition("/")
             return gradcam(model.get_layer(member), x, class_index, inner, method, size)
     weights = [w for _, w in _leaves(model)] if layer == ALL_MEMBERS else [1.0]
-    cams = _compiled(model, layer, method)(x, np.int32(-1 if class_index is None else class_index))
+    step = _cached(model, (layer, method), lambda: _build(model, layer, method))
+    cams = step(x, np.int32(-1 if class_index is None else class_index))
     h, w = size if size is not None else x.shape[1:3]
     maps = [weight * np.clip(np.nan_to_num(cv2.resize(cam.numpy()[0], (int(w), int(h)),
                                                       interpolation=cv2.INTER_CUBIC)), 0.0, 1.0)
@@ -146,14 +147,21 @@ def _rank(layer) -> int | None:
         return None
 
 
-def _compiled(model, layer: str, method: str):
-    """The compiled Grad-CAM step for (model, layer, method), built on first use."""
+def _cached(model, key, build):
+    """What `build()` makes for `model` under `key` (a compiled step), built on first use."""
     with _LOCK:
         per_model = _CACHE.setdefault(model, {})
-        key = (layer, method)
         if key not in per_model:
-            per_model[key] = _build(model, layer, method)
+            per_model[key] = build()
         return per_model[key]
+
+
+def _forward(model):
+    """The model's compiled forward pass: an eager call through an ensemble costs more than its Grad-CAM."""
+    import tensorflow as tf
+
+    return tf.function(lambda x: model(x, training=False),
+                       input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)])
 
 
 def _build(model, layer: str, method: str):
