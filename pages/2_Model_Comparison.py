@@ -110,9 +110,9 @@ if not fair.empty:
         **{c: st.column_config.NumberColumn(format="%.4f") for c in ("accuracy", "macro-F1")}})
     compressed = fair[fair["shipped as"] != "keras"]
     if len(compressed):
-        st.caption(f"Shipped as an edge export only: {', '.join(compressed['model'])}. Their Keras files exceed "
-                   "the 25 MB limit on a shipped model; *Edge exports* below compares each with its float parent, "
-                   "measured before the parent was set aside.")
+        st.caption("Shipped as an edge export only, since the Keras file exceeds the 25 MB limit on a shipped "
+                   f"model: {', '.join(compressed['model'])}. *Edge exports* below compares each with its float "
+                   "parent, measured before the parent was set aside.")
     missing = studies.missing_seed_architectures(fair)
     if missing:
         st.caption(f"Not in the table (no model trained with this recipe and budget is registered): "

@@ -153,14 +153,19 @@ def test_page_from_shipped_models(monkeypatch):
 
 
 def test_equal_budget_and_ablation_sections_come_from_the_cards(tmp_path, monkeypatch):
-    from test_studies import _register
+    import shutil
+
+    from test_studies import _register, register_export
 
     monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path))
     for model_id, arch, acc, changes in (("base", "baseline_cnn", 0.45, {}), ("comp", "complex_cnn", 0.50, {}),
-                                         ("noaug", "baseline_cnn", 0.40, {"augment": "none"})):
+                                         ("noaug", "baseline_cnn", 0.40, {"augment": "none"}),
+                                         ("vgg", "vgg16_transfer", 0.30, {})):
         info = _register(tmp_path, model_id, arch, acc, **changes)
         registry.save_metrics(info, "test", {"accuracy": acc, "macro_f1": acc - 0.1, "n": 100,
                                              "dataset": {"source": "/data/fer2013", "name": "fer2013"}})
+    register_export(tmp_path, info, 0.29, split="test")
+    shutil.rmtree(info.path)  # the parent set aside: only its export ships
     at = run_page()
     assert not at.exception
     headers = [h.value for h in at.header]
@@ -169,3 +174,8 @@ def test_equal_budget_and_ablation_sections_come_from_the_cards(tmp_path, monkey
     tables = {tuple(df.value.columns): df.value for df in at.dataframe}
     ablation = next(v for k, v in tables.items() if "augmentation" in k)
     assert sorted(ablation["model"]) == ["base", "noaug"] and "4 epochs each" in texts(at)
+    fair = next(v for k, v in tables.items() if "shipped as" in k).set_index("model")
+    assert fair.loc["vgg-int8", "shipped as"] == "litert int8" and fair.loc["vgg-int8", "accuracy"] == 0.29
+    assert "Shipped as an edge export only, since the Keras file exceeds the 25 MB limit" in texts(at)
+    missing = next(str(c.value) for c in at.caption if str(c.value).startswith("Not in the table"))
+    assert "larger_cnn" in missing and "vgg16_transfer" not in missing

@@ -26,6 +26,21 @@ def _register(root, model_id, arch, accuracy, **changes):
     return registry.get_model(model_id, root)
 
 
+def register_export(root, parent, accuracy, split="validation"):
+    """A (fake-file) int8 LiteRT export of `parent` with a saved result on `split`, as `export` writes its card."""
+    card = {"id": f"{parent.id}-int8", "architecture": parent.card["architecture"], "format": "litert",
+            "labels": list(parent.labels), "preprocessing": parent.card["preprocessing"],
+            "file_size_bytes": 15_000_000, "export": {"parent": parent.id, "quantization": "int8"},
+            "training": {"epochs_run": 0, "wall_time_s": 0.0, "init_from": parent.card["training"]}}
+    folder = root / card["id"]
+    folder.mkdir()
+    (folder / registry.MODEL_FILES["litert"]).write_bytes(b"tflite")
+    registry.write_card(folder, card)
+    registry.save_metrics(registry.get_model(card["id"], root), split, {
+        "accuracy": accuracy, "macro_f1": 0.2, "n": 100, "dataset": {"source": "/data/fer2013", "name": "fer2013"}})
+    return registry.get_model(card["id"], root)
+
+
 def test_equal_budget_lists_only_seed_architectures_with_the_shared_recipe(tmp_path):
     infos = [_register(tmp_path, "base", "baseline_cnn", 0.45), _register(tmp_path, "comp", "complex_cnn", 0.50),
              _register(tmp_path, "long", "larger_cnn", 0.60, epochs=30),  # a bigger budget: not comparable
@@ -57,19 +72,7 @@ def test_an_export_stands_in_for_a_parent_that_is_not_registered(tmp_path):
     """A seed too large to ship as Keras ships as its int8 export: the table lists the export, with its
     parent's recipe and budget, and only while the parent itself is absent."""
     infos = [_register(tmp_path, "base", "baseline_cnn", 0.45), _register(tmp_path, "vgg", "vgg16_transfer", 0.35)]
-    parent = infos[1]
-    card = {"id": "vgg-int8", "architecture": "vgg16_transfer", "format": "litert", "labels": list(parent.labels),
-            "preprocessing": parent.card["preprocessing"], "file_size_bytes": 15_000_000,
-            "export": {"parent": "vgg", "quantization": "int8"},
-            "training": {"epochs_run": 0, "wall_time_s": 0.0, "init_from": parent.card["training"]}}
-    folder = tmp_path / "vgg-int8"
-    folder.mkdir()
-    (folder / registry.MODEL_FILES["litert"]).write_bytes(b"tflite")
-    registry.write_card(folder, card)
-    exported = registry.get_model("vgg-int8", tmp_path)
-    registry.save_metrics(exported, "validation", {"accuracy": 0.34, "macro_f1": 0.2, "n": 100,
-                                                   "dataset": {"source": "/data/fer2013", "name": "fer2013"}})
-    exported = registry.get_model("vgg-int8", tmp_path)
+    exported = register_export(tmp_path, infos[1], 0.34)
     both = studies.equal_budget_frame(infos + [exported])
     assert list(both["model"]) == ["base", "vgg"] and set(both["shipped as"]) == {"keras"}
     alone = studies.equal_budget_frame([infos[0], exported]).set_index("model")
