@@ -108,6 +108,10 @@ if not fair.empty:
     st.dataframe(fair, hide_index=True, column_config={
         "params": st.column_config.NumberColumn(format="localized"),
         **{c: st.column_config.NumberColumn(format="%.4f") for c in ("accuracy", "macro-F1")}})
+    one_answer = fair[fair["emotions predicted"] == 1]
+    if len(one_answer):
+        st.caption(f"{', '.join(one_answer['model'])} answers the same emotion for every face: with this recipe and "
+                   "budget it learned only the class prior, so its accuracy is the largest class's share.")
     compressed = fair[fair["shipped as"] != "keras"]
     if len(compressed):
         st.caption("Shipped as an edge export only, since the Keras file exceeds the 25 MB limit on a shipped "

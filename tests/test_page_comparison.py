@@ -164,7 +164,8 @@ def test_equal_budget_and_ablation_sections_come_from_the_cards(tmp_path, monkey
         info = _register(tmp_path, model_id, arch, acc, **changes)
         registry.save_metrics(info, "test", {"accuracy": acc, "macro_f1": acc - 0.1, "n": 100,
                                              "dataset": {"source": "/data/fer2013", "name": "fer2013"}})
-    register_export(tmp_path, info, 0.29, split="test")
+    exported = register_export(tmp_path, info, 0.29, split="test")
+    registry.save_metrics(exported, "test", {**exported.metrics("test"), "confusion_matrix": [[0, 3], [0, 7]]})
     shutil.rmtree(info.path)  # the parent set aside: only its export ships
     at = run_page()
     assert not at.exception
@@ -177,5 +178,6 @@ def test_equal_budget_and_ablation_sections_come_from_the_cards(tmp_path, monkey
     fair = next(v for k, v in tables.items() if "shipped as" in k).set_index("model")
     assert fair.loc["vgg-int8", "shipped as"] == "litert int8" and fair.loc["vgg-int8", "accuracy"] == 0.29
     assert "Shipped as an edge export only, since the Keras file exceeds the 25 MB limit" in texts(at)
+    assert "vgg-int8 answers the same emotion for every face" in texts(at) and "base answers" not in texts(at)
     missing = next(str(c.value) for c in at.caption if str(c.value).startswith("Not in the table"))
     assert "larger_cnn" in missing and "vgg16_transfer" not in missing

@@ -82,6 +82,16 @@ def test_an_export_stands_in_for_a_parent_that_is_not_registered(tmp_path):
     assert "vgg16_transfer" not in studies.missing_seed_architectures(alone.reset_index())
 
 
+def test_a_run_that_answers_one_emotion_for_every_face_is_flagged(tmp_path):
+    collapsed = _register(tmp_path, "vgg", "vgg16_transfer", 0.25)
+    fine = _register(tmp_path, "base", "baseline_cnn", 0.45)
+    for info, matrix in ((collapsed, [[0, 5], [0, 15]]), (fine, [[4, 1], [2, 13]])):
+        registry.save_metrics(info, "validation", {"accuracy": 0.5, "macro_f1": 0.3, "n": 20, "confusion_matrix": matrix,
+                                                   "dataset": {"source": "/data/fer2013", "name": "fer2013"}})
+    frame = studies.equal_budget_frame([registry.get_model(i, tmp_path) for i in ("vgg", "base")]).set_index("model")
+    assert frame.loc["vgg", "emotions predicted"] == 1 and frame.loc["base", "emotions predicted"] == 2
+
+
 def test_shipped_models_fit_the_size_limit_and_cover_every_seed_architecture(monkeypatch):
     """What the repo ships: every model file ≤ 25 MB, and each seed architecture at the one equal budget."""
     monkeypatch.delenv("FER_MODELS_DIR", raising=False)
