@@ -478,7 +478,7 @@ def exports_frame(infos, split: str, dataset: dict | None = None):
             "export": info.id, "parent": export.get("parent", "") + ("" if parent else " (not shipped)"),
             "format": FORMAT_NAMES.get(info.format, info.format),
             "quantization": export.get("quantization"), "size MB": export["file_size_bytes"] / 1e6,
-            "parent size MB": export["parent_file_size_bytes"] / 1e6, "size vs parent": export.get("size_ratio"),
+            "parent size MB": (export.get("parent_file_size_bytes") or 0) / 1e6, "size vs parent": export.get("size_ratio"),
             "accuracy": mine.get("accuracy"), "parent accuracy": theirs.get("accuracy"),
             "Δ accuracy (points)": (100 * (mine["accuracy"] - theirs["accuracy"])
                                     if mine.get("accuracy") is not None and theirs.get("accuracy") is not None
