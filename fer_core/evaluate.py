@@ -315,16 +315,14 @@ def evaluate_model(info_or_id, dataset, split: str = "test", tta=None, batch_siz
     result["clean"] = clean_scores(pred)
     result.predictions = pred
     result["latency_ms_per_face"] = measure_latency(info, model) if latency else None
-    if latency and info.format != "keras":  # an edge export: per batch too, and its parent's in the same run
-        from .export import LATENCY_BATCH, parent_latency
-
-        result["latency_ms_per_batch"] = measure_latency(info, model, batch=LATENCY_BATCH)
-        result["latency_batch_size"] = LATENCY_BATCH
-        result["parent_latency"] = parent_latency(info)
-    if info.format != "keras":
-        from .export import parent_scores
+    if info.format != "keras":  # an edge export: its parent's scores, latency per batch, and its parent's
+        from .export import LATENCY_BATCH, parent_latency, parent_scores
 
         result["parent_scores"] = parent_scores(info, pred, split, result["dataset"])
+        if latency:
+            result["latency_ms_per_batch"] = measure_latency(info, model, batch=LATENCY_BATCH)
+            result["latency_batch_size"] = LATENCY_BATCH
+            result["parent_latency"] = parent_latency(info)
     result["device"] = device_description()
     if save:
         save_evaluation(info, result, pred)

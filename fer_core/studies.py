@@ -69,13 +69,14 @@ def equal_budget_frame(infos, split: str = "validation", reference: tuple[str, s
         if key != common:
             continue
         epochs, minutes = training_budget(info.card.get("training") or {})
-        acc, f1, n = _accuracy(info, split)
-        matrix = (info.metrics(split) or {}).get("confusion_matrix")
+        saved = info.metrics(split) or {}
+        matrix = saved.get("confusion_matrix")
         rows.append({"model": info.id, "architecture": info.card.get("architecture"),
                      "starts from": weights_run(info).get("initial_weights", "random"),
                      "params": info.card.get("params"), "shipped as": _shipped_as(info),
                      "size MB": round((info.card.get("file_size_bytes") or 0) / 1e6, 2), "epochs": epochs,
-                     "train min": minutes, "accuracy": acc, "macro-F1": f1, "images": n,
+                     "train min": minutes, "accuracy": saved.get("accuracy"), "macro-F1": saved.get("macro_f1"),
+                     "images": saved.get("n"),
                      # a run that never left the class prior answers one emotion for every face: say so
                      "emotions predicted": sum(1 for col in zip(*matrix) if sum(col)) if matrix else None})
     return pd.DataFrame(rows).sort_values("accuracy", ascending=False, na_position="last").reset_index(drop=True)
