@@ -517,20 +517,29 @@ def cross_dataset_frame(infos, dataset: dict | None = None):
         .reset_index(drop=True)
 
 
+SWA_PHASE = "SWA mean (validation)"
+
+
 def history_frame(infos):
-    """Long DataFrame (model, epoch, metric, phase, value) of every model's training history."""
+    """Long DataFrame (model, epoch, metric, phase, value) of every model's training history. A run that
+    ships averaged weights (SWA) adds its mean's validation accuracy as a level line over the epochs it
+    averaged, since no single epoch's curve shows what ships."""
     import pandas as pd
 
     rows = []
     for info in infos:
-        history = info.card.get("training", {}).get("history", {})
-        for key, values in history.items():
+        training = info.card.get("training", {})
+        for key, values in training.get("history", {}).items():
             metric = key.removeprefix("val_")
             if metric not in ("accuracy", "loss"):
                 continue
             phase = "validation" if key.startswith("val_") else "train"
             rows += [{"model": info.id, "epoch": e + 1, "metric": metric, "phase": phase, "value": v}
                      for e, v in enumerate(values)]
+        swa = training.get("swa") or {}
+        if swa.get("epochs") and swa.get("val_accuracy") is not None:
+            rows += [{"model": info.id, "epoch": e, "metric": "accuracy", "phase": SWA_PHASE,
+                      "value": swa["val_accuracy"]} for e in (swa["epochs"][0], swa["epochs"][-1])]
     return pd.DataFrame(rows, columns=["model", "epoch", "metric", "phase", "value"])
 
 

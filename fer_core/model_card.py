@@ -98,7 +98,8 @@ def model_card(info: registry.ModelInfo) -> dict:
             "description": info.card.get("description", ""), "labels": list(info.labels),
             "params": info.card.get("params"), "default": info.is_default(),
             "trained_on": (info.card.get("dataset") or {}).get("source"), "epochs": epochs,
-            "train_minutes": minutes, "devices": training_devices(training), "ensemble": info.card.get("ensemble"),
+            "train_minutes": minutes, "devices": training_devices(training), "swa": training.get("swa"),
+            "ensemble": info.card.get("ensemble"),
             "export": info.card.get("export"),
             "result": result, "per_class": per_class_rows(result) if result else [],
             "weaknesses": weaknesses(result) if result else [],
@@ -155,6 +156,10 @@ def model_card_markdown(info: registry.ModelInfo, statement: dict[str, str] | No
               f"- Training: {card['epochs']} epochs, {card['train_minutes']:.0f} minutes"
               + (f" on {card['trained_on']}" if card["trained_on"] else "")
               + (f" ({card['devices']})" if card["devices"] else "")]
+    if (card["swa"] or {}).get("epochs"):
+        epochs = card["swa"]["epochs"]
+        lines.append(f"- Weights: the mean of epochs {epochs[0]}–{epochs[-1]} (stochastic weight averaging), "
+                     "BatchNorm statistics recomputed on the training faces")
     if card["ensemble"]:
         members = card["ensemble"].get("members") if isinstance(card["ensemble"], dict) else card["ensemble"]
         lines.append(f"- Ensemble of: {', '.join(map(str, members or []))}")

@@ -275,5 +275,5 @@ def training_record(model_id: str) -> dict:
     `init_from` parents and ensemble `members`), kept in the card of a model derived from it."""
     training = get_model(model_id).card.get("training", {})
     keys = ("command", "config", "best_epoch", "epochs_run", "wall_time_s", "device", "precision_policy",
-            "finished_at", "history", "init_from", "members")
+            "finished_at", "history", "swa", "init_from", "members")
     return {"id": model_id, **{k: training[k] for k in keys if k in training}}

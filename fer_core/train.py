@@ -5,7 +5,9 @@ face in a parallel tf.data pipeline (cheap TensorFlow ops: flip, zoom, shift, br
 on JAX or PyTorch backends a NumPy twin of the same pipeline feeds Keras instead, so training runs
 on a GPU machine without TensorFlow. Every epoch writes a resumable
 checkpoint under `runs/<id>/`; early stopping watches validation accuracy and the best epoch's
-weights are what ships. The card records the exact command, config, history and device.
+weights are what ships — or, with `swa`, the average of the last epochs' weights (stochastic weight
+averaging) with BatchNorm statistics recomputed. The card records the exact command, config, history
+and device.
 """
 from __future__ import annotations
 
@@ -60,6 +62,7 @@ class TrainConfig:
     exclude_leaks: bool = True  # drop training faces that duplicate a validation/test face (exact or near)
     exclude: str = ""  # a CSV with a `file` column (e.g. from `label-issues`): training files to leave out
     class_weight: str = "none"  # none | balanced: weigh each face by n / (classes × its class count)
+    swa: int = 0  # ship the mean of the last N epochs' weights (stochastic weight averaging); 0 = best epoch
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -75,6 +78,8 @@ class TrainConfig:
             raise ValueError("--erase must be a probability between 0 and 1")
         if self.class_weight not in CLASS_WEIGHTS:
             raise ValueError(f"--class-weight must be one of {', '.join(CLASS_WEIGHTS)}")
+        if not 0 <= self.swa <= self.epochs:
+            raise ValueError("--swa must be between 0 and --epochs (the number of last epochs to average)")
 
 
 def class_weights(labels: np.ndarray, num_classes: int, mode: str = "balanced") -> np.ndarray | None:
@@ -292,10 +297,11 @@ def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
                                                   warmup_target=config.learning_rate, warmup_steps=warmup)
 
 
-def _checkpoint_callback(run_dir: Path, state: dict, patience: int):
-    """Save the full model (with optimizer) and the run state each epoch; keep the best weights; stop early.
-    Each file is written under a temporary name and then renamed, and a stop signal waits for the
-    writing to end, so the files on disk always agree with each other."""
+def _checkpoint_callback(run_dir: Path, state: dict, patience: int, swa_after: int | None = None):
+    """Save the full model (with optimizer) and the run state each epoch; keep the best weights; stop early;
+    after epoch `swa_after`, fold each epoch's weights into the running SWA mean. Each file is written
+    under a temporary name and then renamed, and a stop signal waits for the writing to end, so the
+    files on disk always agree with each other."""
     class Checkpoint(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             logs = {k: float(v) for k, v in (logs or {}).items()}
@@ -311,6 +317,8 @@ def _checkpoint_callback(run_dir: Path, state: dict, patience: int):
                     _replace_atomically(run_dir / "best.weights.h5", self.model.save_weights)
                 else:
                     state["wait"] += 1
+                if swa_after is not None and epoch + 1 > swa_after:
+                    _fold_into_average(run_dir, state, self.model, epoch + 1)
                 state["elapsed_s"] = state["elapsed_before_s"] + time.time() - state["started"]
                 _replace_atomically(run_dir / "checkpoint.keras", self.model.save)
                 _replace_atomically(run_dir / "state.json",
@@ -321,6 +329,69 @@ def _checkpoint_callback(run_dir: Path, state: dict, patience: int):
                 self.model.stop_training = True
 
     return Checkpoint()
+
+
+# ----------------------------------------------------------------------------- stochastic weight averaging
+
+SWA_FILE = "swa.npz"
+
+
+def _fold_into_average(run_dir: Path, state: dict, model, epoch: int) -> None:
+    """Add this epoch's trainable weights to the running mean in `runs/<id>/swa.npz` (kept on disk so
+    `--resume` continues the average)."""
+    current = [keras.ops.convert_to_numpy(v).astype(np.float32) for v in model.trainable_weights]
+    done = state.setdefault("swa_epochs", [])
+    if done:
+        with np.load(run_dir / SWA_FILE) as old:
+            mean = [old[f"w{i}"] for i in range(len(current))]
+        current = [m + (c - m) / (len(done) + 1) for m, c in zip(mean, current)]
+    def write(path):
+        with open(path, "wb") as f:
+            np.savez(f, **{f"w{i}": w for i, w in enumerate(current)})
+    _replace_atomically(run_dir / SWA_FILE, write)
+    done.append(epoch)
+
+
+def recompute_batchnorm(model, inputs: np.ndarray, batch_size: int = 256) -> int:
+    """Re-estimate every BatchNormalization layer's moving mean and variance as the plain average over
+    `inputs` in training mode; averaged weights make the statistics gathered during training stale.
+    Returns the number of layers updated."""
+    layers = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.moving_mean.assign(np.zeros(layer.moving_mean.shape, np.float32))
+        layer.moving_variance.assign(np.ones(layer.moving_variance.shape, np.float32))
+    try:
+        for i, start in enumerate(range(0, len(inputs), batch_size)):
+            for layer in layers:  # momentum i/(i+1) turns the moving average into a cumulative mean
+                layer.momentum = i / (i + 1)
+            model(inputs[start:start + batch_size], training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    return len(layers)
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+
+
+def apply_swa(model, run_dir: Path, state: dict, faces: np.ndarray, pre: Preprocessing) -> dict | None:
+    """Load the run's SWA mean into `model` and recompute its BatchNorm statistics on the (unaugmented)
+    training `faces`; returns what the card records, or None when the run never reached its SWA epochs."""
+    epochs = state.get("swa_epochs") or []
+    if not epochs:
+        return None
+    with np.load(run_dir / SWA_FILE) as saved:
+        for i, variable in enumerate(model.trainable_weights):
+            variable.assign(saved[f"w{i}"])
+    n_bn = recompute_batchnorm(model, pre.to_input(faces))
+    return {"epochs": list(epochs), "batchnorm_layers": n_bn, "batchnorm_images": int(len(faces)),
+            "note": f"shipped weights are the mean of epochs {epochs[0]}–{epochs[-1]} (stochastic weight "
+                    f"averaging), BatchNorm statistics recomputed on the training faces, not the best epoch"}
 
 
 # ----------------------------------------------------------------------------- train
@@ -362,6 +433,9 @@ def train(config: TrainConfig, *, resume: bool = False, finish: bool = False, co
     set_precision("off")  # the shipped twin computes in float32 and carries no optimizer state
     final = build(config.arch, len(labels), pre)
     final.load_weights(run_dir / "best.weights.h5")
+    swa = apply_swa(final, run_dir, state, pre.prepare_uint8(train_rows.images), pre) if config.swa else None
+    if swa:
+        swa["val_accuracy"] = _accuracy(final, pre.apply(val_rows.images), val_rows.labels)
     out.mkdir(parents=True, exist_ok=True)
     final.save(out / registry.MODEL_FILE)
     shutil.rmtree(out / "eval", ignore_errors=True)  # old per-image predictions describe the old weights
@@ -387,6 +461,8 @@ def train(config: TrainConfig, *, resume: bool = False, finish: bool = False, co
                      "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         "metrics": {},
     }
+    if config.swa:
+        card["training"]["swa"] = swa or {"note": "the run stopped before its SWA epochs: the best epoch ships"}
     if _has_epochs_left(state, config):
         card["training"]["stopped"] = f"interrupted after epoch {state['epochs_done']} of {config.epochs}"
     if config.init_from:  # keep the parent's recipe so the whole chain of commands is on record
@@ -442,13 +518,21 @@ def _fit(config: TrainConfig, pre: Preprocessing, labels, train_rows: FerDataset
             with _stop_signals_interrupt():
                 model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=state["epochs_done"],
                           shuffle=False,  # the input pipeline shuffles every epoch itself (make_input(shuffle=True))
-                          callbacks=[_checkpoint_callback(run_dir, state, config.patience)], verbose=verbose)
+                          callbacks=[_checkpoint_callback(run_dir, state, config.patience,
+                                                          config.epochs - config.swa if config.swa else None)],
+                          verbose=verbose)
         except KeyboardInterrupt:
             if not state["epochs_done"]:
                 raise ValueError("training was stopped before its first epoch ended; nothing to ship") from None
             print(f"\nStopped after epoch {state['epochs_done']} of {config.epochs}; shipping the best epoch "
                   f"({state['best_epoch']}).", flush=True)
     return state
+
+
+def _accuracy(model, inputs: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 accuracy of `model` on prepared inputs (for the card's SWA record)."""
+    probs = model.predict(inputs, batch_size=256, verbose=0)
+    return round(float((probs.argmax(1) == labels).mean()), 4)
 
 
 def _has_epochs_left(state: dict, config: TrainConfig) -> bool:
@@ -618,6 +702,9 @@ def add_cli(subparsers) -> None:
     p.add_argument("--exclude", default="", help="CSV with a `file` column: training files to leave out")
     p.add_argument("--class-weight", choices=CLASS_WEIGHTS, default="none",
                    help="balanced: weigh the loss so every emotion counts equally (for imbalanced label sets)")
+    p.add_argument("--swa", type=int, default=0,
+                   help="ship the mean of the last N epochs' weights (stochastic weight averaging, BatchNorm "
+                        "statistics recomputed) instead of the best epoch; 0 = off")
     p.add_argument("--name", default="", help="display name for the model card")
     p.add_argument("--out", default="", help="output folder (default models/<arch>_<labels>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
@@ -632,7 +719,10 @@ def _cmd_train(args) -> int:
     config = TrainConfig(**fields)
     command = "python -m fer_core " + " ".join(shlex.quote(a) for a in args.argv if a not in ("--resume", "--finish"))
     info = train(config, resume=args.resume, finish=args.finish, command=command)
-    print(f"saved {info.model_file} ({info.card['params']:,} params, best epoch {info.card['training']['best_epoch']})")
+    swa = info.card["training"].get("swa", {})
+    shipped = (f"mean of epochs {swa['epochs'][0]}–{swa['epochs'][-1]} (SWA)" if swa.get("epochs")
+               else f"best epoch {info.card['training']['best_epoch']}")
+    print(f"saved {info.model_file} ({info.card['params']:,} params, {shipped})")
     if not args.no_evaluate:
         try:
             from .evaluate import evaluate_model, save_evaluation

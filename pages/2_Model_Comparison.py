@@ -179,7 +179,7 @@ if history.empty:
     st.info("The selected models' cards hold no training history.")
 else:
     fig = px.line(history, x="epoch", y="value", color="model", line_dash="phase", facet_col="metric",
-                  category_orders={"metric": ["accuracy", "loss"], "phase": ["train", "validation"]})
+                  category_orders={"metric": ["accuracy", "loss"], "phase": ["train", "validation", ev.SWA_PHASE]})
     fig.update_yaxes(matches=None, showticklabels=True)
     fig.for_each_annotation(lambda a: a.update(text=a.text.removeprefix("metric=")))
     st.plotly_chart(fig)

@@ -246,6 +246,10 @@ def test_comparison_tables_and_mcnemar_from_saved_predictions(env):
     assert images[0].mean() == 60 and images[1] is None
     curves = ev.history_frame(infos)
     assert set(curves["phase"]) == {"train", "validation"} and len(curves) == 2 * 4 * 4
+    infos[0].card["training"]["swa"] = {"epochs": [2, 3, 4], "val_accuracy": 0.61}  # a run that shipped an SWA mean
+    level = ev.history_frame(infos).query("phase == @ev.SWA_PHASE")
+    assert level[["model", "epoch", "metric", "value"]].values.tolist() == [["bright_a", 2, "accuracy", 0.61],
+                                                                           ["bright_a", 4, "accuracy", 0.61]]
     assert set(ev.per_class_frame(infos, "test")["emotion"]) == {"happy", "sad"}
     assert ev.reliability_frame(infos, "test")["count"].sum() == 14
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from fer_core import cli, registry
+from fer_core.model_card import model_card_markdown
 from fer_core.preprocess import Preprocessing
 from fer_core import train as train_module
 from fer_core.train import (NumpyBatches, TrainConfig, augment_batch, make_tf_dataset, split_for_training,
@@ -90,8 +91,8 @@ def test_sigterm_stops_training_and_still_ships_the_best_epoch(tiny_kaggle, tmp_
     """A time limit (SIGTERM) or Ctrl-C mid-run: the finished epochs are kept and the card says where it stopped."""
     real_callback = train_module._checkpoint_callback
 
-    def callback_that_gets_killed(run_dir, state, patience):
-        checkpoint = real_callback(run_dir, state, patience)
+    def callback_that_gets_killed(*args):
+        checkpoint = real_callback(*args)
         save = checkpoint.on_epoch_end
 
         def on_epoch_end(epoch, logs=None):
@@ -216,6 +217,51 @@ def test_training_with_jax_and_without_tensorflow(tiny_kaggle, tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     card = json.loads((tmp_path / "models" / "jax_run" / "card.json").read_text())
     assert "Keras backend jax" in card["training"]["device"] and card["evaluations"]
+
+
+def test_swa_ships_the_mean_of_the_last_epochs_with_fresh_batchnorm_statistics(tiny_kaggle, tmp_path, monkeypatch):
+    """--swa N: the shipped trainable weights are the mean of the last N epochs' weights, even across a
+    resume, and the card says which epochs and what the averaged model scores."""
+    import keras
+
+    seen = []
+    real_fold = train_module._fold_into_average
+
+    def fold_and_remember(run_dir, state, model, epoch):
+        seen.append([keras.ops.convert_to_numpy(v).copy() for v in model.trainable_weights])
+        real_fold(run_dir, state, model, epoch)
+        if len(seen) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # a time limit strikes after the first averaged epoch
+
+    monkeypatch.setattr(train_module, "_fold_into_average", fold_and_remember)
+    config = TrainConfig(arch="baseline_cnn", data=str(tiny_kaggle), epochs=3, batch_size=8, patience=0, swa=2,
+                         out=str(tmp_path / "models" / "averaged"))
+    stopped = train(config, verbose=0)
+    assert stopped.card["training"]["swa"]["epochs"] == [2]
+    info = train(config, resume=True, verbose=0)
+    assert len(seen) == 2  # epochs 2 and 3 (of 3) were averaged; epoch 1 was not
+    swa = info.card["training"]["swa"]
+    assert swa["epochs"] == [2, 3] and swa["batchnorm_images"] == 18 and 0.0 <= swa["val_accuracy"] <= 1.0
+    assert "mean of epochs 2–3 (stochastic weight averaging)" in model_card_markdown(info)
+    shipped = registry.load_keras_model(info)
+    for got, *epochs in zip(shipped.trainable_weights, *seen):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(got), np.mean(epochs, axis=0), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="--swa"):
+        TrainConfig(arch="baseline_cnn", data=".", epochs=2, swa=3)
+
+
+def test_batchnorm_statistics_are_recomputed_as_the_plain_mean_over_the_inputs():
+    import keras
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.BatchNormalization()(inputs))
+    x = np.random.default_rng(0).normal(3.0, 2.0, (1000, 4)).astype(np.float32)
+    assert train_module.recompute_batchnorm(model, x, batch_size=100) == 1
+    bn = model.layers[-1]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_mean), x.mean(0), rtol=1e-4)
+    batch_vars = x.reshape(10, 100, 4).var(axis=1)  # Keras' per-batch (biased) variance, averaged
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_variance), batch_vars.mean(0), rtol=1e-4)
+    assert bn.momentum == 0.99  # restored
 
 
 def test_bad_arguments_give_one_line_errors(tmp_path, capsys):
