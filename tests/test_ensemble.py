@@ -84,6 +84,20 @@ def test_ensemble_cli_registers_a_model(models, capsys):
     assert "ens_cli" in {i.id for i in registry.list_models()}
 
 
+def test_rebuilding_an_ensemble_drops_its_old_evaluations_and_keeps_its_default_flag(models):
+    from tests.fixtures import write_kaggle_layout
+    from fer_core.data import load_dataset
+
+    info = create_ensemble(["a7", "b7"], models / "ens_rebuilt")
+    registry.set_default("ens_rebuilt")
+    data = models.parent / "rebuild_data"
+    write_kaggle_layout(data, {"happy": (1, 2, 0), "sad": (1, 2, 0)})
+    ev.evaluate_model(info, load_dataset(data, cache=False), "validation", save=True, latency=False)
+    assert registry.get_model("ens_rebuilt").evaluations and (info.path / "eval").exists()
+    rebuilt = create_ensemble(["b7", "a7"], models / "ens_rebuilt")  # new members: the old results describe other weights
+    assert rebuilt.is_default() and not rebuilt.evaluations and not (rebuilt.path / "eval").exists()
+
+
 def test_gradcam_on_an_ensemble_averages_the_members_maps(models, ensemble):
     clf = Classifier.from_registry(ensemble.id)
     assert conv_layers(clf.model)[-1] == ALL_MEMBERS
