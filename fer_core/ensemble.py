@@ -13,7 +13,6 @@ exactly its probabilities restricted to them and renormalised, in plain Keras la
 from __future__ import annotations
 
 import shlex
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -107,7 +106,7 @@ def create_ensemble(member_ids: list[str], out: str | Path, *, labels=None, name
     model = build_ensemble([registry.load_keras_model(i) for i in infos], keep)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / registry.MODEL_FILE)
-    shutil.rmtree(out / "eval", ignore_errors=True)  # a rebuilt ensemble: old per-image predictions are stale
+    registry.forget_predictions(out)
     first = infos[0]
     ids = [i.id for i in infos]
     card = {

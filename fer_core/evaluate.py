@@ -339,7 +339,8 @@ def predictions_path(info: registry.ModelInfo, split: str, dataset: dict | None 
 
 
 def _npz_path(info: registry.ModelInfo, desc: dict, split: str) -> Path:
-    return info.path / "eval" / desc["id"] / f"{split}.npz" if desc.get("id") else info.path / "eval" / f"{split}.npz"
+    folder = info.path / registry.PREDICTIONS_DIR
+    return folder / desc["id"] / f"{split}.npz" if desc.get("id") else folder / f"{split}.npz"
 
 
 def save_evaluation(info: registry.ModelInfo, result: dict, predictions: Predictions | None = None) -> Path:

@@ -17,6 +17,7 @@ from .preprocess import Preprocessing
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
 MODEL_FILES = {"keras": MODEL_FILE, "litert": "model.tflite", "onnx": "model.onnx"}  # card `format` → file
+PREDICTIONS_DIR = "eval"  # per-image predictions saved by `evaluate`, under each model's folder
 
 
 class RegistryError(LookupError):
@@ -268,6 +269,14 @@ def set_default_tta(model_id: str, mode: str, models_dir: Path | None = None) ->
     card.setdefault("inference", {})["tta"] = tta_mode(mode)
     write_card(info.path, card)
     return get_model(model_id, models_dir)
+
+
+def forget_predictions(folder: Path) -> None:
+    """Delete the per-image predictions saved in a model folder whose weights were just replaced (a
+    retrained or rebuilt model): they describe the old weights."""
+    import shutil
+
+    shutil.rmtree(Path(folder) / PREDICTIONS_DIR, ignore_errors=True)
 
 
 def training_record(model_id: str) -> dict:

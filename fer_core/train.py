@@ -16,7 +16,6 @@ import json
 import math
 import os
 import shlex
-import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -438,7 +437,7 @@ def train(config: TrainConfig, *, resume: bool = False, finish: bool = False, co
         swa["val_accuracy"] = _accuracy(final, pre.apply(val_rows.images), val_rows.labels)
     out.mkdir(parents=True, exist_ok=True)
     final.save(out / registry.MODEL_FILE)
-    shutil.rmtree(out / "eval", ignore_errors=True)  # old per-image predictions describe the old weights
+    registry.forget_predictions(out)
     card = {
         "id": out.name,
         "name": config.name or f"{config.arch} ({label_set_name(labels)})",
