@@ -1,5 +1,8 @@
 """Grad-CAM and Grad-CAM++: which pixels of a face drove the model towards an emotion.
 
+`gradcam_face` also offers occlusion (see `occlusion`), which needs no gradients and so explains an
+edge export as it runs; the gradient methods explain an export through its parent Keras model.
+
 A gradient model (input → [conv feature maps, pre-softmax scores]) is built once per
 (model, layer) and its gradient step compiled with `tf.function`, so one explanation costs a
 forward and a backward pass. Scores are taken before the softmax (logits) where the model ends
@@ -15,7 +18,8 @@ import numpy as np
 
 from .faces import crop_box
 
-METHODS: tuple[str, ...] = ("gradcam", "gradcam++")
+GRADIENT_METHODS: tuple[str, ...] = ("gradcam", "gradcam++")
+METHODS: tuple[str, ...] = GRADIENT_METHODS + ("occlusion",)  # what `gradcam_face` (page, CLI, API) offers
 ALL_MEMBERS = "all members (mean)"  # the layer choice that explains an ensemble: its members' maps averaged
 
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> {(layer, method): fn}
@@ -58,8 +62,8 @@ def gradcam(model, x_preprocessed: np.ndarray, class_index: int | None = None, l
 
     `size` (height, width) resizes the map to a face crop; by default it has the input's S×S size.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
+    if method not in GRADIENT_METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(GRADIENT_METHODS)}")
     x = np.asarray(x_preprocessed, dtype=np.float32)
     if x.ndim == 3:
         x = x[None]
@@ -87,8 +91,15 @@ def gradcam(model, x_preprocessed: np.ndarray, class_index: int | None = None, l
 
 def gradcam_face(classifier, crop_rgb: np.ndarray, class_index: int | None = None, layer: str | None = None,
                  method: str = "gradcam") -> np.ndarray:
-    """Heatmap for a uint8 face crop through a `predict.Classifier`, at the crop's height × width."""
+    """Heatmap for a uint8 face crop through a `predict.Classifier`, at the crop's height × width.
+
+    `method` "occlusion" explains the classifier itself, export or not, and ignores `layer`.
+    """
     x = classifier.preprocessing.apply(crop_rgb)
+    if method == "occlusion":
+        from .occlusion import occlusion_map
+
+        return occlusion_map(classifier, x, class_index, size=np.asarray(crop_rgb).shape[:2])
     return gradcam(gradient_model(classifier), x, class_index, layer, method, size=np.asarray(crop_rgb).shape[:2])
 
 

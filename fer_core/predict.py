@@ -245,6 +245,8 @@ def annotate(image_rgb: np.ndarray, analysis: ImageAnalysis) -> np.ndarray:
 
 def add_cli(subparsers) -> None:
     """`predict`: faces, boxes and per-class probabilities for each photo (table or JSON)."""
+    from .gradcam import METHODS as EXPLAIN_METHODS
+
     p = subparsers.add_parser("predict", help="detect faces in photos and classify their emotions")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="photo files (JPEG, PNG, WebP, BMP, GIF, TIFF)")
     p.add_argument("--model", help="registered model id or model folder (default: the default model)")
@@ -255,7 +257,8 @@ def add_cli(subparsers) -> None:
                    help="classify the whole image as one face when none is detected (pre-cropped faces)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     p.add_argument("--gradcam", metavar="DIR", help="write Grad-CAM overlay PNGs of every face into DIR")
-    p.add_argument("--gradcam-method", choices=("gradcam", "gradcam++"), default="gradcam")
+    p.add_argument("--gradcam-method", choices=EXPLAIN_METHODS, default="gradcam",
+                   help="occlusion needs no gradients: it explains an edge export itself, even without its parent")
     p.set_defaults(func=_cmd_predict)
 
 
@@ -268,9 +271,10 @@ def _cmd_predict(args) -> int:
     clf = Classifier.from_registry(info)
     out_dir = Path(args.gradcam) if args.gradcam else None
     if out_dir is not None:
-        from .gradcam import default_layer, gradient_model
+        from .gradcam import GRADIENT_METHODS, default_layer, gradient_model
 
-        default_layer(gradient_model(clf))  # a model that cannot be explained fails before any work is done
+        if args.gradcam_method in GRADIENT_METHODS:  # a model that cannot be explained fails before any work
+            default_layer(gradient_model(clf))
         out_dir.mkdir(parents=True, exist_ok=True)
     results, failed = [], 0
     for file in args.images:

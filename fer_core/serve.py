@@ -66,8 +66,9 @@ class PredictOptions(BaseModel):
         "haar", description="face detector; none = the whole image is one pre-cropped face")
     tta: str | None = Field(None, description="test-time augmentation: none, flip or tencrop; "
                                               "default: the model card's own inference")
-    gradcam: Literal["gradcam", "gradcam++"] | None = Field(
-        None, description="add a Grad-CAM overlay PNG (base64 data URL) to every face")
+    gradcam: Literal["gradcam", "gradcam++", "occlusion"] | None = Field(
+        None, description="add a heatmap overlay PNG (base64 data URL) to every face: Grad-CAM, Grad-CAM++ or "
+                          "occlusion (no gradients needed: explains an edge export itself)")
     whole_image: bool = Field(False, description="classify the whole image as one face when none is detected")
     min_size: int = Field(DEFAULT_MIN_SIZE, ge=1, le=10_000, description="smallest face side in pixels")
 

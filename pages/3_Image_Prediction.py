@@ -1,5 +1,5 @@
 """Image Prediction: find the faces in a photo, classify their emotion with any registered model,
-and see why with Grad-CAM. Photos are processed in memory only, never written to disk."""
+and see why with Grad-CAM or occlusion. Photos are processed in memory only, never written to disk."""
 from __future__ import annotations
 
 import hashlib
@@ -21,7 +21,7 @@ st.caption("Faces are detected, cropped with a margin and classified together in
            "Uploads stay in memory: nothing is written to disk.")
 
 DETECTOR_NAMES = {"haar": "Haar cascade (OpenCV, fast)", "mtcnn": "MTCNN (robust, slower)"}
-METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
+METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "occlusion": "Occlusion"}
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 
 infos = model_infos()
@@ -149,13 +149,15 @@ for n, (name, data) in enumerate(photos):
     colors = emotion_color_map(clf.labels)
     try:  # an edge export (LiteRT / ONNX) has no gradients: Grad-CAM explains its parent's Keras model
         layers = cam.conv_layers(cam.gradient_model(clf)) or ["(none)"]
+        methods = cam.METHODS
     except ValueError as err:
-        layers = []
-        st.info(f"Grad-CAM is not available: {err}. The predictions below are the model's own.")
+        layers, methods = [], ("occlusion",)
+        st.info(f"Grad-CAM is not available: {err}. Occlusion below explains the export itself: it hides one "
+                "patch of the face at a time and measures how much the class's probability drops.")
     if layers and by_id[model_id].format != "keras":
         st.caption(f"Grad-CAM below is computed on {clf.model.parent_id}, the Keras model this "
                    f"{by_id[model_id].format} export was converted from: a converted model has no gradients. "
-                   "The predictions above are the export's own.")
+                   "Occlusion explains the export itself. The predictions above are the export's own.")
     explained = image
     for i, (face, crop) in enumerate(zip(analysis.faces, analysis.crops), start=1):
         st.subheader(f"Face {i}: {face.label} {face.confidence:.0%}")
@@ -166,28 +168,30 @@ for n, (name, data) in enumerate(photos):
         fig.update_layout(showlegend=False, height=60 + 32 * len(probs), margin=dict(l=0, r=0, t=10, b=0),
                           yaxis=dict(categoryorder="array", categoryarray=list(reversed(clf.labels))))
         left.plotly_chart(fig, key=f"bars_{n}_{i}")
-        if not layers:
-            continue
         with right:
             c1, c2 = st.columns(2)
             target = c1.selectbox("Explain class", clf.labels, index=clf.labels.index(face.label),
                                   key=f"cam_class_{n}_{i}")
-            method = c2.radio("Method", cam.METHODS, key=f"cam_method_{n}_{i}", format_func=METHOD_NAMES.get)
-            layer = st.selectbox("Layer", layers, index=len(layers) - 1, key=f"cam_layer_{n}_{i}",
+            method = c2.radio("Method", methods, key=f"cam_method_{n}_{i}", format_func=METHOD_NAMES.get,
+                              help="Grad-CAM weighs a layer's feature maps by their gradients. Occlusion needs "
+                                   "no gradients: it hides one patch at a time (no TTA) and maps the drop in "
+                                   "the class's probability.")
+            layer = st.selectbox("Layer", layers or ["(not used by occlusion)"], index=max(len(layers) - 1, 0),
+                                 key=f"cam_layer_{n}_{i}", disabled=method == "occlusion",
                                  help="Default: the last convolutional block, the usual Grad-CAM choice; for an "
                                       "ensemble, every member's map for the ensemble's class, averaged.")
+            where = "" if method == "occlusion" else f" @ {layer}"
             try:
                 heat = heatmap(digest, settings, i, clf.labels.index(target), layer, method, crop)
             except ValueError as err:
-                st.warning(f"Grad-CAM is not available for this layer: {err}")
+                st.warning(f"{METHOD_NAMES[method]} is not available for this layer: {err}")
             else:
                 st.image([crop, cam.overlay(crop, heat)], width=160,
-                         caption=["face crop", f"{METHOD_NAMES[method]}: {target} @ {layer}"])
+                         caption=["face crop", f"{METHOD_NAMES[method]}: {target}{where}"])
                 explained = cam.overlay_on_image(explained, face.box, heat, margin=analysis.margin)
-    if layers:
-        with st.expander("Grad-CAM on the whole photo"):
-            st.image(explained, caption="each face's heatmap for its selected class, layer and method",
-                     width="stretch")
+    with st.expander("Heatmaps on the whole photo"):
+        st.image(explained, caption="each face's heatmap for its selected class, method and layer",
+                 width="stretch")
 
     st.subheader("Every registered model on these faces")
     st.dataframe(table, hide_index=True, column_config={

@@ -128,6 +128,19 @@ def test_gradcam_without_the_parent_is_a_clear_error(world, tmp_path):
     assert clf.predict(world["faces"][:2]).shape == (2, len(EMOTIONS))  # it still predicts
     with pytest.raises(ValueError, match="parent 'tiny' is not registered"):
         gradcam.gradcam_face(clf, world["faces"][0])
+    heat = gradcam.gradcam_face(clf, world["faces"][0], method="occlusion")  # needs no gradients, so no parent
+    assert heat.shape == (48, 48) and np.isfinite(heat).all() and heat.max() <= 1.0
+
+
+def test_occlusion_explains_the_export_itself(world):
+    from fer_core import gradcam
+
+    face = world["faces"][1]
+    export_clf = Classifier.from_registry(export.export_model("tiny", "litert", "none", overwrite=True).id)
+    parent_clf = Classifier.from_registry("tiny")
+    ours = gradcam.gradcam_face(export_clf, face, 2, method="occlusion")
+    assert ours.max() == pytest.approx(1.0)  # hiding some patch lowers the class's probability
+    np.testing.assert_allclose(ours, gradcam.gradcam_face(parent_clf, face, 2, method="occlusion"), atol=1e-3)
 
 
 def test_cli_predict_gradcam_of_an_export_without_its_parent_fails_before_any_work(world, tmp_path, capsys):
@@ -146,6 +159,8 @@ def test_cli_predict_gradcam_of_an_export_without_its_parent_fails_before_any_wo
     assert err.startswith("error: ") and "'tiny' is not registered" in err and "Traceback" not in err
     assert not (tmp_path / "cams").exists()
     assert cli.main(argv) == 0  # without Grad-CAM it predicts
+    assert cli.main([*argv, "--gradcam", str(tmp_path / "cams"), "--gradcam-method", "occlusion"]) == 0
+    assert sorted(p.name for p in (tmp_path / "cams").iterdir())[-1] == "face_occlusion.png"
 
 
 def test_evaluate_export_beside_parent(world):

@@ -88,7 +88,7 @@ def test_nested_backbone_layers_are_listed_and_explained():
     assert cam.conv_layers(model) == ["backbone/c1", "backbone/c2", "backbone/r2"]
     assert cam.default_layer(model) == "backbone/r2"
     x = np.random.default_rng(0).random((1, 48, 48, 1), dtype=np.float32)
-    for method in cam.METHODS:
+    for method in cam.GRADIENT_METHODS:
         maps = [cam.gradcam(model, x, class_index=k, method=method) for k in range(3)]
         assert all(m.shape == (48, 48) and np.isfinite(m).all() for m in maps)
         assert max(np.abs(maps[0] - m).max() for m in maps[1:]) > 0.01

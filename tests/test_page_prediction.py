@@ -75,6 +75,27 @@ def test_sample_photo_shows_faces_charts_gradcam_table_and_downloads(monkeypatch
     at.radio(key="cam_method_0_1").set_value("gradcam++").run()
     assert not at.exception
     assert any("Grad-CAM++: surprise @ conv_b" in str(c) for c in _captions(at))
+    at.radio(key="cam_method_0_1").set_value("occlusion").run()
+    assert not at.exception
+    assert any(str(c) == "Occlusion: surprise" for c in _captions(at))
+    assert at.selectbox(key="cam_layer_0_1").disabled
+
+
+def test_an_export_without_its_parent_is_explained_by_occlusion(monkeypatch, tmp_path):
+    import shutil
+
+    from fer_core import export
+
+    make_fixture_model(tmp_path / "built", "tiny7")
+    info = export.export_model("tiny7", "litert", "none", models_dir=tmp_path / "built")
+    shutil.copytree(info.path, tmp_path / "shipped" / info.id)  # shipped without its Keras parent
+    at = page(monkeypatch, tmp_path / "shipped").run()
+    at.radio(key="source").set_value("Sample").run()
+    assert not at.exception, at.exception
+    assert any("Grad-CAM is not available" in i.value and "Occlusion below explains the export itself" in i.value
+               for i in at.info)
+    assert at.radio(key="cam_method_0_1").options == ["Occlusion"]
+    assert any(str(c).startswith("Occlusion: ") for c in _captions(at))
 
 
 def _captions(at: AppTest) -> list[str]:

@@ -131,8 +131,9 @@ def test_group_photo_raw_body_several_images_form_fields_and_other_models(client
         "images"][0]["faces"] == []  # no face and no fallback asked for
 
 
-def test_gradcam_overlays_come_back_as_png_data_urls(client, astronaut):
-    face = client.post("/v1/predict?gradcam=gradcam%2B%2B", content=astronaut).json()["images"][0]["faces"][0]
+@pytest.mark.parametrize("method", ["gradcam%2B%2B", "occlusion"])
+def test_gradcam_overlays_come_back_as_png_data_urls(client, astronaut, method):
+    face = client.post(f"/v1/predict?gradcam={method}", content=astronaut).json()["images"][0]["faces"][0]
     head, _, payload = face["gradcam"].partition(",")
     assert head == "data:image/png;base64"
     overlay = np.asarray(Image.open(io.BytesIO(base64.b64decode(payload))))
