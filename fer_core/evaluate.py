@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from statistics import NormalDist
 from typing import Callable
 
 import numpy as np
@@ -109,6 +110,18 @@ def expected_calibration_error(y_true, probabilities, n_bins: int = ECE_BINS) ->
     if not total:
         return float("nan")
     return float(sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in bins if b["count"]) / total)
+
+
+def accuracy_interval(accuracy: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for an accuracy measured on `n` images: the range of true accuracies the
+    result is consistent with (±1.5 points at 0.70 on PublicTest's 3,589 faces), so a reader sees which
+    leaderboard gaps are noise. It stays inside [0, 1] and is sound near 0 and 1, unlike the normal one."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    z = NormalDist().inv_cdf((1 + level) / 2)
+    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def mcnemar(correct_a, correct_b) -> dict:
@@ -459,15 +472,23 @@ def leaderboard(infos, split: str, dataset: dict | None = None):
         rows.append({"model": info.id, "architecture": s["architecture"], "params": s["params"],
                      "size MB": s["size_mb"], "epochs": s["epochs"], "train min": s["train_minutes"],
                      "trained on": s["devices"],
-                     "accuracy": m.get("accuracy"), "clean accuracy": clean.get("accuracy"),
+                     "accuracy": m.get("accuracy"), **_interval_columns(m),
+                     "clean accuracy": clean.get("accuracy"),
                      "macro-F1": m.get("macro_f1"),
                      "log-loss": m.get("log_loss"), "ECE": m.get("ece"),
                      "latency ms/face": m.get("latency_ms_per_face"), "images": m.get("n"),
                      "TTA": m.get("tta"), "evaluated on": m.get("split_description", "not evaluated")})
     frame = pd.DataFrame(rows, columns=["model", "architecture", "params", "size MB", "epochs", "train min", "trained on",
-                                        "accuracy", "clean accuracy", "macro-F1",
+                                        "accuracy", "CI low", "CI high", "clean accuracy", "macro-F1",
                                         "log-loss", "ECE", "latency ms/face", "images", "TTA", "evaluated on"])
     return frame.sort_values("accuracy", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def _interval_columns(metrics: dict) -> dict:
+    if metrics.get("accuracy") is None or not metrics.get("n"):
+        return {"CI low": None, "CI high": None}
+    low, high = accuracy_interval(metrics["accuracy"], metrics["n"])
+    return {"CI low": low, "CI high": high}
 
 
 def dataset_choices(infos, split: str | None = None) -> list[dict]:
@@ -666,7 +687,8 @@ def format_report(result: dict, info: registry.ModelInfo) -> str:
              f"  {result['n']:,} images" + (f", skipped {result['skipped']:,} outside the model's emotions "
                                              f"({skipped})" if result["skipped"] else "")
              + f", TTA {tta_mode(result['tta'])}",
-             f"  accuracy {result['accuracy']:.4f}   macro-F1 {result['macro_f1']:.4f}   "
+             f"  accuracy {result['accuracy']:.4f} (95% CI {_interval(result['accuracy'], result['n'])})   "
+             f"macro-F1 {result['macro_f1']:.4f}   "
              f"log-loss {result['log_loss']:.4f}   ECE {result['ece']:.4f}"]
     clean = result.get("clean")
     if clean and clean.get("n"):
@@ -680,6 +702,11 @@ def format_report(result: dict, info: registry.ModelInfo) -> str:
               "Confusion matrix (rows = true, columns = predicted):",
               pd.DataFrame(result["confusion_matrix"], index=result["labels"], columns=result["labels"]).to_string()]
     return "\n".join(lines)
+
+
+def _interval(accuracy: float, n: int) -> str:
+    low, high = accuracy_interval(accuracy, n)
+    return f"{low:.4f}–{high:.4f}"
 
 
 def _cmd_models(args) -> int:

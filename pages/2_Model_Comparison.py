@@ -64,6 +64,9 @@ st.dataframe(board, hide_index=True, column_config={
     "params": st.column_config.NumberColumn(format="localized"),
     "size MB": st.column_config.NumberColumn(format="%.2f"),
     **{c: st.column_config.NumberColumn(format="%.4f") for c in ("accuracy", "macro-F1", "log-loss", "ECE")},
+    **{c: st.column_config.NumberColumn(format="%.4f", help="Wilson 95% interval of the accuracy on this many "
+                                        "images: gaps inside it may be noise; the McNemar tests below compare two "
+                                        "models on the same images") for c in ("CI low", "CI high")},
     "clean accuracy": st.column_config.NumberColumn(format="%.4f", help="accuracy on the images of the split "
                                                     "with no exact or near duplicate in the Training split"),
     "latency ms/face": st.column_config.NumberColumn(format="%.2f"),
@@ -85,7 +88,10 @@ if len(evaluated) >= 2:
     scored = board.dropna(subset=["accuracy"])
     speed, cost = st.columns(2)
     speed.plotly_chart(px.scatter(scored, x="latency ms/face", y="accuracy", size="size MB", color="model",
-                                  hover_data=["params", "macro-F1"], title="Accuracy vs latency (size = file MB)"))
+                                  error_y=scored["CI high"] - scored["accuracy"],
+                                  error_y_minus=scored["accuracy"] - scored["CI low"],
+                                  hover_data=["params", "macro-F1"],
+                                  title="Accuracy (95% interval) vs latency (size = file MB)"))
     cost.plotly_chart(px.scatter(scored, x="train min", y="accuracy", color="model", hover_data=["epochs", "params"],
                                  title="Accuracy vs training time (minutes on the card's device)"))
 

@@ -119,6 +119,16 @@ def test_ece_and_reliability_bins_by_hand():
     assert ev.expected_calibration_error([0, 1, 2, 0], perfect) == pytest.approx(0.0)
 
 
+def test_accuracy_interval_known_values():
+    # Wilson 95 %: 50 of 100 → 0.4038–0.5962; 0 of 10 → 0–0.2775 (the normal interval would be 0–0)
+    assert ev.accuracy_interval(0.5, 100) == pytest.approx((0.40383, 0.59617), abs=1e-5)
+    assert ev.accuracy_interval(0.0, 10) == pytest.approx((0.0, 0.27753), abs=1e-5)
+    assert ev.accuracy_interval(1.0, 10) == pytest.approx((0.72247, 1.0), abs=1e-5)
+    narrow, wide = ev.accuracy_interval(0.7, 3589), ev.accuracy_interval(0.7, 3589, level=0.99)
+    assert wide[0] < narrow[0] < 0.7 < narrow[1] < wide[1] and narrow[1] - narrow[0] == pytest.approx(0.030, abs=1e-3)
+    assert all(np.isnan(ev.accuracy_interval(0.5, 0)))
+
+
 def test_mcnemar_known_values():
     # chi-square branch: b=86, c=150 → (|86−150|−1)²/236 = 16.818, p = 4.115e-5 (statsmodels' example table)
     a = np.r_[np.ones(794 + 86), np.zeros(150 + 570)].astype(bool)
@@ -228,6 +238,7 @@ def test_comparison_tables_and_mcnemar_from_saved_predictions(env):
     infos = registry.list_models()
     board = ev.leaderboard(infos, "test")
     assert list(board["model"]) == ["bright_a", "bright_b"] and board["accuracy"].tolist() == pytest.approx([5 / 7] * 2)
+    assert board.loc[0, ["CI low", "CI high"]].tolist() == pytest.approx(ev.accuracy_interval(5 / 7, 7))
     assert ev.leaderboard(infos, "validation")["evaluated on"].tolist() == ["not evaluated"] * 2
     preds = {i.id: ev.load_predictions(i, "test") for i in infos}
     pairs = ev.pairwise_mcnemar(preds)
@@ -268,7 +279,7 @@ def test_cli_evaluate_json_and_models(env, capsys):
 
     assert cli.main(["evaluate", "--model", "bright", "--data", str(data), "--split", "validation", "--no-save"]) == 0
     text = capsys.readouterr().out
-    assert "accuracy 0.5000" in text and "Confusion matrix" in text
+    assert "accuracy 0.5000 (95% CI " in text and "Confusion matrix" in text
     assert registry.get_model("bright").metrics("validation") is None
 
     assert cli.main(["models", "--json"]) == 0

@@ -97,6 +97,7 @@ def test_page_from_fixture_evaluations(env):
         assert row["accuracy"] == pytest.approx(r["accuracy"]) and row["ECE"] == pytest.approx(r["ece"])
         assert row["log-loss"] == pytest.approx(r["log_loss"])
         assert row["latency ms/face"] == pytest.approx(r["latency_ms_per_face"])
+        assert row["CI low"] < row["accuracy"] < row["CI high"]  # 5 of 7 right: a wide interval
     assert board["params"].tolist() == [4, 4]
     assert "train min" in board.columns and "epochs" in board.columns
 
