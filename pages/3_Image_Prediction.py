@@ -60,7 +60,7 @@ def all_models_table(digest: str, settings: tuple, models: tuple, tta: str | Non
     return pd.DataFrame(compare_models(_crops, _classifiers, tta=tta))
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
+@st.cache_data(show_spinner="Computing the heatmap …", max_entries=256)
 def heatmap(digest: str, settings: tuple, face: int, class_index: int, layer: str, method: str, _crop):
     return cam.gradcam_face(classifier_of(settings[0]), _crop, class_index, layer, method)
 
