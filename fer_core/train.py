@@ -33,6 +33,7 @@ from .runtime import device_description, distribution_strategy, needs_xla, set_p
 AUGMENTATIONS = ("none", "light", "standard", "strong")
 SCHEDULES = ("onecycle", "cosine", "constant")
 CLASS_WEIGHTS = ("none", "balanced")
+SWA_BATCHNORM = ("clean", "augmented")
 
 
 @dataclass
@@ -62,6 +63,7 @@ class TrainConfig:
     exclude: str = ""  # a CSV with a `file` column (e.g. from `label-issues`): training files to leave out
     class_weight: str = "none"  # none | balanced: weigh each face by n / (classes × its class count)
     swa: int = 0  # ship the mean of the last N epochs' weights (stochastic weight averaging); 0 = best epoch
+    swa_batchnorm: str = "clean"  # BatchNorm statistics of the SWA mean from clean or augmented training faces
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -79,6 +81,8 @@ class TrainConfig:
             raise ValueError(f"--class-weight must be one of {', '.join(CLASS_WEIGHTS)}")
         if not 0 <= self.swa <= self.epochs:
             raise ValueError("--swa must be between 0 and --epochs (the number of last epochs to average)")
+        if self.swa_batchnorm not in SWA_BATCHNORM:
+            raise ValueError(f"--swa-batchnorm must be one of {', '.join(SWA_BATCHNORM)}")
 
 
 def class_weights(labels: np.ndarray, num_classes: int, mode: str = "balanced") -> np.ndarray | None:
@@ -378,19 +382,29 @@ def _all_layers(model):
             yield from _all_layers(layer)
 
 
-def apply_swa(model, run_dir: Path, state: dict, faces: np.ndarray, pre: Preprocessing) -> dict | None:
-    """Load the run's SWA mean into `model` and recompute its BatchNorm statistics on the (unaugmented)
-    training `faces`; returns what the card records, or None when the run never reached its SWA epochs."""
+def apply_swa(model, run_dir: Path, state: dict, faces: np.ndarray, pre: Preprocessing,
+              config: TrainConfig) -> dict | None:
+    """Load the run's SWA mean into `model` and recompute its BatchNorm statistics on the training `faces`,
+    as they are or augmented as training saw them (`config.swa_batchnorm`); returns what the card records,
+    or None when the run never reached its SWA epochs.
+
+    Clean faces suit plain inference; augmented ones suit multi-crop TTA, whose zoomed views resemble the
+    augmentation (README, "Stochastic weight averaging", has the measured trade-off)."""
     epochs = state.get("swa_epochs") or []
     if not epochs:
         return None
     with np.load(run_dir / SWA_FILE) as saved:
         for i, variable in enumerate(model.trainable_weights):
             variable.assign(saved[f"w{i}"])
+    augmented = config.swa_batchnorm == "augmented"
+    if augmented:
+        faces = augment_batch(faces, config.augment, np.random.default_rng(config.seed), config.erase)
     n_bn = recompute_batchnorm(model, pre.to_input(faces))
+    which = f"augmented training faces ({config.augment}, erase {config.erase:g})" if augmented else "training faces"
     return {"epochs": list(epochs), "batchnorm_layers": n_bn, "batchnorm_images": int(len(faces)),
+            "batchnorm_faces": config.swa_batchnorm,
             "note": f"shipped weights are the mean of epochs {epochs[0]}–{epochs[-1]} (stochastic weight "
-                    f"averaging), BatchNorm statistics recomputed on the training faces, not the best epoch"}
+                    f"averaging), BatchNorm statistics recomputed on the {which}, not the best epoch"}
 
 
 # ----------------------------------------------------------------------------- train
@@ -432,7 +446,7 @@ def train(config: TrainConfig, *, resume: bool = False, finish: bool = False, co
     set_precision("off")  # the shipped twin computes in float32 and carries no optimizer state
     final = build(config.arch, len(labels), pre)
     final.load_weights(run_dir / "best.weights.h5")
-    swa = apply_swa(final, run_dir, state, pre.prepare_uint8(train_rows.images), pre) if config.swa else None
+    swa = apply_swa(final, run_dir, state, pre.prepare_uint8(train_rows.images), pre, config) if config.swa else None
     if swa:
         swa["val_accuracy"] = _accuracy(final, pre.apply(val_rows.images), val_rows.labels)
     out.mkdir(parents=True, exist_ok=True)
@@ -704,6 +718,9 @@ def add_cli(subparsers) -> None:
     p.add_argument("--swa", type=int, default=0,
                    help="ship the mean of the last N epochs' weights (stochastic weight averaging, BatchNorm "
                         "statistics recomputed) instead of the best epoch; 0 = off")
+    p.add_argument("--swa-batchnorm", choices=SWA_BATCHNORM, default="clean",
+                   help="recompute the SWA mean's BatchNorm statistics on clean training faces (best for plain "
+                        "inference) or augmented ones (best for ten-crop TTA)")
     p.add_argument("--name", default="", help="display name for the model card")
     p.add_argument("--out", default="", help="output folder (default models/<arch>_<labels>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")

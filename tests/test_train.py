@@ -248,6 +248,39 @@ def test_swa_ships_the_mean_of_the_last_epochs_with_fresh_batchnorm_statistics(t
         np.testing.assert_allclose(keras.ops.convert_to_numpy(got), np.mean(epochs, axis=0), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="--swa"):
         TrainConfig(arch="baseline_cnn", data=".", epochs=2, swa=3)
+    with pytest.raises(ValueError, match="--swa-batchnorm"):
+        TrainConfig(arch="baseline_cnn", data=".", epochs=2, swa=1, swa_batchnorm="test")
+
+
+def test_swa_batchnorm_statistics_can_come_from_augmented_faces(tmp_path):
+    """--swa-batchnorm augmented: the statistics are those of the faces augmented as training saw them
+    (same level, erasing and seed), so they differ from the clean faces' and the card says which."""
+    import keras
+
+    from fer_core.preprocess import Preprocessing
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((48, 48, 1))
+    model = keras.Model(inputs, keras.layers.BatchNormalization(name="bn")(inputs))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    np.savez(run_dir / train_module.SWA_FILE, **{f"w{i}": keras.ops.convert_to_numpy(w)
+                                                 for i, w in enumerate(model.trainable_weights)})
+    faces = np.random.default_rng(1).integers(0, 256, (40, 48, 48), dtype=np.uint8)
+    faces[:, :, :24] = 20  # a dark left half: flips and shifts move it, so augmented statistics differ
+    pre = Preprocessing(input_size=48, channels=1, scale="unit")
+    config = TrainConfig(arch="baseline_cnn", data=".", epochs=2, swa=1, augment="strong", erase=0.5, seed=7,
+                         swa_batchnorm="augmented")
+    record = train_module.apply_swa(model, run_dir, {"swa_epochs": [2]}, faces, pre, config)
+    augmented = train_module.augment_batch(faces, "strong", np.random.default_rng(7), 0.5)
+    mean = keras.ops.convert_to_numpy(model.get_layer("bn").moving_mean)
+    np.testing.assert_allclose(mean, pre.to_input(augmented).mean(axis=(0, 1, 2)), rtol=1e-4)
+    assert record["batchnorm_faces"] == "augmented" and "augmented training faces (strong, erase 0.5)" in record["note"]
+    clean = train_module.apply_swa(model, run_dir, {"swa_epochs": [2]}, faces, pre,
+                                   TrainConfig(arch="baseline_cnn", data=".", epochs=2, swa=1))
+    clean_mean = keras.ops.convert_to_numpy(model.get_layer("bn").moving_mean)
+    np.testing.assert_allclose(clean_mean, pre.to_input(faces).mean(axis=(0, 1, 2)), rtol=1e-4)
+    assert clean["batchnorm_faces"] == "clean" and abs(clean_mean - mean).max() > 1e-3
 
 
 def test_batchnorm_statistics_are_recomputed_as_the_plain_mean_over_the_inputs():
