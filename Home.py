@@ -16,7 +16,7 @@ from pages.common import dataset_sidebar, model_infos  # noqa: E402
 
 st.markdown(
     "Explore FER datasets, compare trained CNNs on the same images, see what each model predicts "
-    "for the faces in a photo — and where it looked (Grad-CAM) — and classify a webcam stream live. "
+    "for the faces in a photo — and where it looked (Grad-CAM, occlusion) — and classify a webcam stream live. "
     "Every number shown comes from a real evaluation recorded in the model's card."
 )
 
