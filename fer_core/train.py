@@ -388,8 +388,8 @@ def apply_swa(model, run_dir: Path, state: dict, faces: np.ndarray, pre: Preproc
     as they are or augmented as training saw them (`config.swa_batchnorm`); returns what the card records,
     or None when the run never reached its SWA epochs.
 
-    Clean faces suit plain inference; augmented ones suit multi-crop TTA, whose zoomed views resemble the
-    augmentation (README, "Stochastic weight averaging", has the measured trade-off)."""
+    Clean faces match plain inference; augmented ones resemble multi-crop TTA's zoomed views, which can
+    favour TTA (README, "Stochastic weight averaging", has what it measured)."""
     epochs = state.get("swa_epochs") or []
     if not epochs:
         return None
@@ -720,7 +720,7 @@ def add_cli(subparsers) -> None:
                         "statistics recomputed) instead of the best epoch; 0 = off")
     p.add_argument("--swa-batchnorm", choices=SWA_BATCHNORM, default="clean",
                    help="recompute the SWA mean's BatchNorm statistics on clean training faces (best for plain "
-                        "inference) or augmented ones (best for ten-crop TTA)")
+                        "inference) or augmented ones (can suit ten-crop TTA better)")
     p.add_argument("--name", default="", help="display name for the model card")
     p.add_argument("--out", default="", help="output folder (default models/<arch>_<labels>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
