@@ -25,6 +25,7 @@ from fastapi import Query, Request  # module level: FastAPI resolves route annot
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .faces import DEFAULT_MIN_SIZE
+from .gradcam import METHODS as EXPLAIN_METHODS
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # per request
 DEFAULT_MAX_PIXELS = 40_000_000  # per image: a 40 MP photo decodes to 120 MB of RGB
@@ -66,7 +67,7 @@ class PredictOptions(BaseModel):
         "haar", description="face detector; none = the whole image is one pre-cropped face")
     tta: str | None = Field(None, description="test-time augmentation: none, flip or tencrop; "
                                               "default: the model card's own inference")
-    gradcam: Literal["gradcam", "gradcam++", "occlusion"] | None = Field(
+    gradcam: Literal[EXPLAIN_METHODS] | None = Field(
         None, description="add a heatmap overlay PNG (base64 data URL) to every face: Grad-CAM, Grad-CAM++ or "
                           "occlusion (no gradients needed: explains an edge export itself)")
     whole_image: bool = Field(False, description="classify the whole image as one face when none is detected")
