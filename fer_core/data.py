@@ -74,6 +74,10 @@ class FerDataset:
     fingerprint: str = ""
     problems: list[Problem] = field(default_factory=list)
     from_cache: bool = False
+    # FER+ annotator votes per row (N×10 counts in `fer_core.votes.VOTE_ORDER`, zeros = no votes) and
+    # where they came from; None until `fer_core.votes.attach_votes` finds a votes file
+    votes: np.ndarray | None = None
+    votes_info: dict | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -85,6 +89,8 @@ class FerDataset:
         return tuple(s for s in SPLITS if s in present)
 
     def _take(self, mask: np.ndarray, **changes) -> "FerDataset":
+        if self.votes is not None and "votes" not in changes:
+            changes["votes"] = self.votes[mask]
         return replace(self, images=self.images[mask], labels=self.labels[mask],
                        splits=self.splits[mask], files=self.files[mask], **changes)
 

@@ -1,7 +1,8 @@
 """The one canonical emotion vocabulary of the product.
 
 FER2013's own label order (0 angry … 6 neutral) is the canonical order: every dataset,
-model card and chart lists emotions in this order, whatever subset it uses.
+model card and chart lists emotions in this order, whatever subset it uses. FER+'s crowd labels
+(`fer_core.votes`) add an eighth emotion, contempt, which comes last (`EIGHT_CLASS`).
 """
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surpri
 
 FOUR_CLASS: tuple[str, ...] = ("happy", "sad", "surprise", "neutral")
 
-LABEL_SETS: dict[str, tuple[str, ...]] = {"all": EMOTIONS, "4class": FOUR_CLASS}
+# FER+ (Barsoum et al., 2016) labels the same faces with contempt as an eighth emotion. Only vote files
+# bring it in: a dataset folder named `contempt` (CK+) still loads as disgust, as it always has.
+CONTEMPT = "contempt"
+EIGHT_CLASS: tuple[str, ...] = EMOTIONS + (CONTEMPT,)
+
+LABEL_SETS: dict[str, tuple[str, ...]] = {"all": EMOTIONS, "4class": FOUR_CLASS, "8class": EIGHT_CLASS}
 
 # One colour per emotion, used by every chart, overlay and timeline. Hues are far apart (CIELAB
 # distance ≥ 35 between any two, checked by tests/test_labels.py) so that e.g. angry and disgust
@@ -22,6 +28,7 @@ EMOTION_COLORS: dict[str, str] = {
     "sad": "#1f77b4",       # blue
     "surprise": "#17becf",  # cyan
     "neutral": "#7f7f7f",   # grey
+    "contempt": "#c71585",  # magenta (FER+ only)
 }
 
 
@@ -53,16 +60,17 @@ def canonical_emotion(name: str) -> str | None:
 
 
 def sort_emotions(names) -> tuple[str, ...]:
-    """Canonical emotions in canonical order, duplicates removed."""
-    wanted = {canonical_emotion(n) or n for n in names}
-    unknown = wanted - set(EMOTIONS)
+    """Canonical emotions in canonical order, duplicates removed. `contempt` spelled exactly stays
+    contempt (an 8-class label set); as a folder alias it is disgust (`canonical_emotion`)."""
+    wanted = {n if n in EIGHT_CLASS else (canonical_emotion(n) or n) for n in names}
+    unknown = wanted - set(EIGHT_CLASS)
     if unknown:
-        raise ValueError(f"unknown emotion(s): {', '.join(sorted(unknown))}; known: {', '.join(EMOTIONS)}")
-    return tuple(e for e in EMOTIONS if e in wanted)
+        raise ValueError(f"unknown emotion(s): {', '.join(sorted(unknown))}; known: {', '.join(EIGHT_CLASS)}")
+    return tuple(e for e in EIGHT_CLASS if e in wanted)
 
 
 def parse_label_set(spec: str | None) -> tuple[str, ...]:
-    """Parse `all`, `4class` or a comma list such as `happy,sad` into canonical emotions."""
+    """Parse `all`, `4class`, `8class` (FER+'s, with contempt) or a comma list such as `happy,sad`."""
     if spec is None or spec.strip() == "":
         return EMOTIONS
     spec = spec.strip().lower()
@@ -77,7 +85,7 @@ def parse_label_set(spec: str | None) -> tuple[str, ...]:
 
 
 def label_set_name(labels) -> str:
-    """Short name of a label set: `all`, `4class`, or the comma list."""
+    """Short name of a label set: `all`, `4class`, `8class`, or the comma list."""
     labels = tuple(labels)
     for name, members in LABEL_SETS.items():
         if labels == members:
