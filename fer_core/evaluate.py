@@ -296,6 +296,17 @@ def clean_scores(pred: Predictions) -> dict | None:
             "duplicates": int(len(keep) - n), "reference": "train", "max_distance": NEAR_DISTANCE}
 
 
+def ferplus_scores(dataset: FerDataset, pred: Predictions) -> dict | None:
+    """Accuracy, its 95% interval and macro-F1 against the FER+ majority of the scored faces (contempt
+    counted as disgust for a model without contempt); None when the dataset carries no votes."""
+    from .votes import crowd_scores
+
+    scores = crowd_scores(dataset, pred.files, pred.y_pred, pred.labels)
+    if scores and scores["n"]:
+        scores["ci"] = list(accuracy_interval(scores["accuracy"], scores["n"]))
+    return scores
+
+
 # ----------------------------------------------------------------------------- evaluate_model
 
 class Evaluation(dict):
@@ -306,15 +317,21 @@ class Evaluation(dict):
 
 def evaluate_model(info_or_id, dataset, split: str = "test", tta=None, batch_size: int = 256,
                    progress: ProgressFn | None = None, *, model=None, save: bool = False,
-                   latency: bool = True) -> Evaluation:
+                   latency: bool = True, votes=None) -> Evaluation:
     """Score a registered model on a dataset split; with save=True also store it in the card and eval/ npz.
 
     `dataset` is a FerDataset or anything `load_dataset` reads. `split="test"` means PrivateTest
-    where the data has it; `split_description` says what was actually measured.
+    where the data has it; `split_description` says what was actually measured. Where FER+ votes
+    exist (found beside the data, or the `votes` file), `ferplus` also scores the model against the
+    FER+ majority of the same faces.
     """
+    from .votes import attach_votes
+
     info = info_or_id if isinstance(info_or_id, registry.ModelInfo) else registry.get_model(str(info_or_id))
     if not isinstance(dataset, FerDataset):
         dataset = load_dataset(dataset, progress=progress)
+    if dataset.votes is None or votes is not None:
+        dataset = attach_votes(dataset, votes)
     model = model if model is not None else registry.load_model(info)
     started = time.perf_counter()
     pred = predict_split(info, dataset, split, tta=tta, batch_size=batch_size, progress=progress, model=model)
@@ -326,6 +343,7 @@ def evaluate_model(info_or_id, dataset, split: str = "test", tta=None, batch_siz
         eval_seconds=round(time.perf_counter() - started, 2))
     pred.clean = clean_mask(dataset, split, pred.files)
     result["clean"] = clean_scores(pred)
+    result["ferplus"] = ferplus_scores(dataset, pred)
     result.predictions = pred
     result["latency_ms_per_face"] = measure_latency(info, model) if latency else None
     if info.format != "keras":  # an edge export: its parent's scores, latency per batch, and its parent's
@@ -473,13 +491,16 @@ def leaderboard(infos, split: str, dataset: dict | None = None):
                      "size MB": s["size_mb"], "epochs": s["epochs"], "train min": s["train_minutes"],
                      "trained on": s["devices"],
                      "accuracy": m.get("accuracy"), **_interval_columns(m),
+                     "FER+ accuracy": (m.get("ferplus") or {}).get("accuracy"),
+                     "FER+ faces": (m.get("ferplus") or {}).get("n"),
                      "clean accuracy": clean.get("accuracy"),
                      "macro-F1": m.get("macro_f1"),
                      "log-loss": m.get("log_loss"), "ECE": m.get("ece"),
                      "latency ms/face": m.get("latency_ms_per_face"), "images": m.get("n"),
                      "TTA": m.get("tta"), "evaluated on": m.get("split_description", "not evaluated")})
     frame = pd.DataFrame(rows, columns=["model", "architecture", "params", "size MB", "epochs", "train min", "trained on",
-                                        "accuracy", "CI low", "CI high", "clean accuracy", "macro-F1",
+                                        "accuracy", "CI low", "CI high", "FER+ accuracy", "FER+ faces",
+                                        "clean accuracy", "macro-F1",
                                         "log-loss", "ECE", "latency ms/face", "images", "TTA", "evaluated on"])
     return frame.sort_values("accuracy", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
 
@@ -664,7 +685,7 @@ def _cmd_evaluate(args) -> int:
     info = registry.get_model(args.model)
     dataset = load_dataset(args.data, progress=stderr_progress)
     result = evaluate_model(info, dataset, args.split, tta=args.tta, batch_size=args.batch_size,
-                            progress=stderr_progress, save=not args.no_save)
+                            progress=stderr_progress, save=not args.no_save, votes=args.votes)
     if args.json:
         print(json.dumps(result))
     else:
@@ -694,6 +715,12 @@ def format_report(result: dict, info: registry.ModelInfo) -> str:
     if clean and clean.get("n"):
         lines.append(f"  clean part (no exact or near duplicate in Training): accuracy {clean['accuracy']:.4f}   "
                      f"macro-F1 {clean['macro_f1']:.4f} on {clean['n']:,} images ({clean['duplicates']:,} left out)")
+    crowd = result.get("ferplus")
+    if crowd and crowd.get("n"):
+        lines.append(f"  against the FER+ majority ({crowd['votes_file']}): accuracy {crowd['accuracy']:.4f} "
+                     f"(95% CI {_interval(crowd['accuracy'], crowd['n'])})   macro-F1 {crowd['macro_f1']:.4f} on "
+                     f"{crowd['n']:,} faces ({crowd['without_votes']:,} without votes, {crowd['no_majority']:,} "
+                     f"without a majority in the label set; contempt {crowd['contempt']})")
     if result.get("latency_ms_per_face") is not None:
         lines.append(f"  latency {result['latency_ms_per_face']:.2f} ms per face on {result['device']}")
     table = pd.DataFrame(result["per_class"]).T
@@ -751,6 +778,8 @@ def add_cli(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-save", action="store_true", help="do not write the card or eval/<split>.npz")
+    p.add_argument("--votes", help="FER+ votes CSV (ferplus_votes.csv or fer2013new.csv) to also score against the "
+                                   "crowd's majority; default: one found beside the data")
     p.set_defaults(func=_cmd_evaluate)
 
     p = subparsers.add_parser("models", help="list registered models with their card summaries")

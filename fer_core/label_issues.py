@@ -148,6 +148,8 @@ def add_cli(subparsers) -> None:
     p.add_argument("--all", action="store_true", help="list every checked file, not only the flagged ones")
     p.add_argument("--top", type=int, default=20, help="rows printed in the table (default 20)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    p.add_argument("--votes", help="FER+ votes CSV to score the flags against the crowd's majority (default: "
+                                   "ferplus_votes.csv or fer2013new.csv beside the data)")
     p.add_argument("--out", metavar="FILE.csv",
                    help="write the ranked files as CSV (columns: " + ", ".join(COLUMNS) + "); feed it to "
                         "`train --exclude FILE.csv` to train without them")
@@ -162,7 +164,9 @@ def _cmd_label_issues(args) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and not out.parent.is_dir():
         raise ValueError(f"cannot write {out}: folder {out.parent} does not exist")
-    dataset = load_dataset(args.data, progress=_progress_bar)
+    from .votes import attach_votes, finder_vs_crowd
+
+    dataset = attach_votes(load_dataset(args.data, progress=_progress_bar), args.votes)
     if args.labels:
         from .labels import parse_label_set
         dataset = dataset.subset(parse_label_set(args.labels))
@@ -172,12 +176,17 @@ def _cmd_label_issues(args) -> int:
     if out is not None:
         shown.to_csv(out, index=False)
     meta = frame.attrs
+    crowd = finder_vs_crowd(frame, dataset)  # None without FER+ votes
     if args.json:
         print(json.dumps({**meta, "data": dataset.source, "split": args.split, "csv": str(out) if out else None,
-                          "files": shown.to_dict(orient="records")}, indent=1, default=_json_value))
+                          "crowd": crowd, "files": shown.to_dict(orient="records")}, indent=1, default=_json_value))
         return 0
     print(f"{meta['flagged']:,} of {meta['n']:,} {args.split} images likely mislabelled "
           f"({meta['method']})")
+    if crowd and crowd["faces_with_majority"]:
+        print(f"against the FER+ majority ({crowd['faces_with_majority']:,} faces with one, "
+              f"{crowd['label_differs_from_majority']:,} labelled otherwise): precision {crowd['precision']:.3f}, "
+              f"recall {crowd['recall']:.3f} (flagging at random: precision {crowd['base_rate']:.3f})")
     if meta["caveat"]:
         print(f"note: {meta['caveat']}")
     if meta["skipped_classes"]:
