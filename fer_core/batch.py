@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .faces import DEFAULT_MIN_SIZE, DETECTORS
+from .limits import ArchiveBudget, LimitError, open_zip, read_file, read_member
 from .video import VIDEO_TYPES
 
 IMAGE_TYPES: tuple[str, ...] = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
@@ -163,14 +164,34 @@ def expand_inputs(inputs) -> tuple[list[Item], list[tuple[str, str]]]:
                 items.append(Item(str(f), str(f.resolve()), kind))
                 continue
             try:
-                with zipfile.ZipFile(f) as zf:
-                    names = sorted(n for n in zf.namelist() if not n.endswith("/") and _ext(n) in IMAGE_TYPES
-                                   and not any(p.startswith(".") or p == "__MACOSX" for p in n.split("/")))
+                members, refused = _zip_members(f)
+            except LimitError as err:
+                problems.append((str(f), str(err)))
+                continue
             except (zipfile.BadZipFile, OSError) as err:
                 problems.append((str(f), f"not a readable zip: {err}"))
                 continue
-            items += [Item(f"{f}!{n}", str(f.resolve()), "zip", n) for n in names]
+            items += [Item(f"{f}!{n}", str(f.resolve()), "zip", n) for n in members]
+            problems += [(f"{f}!{n}", reason) for n, reason in refused]
     return items, problems
+
+
+def _zip_members(path: Path) -> tuple[list[str], list[tuple[str, str]]]:
+    """The image members of a zip (sorted) and (member, reason) for those refused by their declared size,
+    compression ratio or the archive's uncompressed budget (`fer_core.limits`), before anything is read."""
+    budget = ArchiveBudget()
+    members, refused = [], []
+    with open_zip(path, str(path)) as zf:
+        infos = sorted((i for i in zf.infolist() if not i.is_dir() and _ext(i.filename) in IMAGE_TYPES
+                        and not any(p.startswith(".") or p == "__MACOSX" for p in i.filename.split("/"))),
+                       key=lambda i: i.filename)
+    for info in infos:
+        reason = budget.admit(info)
+        if reason:
+            refused.append((info.filename, reason))
+        else:
+            members.append(info.filename)
+    return members, refused
 
 
 # --- scoring one item ---------------------------------------------------------------------------
@@ -223,12 +244,13 @@ def detector_for(name: str):
 
 
 def _read_item_bytes(item: Item) -> bytes:
+    """An image's bytes, read through a bounded stream (`fer_core.limits`): LimitError past the limit."""
     if item.kind != "zip":
-        return Path(item.path).read_bytes()
+        return read_file(item.path)
     cache = _local.__dict__.setdefault("zips", {})
     if item.path not in cache:  # one open ZipFile per thread and archive (its central directory read once)
-        cache[item.path] = zipfile.ZipFile(item.path)
-    return cache[item.path].read(item.member)
+        cache[item.path] = open_zip(item.path, item.path)
+    return read_member(cache[item.path], item.member)
 
 
 def face_rows(file: str, analysis, frame=None, time_s=None) -> list[dict]:

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import struct
 import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -22,9 +23,11 @@ from typing import Callable, Iterable
 import numpy as np
 from PIL import Image, ImageOps
 
+from . import limits
 from .labels import EMOTIONS, canonical_emotion, sort_emotions
 
 IMAGE_SIZE = 48
+MAX_IMAGE_PIXELS = 25_000_000  # per dataset image: faces are crops; 25 MP decodes to 75 MB of RGB at most
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 SUPPORTED_LAYOUTS = (
@@ -162,6 +165,7 @@ class _Source:
         self.zip: zipfile.ZipFile | None = None
         self.root: Path | None = None
         self.only: str | None = None  # the one CSV file when the source is a .csv path
+        self.budget = limits.ArchiveBudget()  # uncompressed bytes a zip may still spend
         if isinstance(source, (bytes, bytearray, io.IOBase)):
             data = source if isinstance(source, (bytes, bytearray)) else source.read()
             self.description = "uploaded zip"
@@ -194,11 +198,32 @@ class _Source:
         _scan_dir(self.root, "", out)
         return out
 
-    def read(self, path: str) -> bytes:
+    def read(self, path: str, limit: int | None = None) -> bytes:
+        """A file's bytes; LimitError (naming the limit) for one over `limit` (default
+        `limits.MAX_MEMBER_BYTES`) or past the archive's budget."""
         if self.zip is not None:
-            return self.zip.read(path)
-        with open(os.path.join(self.root, path), "rb") as fh:
-            return fh.read()
+            info = self.zip.getinfo(path)
+            problem = self.budget.admit(info, limit)
+            if problem:
+                raise limits.LimitError(problem)
+            return limits.read_member(self.zip, info, limit)
+        return limits.read_file(os.path.join(self.root, path), limit)
+
+    def open(self, path: str, limit: int | None = None):
+        """A binary stream of a file (a table read line by line); LimitError when it declares over `limit`
+        (default `limits.MAX_TABLE_BYTES`)."""
+        limit = limit or limits.MAX_TABLE_BYTES
+        if self.zip is not None:
+            info = self.zip.getinfo(path)
+            problem = self.budget.admit(info, limit)
+            if problem:
+                raise limits.LimitError(problem)
+            return self.zip.open(info)
+        file = os.path.join(self.root, path)
+        size = os.stat(file).st_size
+        if size > limit:
+            raise limits.LimitError(f"{limits.size_text(size)}, over the {limits.size_text(limit)} limit per table")
+        return open(file, "rb")
 
 
 def _scan_dir(folder: Path | str, rel: str, out: list[_Entry]) -> None:
@@ -223,7 +248,9 @@ def _scan_dir(folder: Path | str, rel: str, out: list[_Entry]) -> None:
 
 def _open_zip(file, name: str) -> zipfile.ZipFile:
     try:
-        return zipfile.ZipFile(file)
+        return limits.open_zip(file, name)
+    except limits.LimitError as err:
+        raise DataError(str(err)) from None
     except (zipfile.BadZipFile, OSError) as err:
         raise DataError(f"{name} is not a readable zip file ({err})") from None
 
@@ -345,6 +372,9 @@ def _decode(data: bytes) -> tuple[np.ndarray | None, str | None]:
 
     if not data:
         return None, "empty file (0 bytes)"
+    too_large = _too_many_pixels(data)
+    if too_large:
+        return None, too_large
     gray = None
     if (data.startswith(_JPEG_START) and data.endswith(_JPEG_END)) or (
             data.startswith(_PNG_START) and data.endswith(_PNG_END)):
@@ -361,10 +391,44 @@ def _decode(data: bytes) -> tuple[np.ndarray | None, str | None]:
     return gray, None
 
 
+def _too_many_pixels(data: bytes) -> str | None:
+    """Why an image must not be decoded (its header declares over MAX_IMAGE_PIXELS), else None.
+
+    JPEG and PNG sizes are read from their headers here (a few microseconds: FER2013's 36,000 faces
+    are all checked); other formats are checked by PIL before it decodes (`_decode_pil`).
+    """
+    size = _jpeg_size(data) if data.startswith(_JPEG_START) else (
+        struct.unpack(">II", data[16:24]) if data.startswith(_PNG_START) and len(data) >= 24 else None)
+    if size and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        w, h = size
+        return f"image too large: {w}×{h} = {w * h / 1e6:.0f} megapixels (the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} MP)"
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's start-of-frame segment, or None when none is found."""
+    at = 2
+    while at + 9 <= len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:  # markers without a length
+            at += 1 if marker == 0xFF else 2
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            h, w = struct.unpack(">HH", data[at + 5:at + 9])
+            return w, h
+        at += 2 + struct.unpack(">H", data[at + 2:at + 4])[0]
+    return None
+
+
 def _decode_pil(data: bytes) -> tuple[np.ndarray | None, str | None]:
     """Strict PIL decode to grayscale (raises on truncated data); (None, reason) on failure."""
     try:
         with Image.open(io.BytesIO(data)) as im:
+            if im.width * im.height > MAX_IMAGE_PIXELS:
+                return None, (f"image too large: {im.width}×{im.height} = {im.width * im.height / 1e6:.0f} megapixels "
+                              f"(the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} MP)")
             im.load()
             return np.asarray(ImageOps.exif_transpose(im).convert("L"), dtype=np.uint8), None
     except Image.DecompressionBombError:
@@ -380,6 +444,9 @@ def _decode_chunk(src: _Source, paths: list[str]) -> list[tuple[np.ndarray | Non
     for path in paths:
         try:
             data = src.read(path)
+        except limits.LimitError as err:  # over a size limit: refused before (or while) reading it
+            out.append((None, str(err)))
+            continue
         except Exception as err:  # OSError from disks; BadZipFile / zlib.error from damaged zip members
             out.append((None, f"unreadable ({type(err).__name__}: {err})"[:160]))
             continue
@@ -425,46 +492,109 @@ def _load_images(src: _Source, labelled: list[tuple[_Entry, str, str]], progress
 
 
 def _load_csv(src: _Source, entry: _Entry, progress: ProgressFn | None) -> FerDataset:
-    """Rows of fer2013.csv (emotion code, 2304 space-separated pixels, Usage) as a dataset."""
-    import pandas as pd
+    """Rows of fer2013.csv (emotion code, 2304 space-separated pixels, Usage) as a dataset.
 
+    Read as a stream, a block of rows at a time, so memory holds the decoded faces plus one block of
+    text; a row over `limits.MAX_ROW_BYTES` is listed by its row number without being held.
+    """
     if progress:
         progress(0, 1, f"reading {entry.path}")
-    raw = src.read(entry.path)
-    try:  # pyarrow's multi-threaded reader is ~5× faster where installed; pandas' own reader otherwise
-        frame = pd.read_csv(io.BytesIO(raw), dtype=str, engine="pyarrow")
-    except Exception:
-        try:
-            frame = pd.read_csv(io.BytesIO(raw), dtype=str)
-        except Exception as err:
-            raise DataError(f"{entry.path} is not a readable CSV ({err})") from None
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
-    if not {"emotion", "pixels"} <= set(frame.columns):
-        raise DataError(f"{entry.path} lacks the columns emotion,pixels. Supported layouts: "
-                        + "; ".join(SUPPORTED_LAYOUTS) + ".")
-    usage = frame["usage"] if "usage" in frame.columns else pd.Series(["Training"] * len(frame))
-    split = usage.fillna("").str.strip().str.lower().str.replace(r"[\s_-]", "", regex=True).map(_CSV_USAGE)
-    emotion = pd.to_numeric(frame["emotion"], errors="coerce")
-    code_ok = emotion.between(0, len(EMOTIONS) - 1) & (emotion == emotion.round())
-    pixels = frame["pixels"].fillna("").str.strip().to_numpy()
-    images, pixel_issue = _parse_pixels(pixels)
-    reasons = np.where(pixel_issue != "", pixel_issue,
-                       np.where(~code_ok.to_numpy(), "unknown emotion code",
-                                np.where(split.isna().to_numpy(), "unknown Usage", "")))
-    problems = [Problem(f"{entry.path}:row {r + 2}", str(reasons[r])) for r in np.flatnonzero(reasons != "")]
-    rows = np.flatnonzero(reasons == "")
-    if len(rows) == 0:
-        raise DataError(f"{entry.path} has no valid rows" + (f" (row 2: {problems[0].reason})" if problems else ""))
-    codes = emotion.iloc[rows].astype(int).to_numpy()
+    name = entry.path
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    problems: list[Problem] = []
+    try:
+        with src.open(name) as fh:
+            header, block = None, []
+            for number, line, length in limits.iter_lines(fh):
+                if line is None:
+                    problems.append(Problem(f"{name}:row {number}", f"row of {limits.size_text(length)}, over the "
+                                            f"{limits.size_text(limits.MAX_ROW_BYTES)} limit per row"))
+                elif header is None:
+                    header = _csv_header(line, name)
+                elif line.strip():
+                    block.append((number, line))
+                if len(block) >= _CSV_BLOCK:
+                    parts.append(_csv_block(block, header, name, problems))
+                    block = []
+            if block:
+                parts.append(_csv_block(block, header, name, problems))
+    except limits.LimitError as err:
+        raise DataError(f"{name}: {err}") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as err:
+        raise DataError(f"{name} could not be read ({err})") from None
+    if header is None:
+        raise DataError(f"{name} is empty. Supported layouts: " + "; ".join(SUPPORTED_LAYOUTS) + ".")
+    images, codes, splits, files = (np.concatenate([p[k] for p in parts]) if parts else np.zeros(0)
+                                    for k in range(4))
+    problems.sort(key=lambda p: int(p.file.rsplit(" ", 1)[1]))
+    if len(codes) == 0:
+        raise DataError(f"{name} has no valid rows" + (f" ({problems[0].file}: {problems[0].reason})" if problems else ""))
+    codes = codes.astype(int)
     classes = sort_emotions(EMOTIONS[c] for c in np.unique(codes))
     index = np.full(len(EMOTIONS), -1, dtype=np.int16)
     for k, c in enumerate(classes):
         index[EMOTIONS.index(c)] = k
-    files = np.array([f"{entry.path}:row {r + 2}" for r in rows])
     if progress:
-        progress(1, 1, f"read {len(rows):,} images from {entry.path}")
-    return FerDataset(images[rows], index[codes], split.iloc[rows].to_numpy().astype(str), files, classes,
-                      layout="fer2013-csv" + (" (zip)" if src.zip is not None else ""), problems=problems)
+        progress(1, 1, f"read {len(codes):,} images from {name}")
+    return FerDataset(images.astype(np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE), index[codes], splits.astype(str),
+                      files.astype(str), classes, layout="fer2013-csv" + (" (zip)" if src.zip is not None else ""),
+                      problems=problems)
+
+
+_CSV_BLOCK = 4096  # rows parsed together (~33 MB of fer2013.csv text)
+
+
+def _csv_header(line: bytes, name: str) -> dict[str, int]:
+    """Column positions of emotion, pixels and (optional) usage; DataError when the first two are missing."""
+    import csv
+
+    fields = next(csv.reader([line.decode("utf-8-sig", errors="replace")]), [])
+    columns = {f.strip().lower(): k for k, f in enumerate(fields)}
+    if not {"emotion", "pixels"} <= set(columns):
+        raise DataError(f"{name} lacks the columns emotion,pixels. Supported layouts: "
+                        + "; ".join(SUPPORTED_LAYOUTS) + ".")
+    return columns
+
+
+def _csv_block(block: list[tuple[int, bytes]], header: dict[str, int], name: str, problems: list[Problem]):
+    """(pixels N×2304, emotion codes, splits, file names) of a block's valid rows; the others go to `problems`."""
+    rows = [_csv_fields(line) for _, line in block]
+    numbers = [number for number, _ in block]
+
+    def cell(fields, column):
+        k = header.get(column)
+        return fields[k].strip() if k is not None and k < len(fields) else ""
+
+    images, pixel_issue = _parse_pixels(np.array([cell(f, "pixels") for f in rows], dtype=object))
+    codes = np.array([_emotion_code(cell(f, "emotion")) for f in rows], dtype=np.int16)
+    usage = [cell(f, "usage") if "usage" in header else "Training" for f in rows]
+    splits = np.array([_CSV_USAGE.get("".join(u.lower().replace("_", "").replace("-", "").split()), "")
+                       for u in usage], dtype=object)
+    reasons = np.where(pixel_issue != "", pixel_issue, np.where(codes < 0, "unknown emotion code",
+                                                                np.where(splits == "", "unknown Usage", "")))
+    problems += [Problem(f"{name}:row {numbers[r]}", str(reasons[r])) for r in np.flatnonzero(reasons != "")]
+    ok = reasons == ""
+    files = np.array([f"{name}:row {n}" for n in numbers], dtype=object)
+    return images.reshape(len(rows), -1)[ok], codes[ok], splits[ok], files[ok]
+
+
+def _csv_fields(line: bytes) -> list[str]:
+    """One line's fields (a quote left open ends with the line, so rows keep their numbers)."""
+    import csv
+
+    try:
+        return next(csv.reader([line.decode("utf-8", errors="replace")]), [])
+    except csv.Error:
+        return []
+
+
+def _emotion_code(text: str) -> int:
+    """FER2013's emotion code 0–6 from its text, or -1 when it is not one."""
+    try:
+        value = float(text)
+    except ValueError:
+        return -1
+    return int(value) if value.is_integer() and 0 <= value < len(EMOTIONS) else -1
 
 
 def _parse_pixels(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -148,12 +148,56 @@ class VideoFrame:
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What a video's header says: frame rate, frame size and (estimated, 0 when unknown) frame count."""
+    """What a video's header says: frame rate, frame size, (estimated, 0 when unknown) frame count and
+    duration in seconds (0 when unknown)."""
 
     fps: float
     width: int
     height: int
     frames: int
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    """The most a video may hold: pixels per frame, seconds and frames. Checked from the header before
+    anything is decoded (`check_video`), and again on every decoded frame, since headers can lie.
+
+    Defaults: 4K UHD frames (a 3840×2160 RGB frame is 25 MB) and 30 minutes (54,000 frames at 30 fps);
+    the Video Analysis page, which keeps an annotated copy in memory, uses `PAGE_LIMITS`.
+    """
+
+    max_pixels: int = 3840 * 2160
+    max_seconds: float = 30 * 60
+    max_frames: int = 54_000
+
+    def frame_problem(self, index: int, time_s: float, width: int, height: int) -> str | None:
+        """Why decoding must stop at this frame (over a limit), or None."""
+        if width * height > self.max_pixels:
+            return (f"a frame is {width}×{height} = {width * height / 1e6:.1f} megapixels; the limit is "
+                    f"{self.max_pixels / 1e6:.1f} MP")
+        if index >= self.max_frames:
+            return f"it holds more than {self.max_frames:,} frames, the limit"
+        if time_s > self.max_seconds:
+            return f"it runs longer than {self.max_seconds:g} s, the limit"
+        return None
+
+
+DEFAULT_LIMITS = VideoLimits()
+PAGE_LIMITS = VideoLimits(max_pixels=1920 * 1080, max_seconds=5 * 60, max_frames=9_000)  # 5 min of Full HD
+
+
+def check_video(info: VideoInfo, limits: VideoLimits | None = None, name: str = "the video") -> None:
+    """ValueError naming the limit when the header declares a video over `limits` (default
+    `DEFAULT_LIMITS`; nothing is decoded yet)."""
+    limits = limits or DEFAULT_LIMITS
+    problem = (limits.frame_problem(0, 0.0, info.width, info.height)
+               or (info.frames > limits.max_frames and f"it declares {info.frames:,} frames; the limit is "
+                                                      f"{limits.max_frames:,}")
+               or (info.seconds > limits.max_seconds and f"it lasts {info.seconds:.0f} s; the limit is "
+                                                         f"{limits.max_seconds:g} s"))
+    if problem:
+        raise ValueError(f"{name} is too large to analyse: {problem}. Trim or downscale it first.")
 
 
 def video_info(container) -> VideoInfo:
@@ -166,12 +210,16 @@ def video_info(container) -> VideoInfo:
         total = int(round(float(stream.duration * stream.time_base) * fps))
     if not total and container.duration:
         total = int(round(container.duration / 1e6 * fps))
-    return VideoInfo(fps, int(stream.codec_context.width or 0), int(stream.codec_context.height or 0), total)
+    seconds = (float(stream.duration * stream.time_base) if stream.duration and stream.time_base
+               else (container.duration or 0) / 1e6)
+    return VideoInfo(fps, int(stream.codec_context.width or 0), int(stream.codec_context.height or 0), total,
+                     max(0.0, seconds))
 
 
-def read_frames(source, every_n: int = 1, max_frames: int | None = None):
+def read_frames(source, every_n: int = 1, max_frames: int | None = None, limits: VideoLimits | None = None):
     """Decode a video (bytes, file-like or path) into `VideoFrame`s: every `every_n`-th frame of the
-    first `max_frames`. Bytes are decoded in memory. ValueError when it is not a decodable video.
+    first `max_frames`. Bytes are decoded in memory. ValueError when it is not a decodable video, or
+    when it is over `limits` (refused from its header, or where decoding finds it over).
 
     >>> from fer_core.video import read_frames, sample_clip, write_mp4
     >>> [f.index for f in read_frames(write_mp4(sample_clip(6)), every_n=2)]
@@ -181,18 +229,40 @@ def read_frames(source, every_n: int = 1, max_frames: int | None = None):
         raise ValueError("every_n must be 1 or more")
     container = open_video(source)
     try:
-        fps = video_info(container).fps
-        for frame in _decode(container, fps, max_frames):
+        info = video_info(container)
+        limits = _within(limits, max_frames)
+        check_video(info, limits, _name(source))
+        for frame in _decode(container, info.fps, max_frames, limits):
             if frame.index % int(every_n) == 0:
                 yield frame
     finally:
         container.close()
 
 
-def _decode(container, fps: float, max_frames: int | None = None):
-    """Every frame of an opened container's first video stream as `VideoFrame`s (times from 0)."""
+def _name(source) -> str:
+    """How messages name a video source."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return "the uploaded video"
+    if hasattr(source, "read"):
+        return str(getattr(source, "name", "the video"))
+    return Path(os.fspath(source)).name
+
+
+def _within(limits: VideoLimits | None, max_frames: int | None) -> VideoLimits:
+    """`limits` (default `DEFAULT_LIMITS`) as they apply when the caller stops after `max_frames` itself:
+    then a longer video is fine (only its first frames are decoded) and only each frame's size matters."""
+    limits = limits or DEFAULT_LIMITS
+    if not max_frames or max_frames > limits.max_frames:
+        return limits
+    return replace(limits, max_frames=1 << 62, max_seconds=float("inf"))
+
+
+def _decode(container, fps: float, max_frames: int | None = None, limits: VideoLimits | None = None):
+    """Every frame of an opened container's first video stream as `VideoFrame`s (times from 0); ValueError
+    at the first frame over `limits`, before its pixels are converted."""
     import av
 
+    limits = limits or DEFAULT_LIMITS
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
     index, t0 = 0, None
@@ -205,6 +275,9 @@ def _decode(container, fps: float, max_frames: int | None = None):
                 t = frame.time - t0
             else:
                 t = index / fps
+            problem = limits.frame_problem(index, t, frame.width, frame.height)
+            if problem:
+                raise ValueError(f"the video is too large to analyse: {problem}. Trim or downscale it first.")
             yield VideoFrame(index, t, frame.to_ndarray(format="rgb24"))
             index += 1
     except av.FFmpegError as err:
@@ -215,12 +288,14 @@ def _decode(container, fps: float, max_frames: int | None = None):
 
 def analyze_video(source, classifier, every_n: int = 5, detector: str = "haar", smoothing: float = 0.5,
                   annotate: bool = True, detect_side: int = 480, min_face: int | None = None,
-                  max_frames: int | None = None, progress: ProgressFn | None = None) -> VideoAnalysis:
+                  max_frames: int | None = None, progress: ProgressFn | None = None,
+                  limits: VideoLimits | None = None) -> VideoAnalysis:
     """Emotions of every face on every `every_n`-th frame of a video (bytes, file-like or path).
 
     Returns the timeline, share of time per emotion and, with `annotate`, an H.264 MP4 of all frames
     with the latest faces drawn. `min_face` defaults to 1/16 of the shorter frame side (at least 24 px).
     Everything happens in memory: the video is decoded from the bytes given and the MP4 encoded into bytes.
+    A video over `limits` is refused from its header, or where decoding finds it over (ValueError).
     """
     if int(every_n) < 1:
         raise ValueError("every_n must be 1 or more")
@@ -231,13 +306,15 @@ def analyze_video(source, classifier, every_n: int = 5, detector: str = "haar", 
     last_t = 0.0
     try:
         info = video_info(container)
+        limits = _within(limits, max_frames)
+        check_video(info, limits, _name(source))
         fps, short_side = info.fps, min(info.width or 480, info.height or 480)
         processor = FrameProcessor(classifier, detector=detector, detect_every=1, smoothing=smoothing,
                                    detect_side=detect_side, min_face=min_face or max(24, short_side // 16),
                                    haar_step=1.1, show_fps=False)
         total = min(info.frames, max_frames) if max_frames and info.frames else (max_frames or info.frames)
         step = max(1, total // 100)
-        for frame in _decode(container, fps, max_frames):
+        for frame in _decode(container, fps, max_frames, limits):
             rgb = frame.rgb
             if frame.index % int(every_n) == 0:
                 annotated, _ = processor.process(rgb, timestamp=frame.time)

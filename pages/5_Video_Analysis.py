@@ -6,6 +6,8 @@ processor as the live webcam page on every N-th frame.
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 
 import plotly.express as px
 import streamlit as st
@@ -30,6 +32,31 @@ def sample_video() -> bytes:
     return video.write_mp4(video.sample_clip(90), fps=15)
 
 
+class _Results:
+    """Finished analyses shared by every session, least recently used dropped past `budget` bytes of
+    annotated video: session state keeps only the job's key, so many sessions cannot pile up MP4s."""
+
+    def __init__(self, budget: int = 512 * 2**20):
+        self.budget, self._items, self._lock = budget, OrderedDict(), threading.Lock()
+
+    def get(self, job):
+        with self._lock:
+            if job in self._items:
+                self._items.move_to_end(job)
+            return self._items.get(job)
+
+    def put(self, job, result: video.VideoAnalysis) -> None:
+        with self._lock:
+            self._items[job] = result
+            while len(self._items) > 1 and sum(len(r.video or b"") for r in self._items.values()) > self.budget:
+                self._items.popitem(last=False)
+
+
+@st.cache_resource
+def results() -> _Results:
+    return _Results()
+
+
 # ----------------------------------------------------------------------------- inputs
 with st.sidebar:
     st.subheader("Analysis")
@@ -52,22 +79,30 @@ else:
     st.info("Upload a video (" + ", ".join(video.VIDEO_TYPES) + ") to see each face's emotions over time.")
     st.stop()
 
+LIMITS = video.PAGE_LIMITS
 job = (hashlib.sha1(data).hexdigest(), info.id, info.model_file.stat().st_mtime, detector, every, smoothing, annotate)
-if st.session_state.get("video_job") != job:
+result = results().get(job) if st.session_state.get("video_job") == job else None
+if result is None:
+    if st.session_state.get("video_job") == job:
+        st.caption("The earlier result was dropped from memory to make room for others; analyse again.")
     if not st.button("Analyse video", type="primary"):
         st.stop()
     bar = st.progress(0.0, text=f"Analysing {name} …")
     try:
         result = video.analyze_video(data, classifier(info), every_n=every,
                                      detector=detector, smoothing=smoothing, annotate=annotate,
+                                     max_frames=LIMITS.max_frames, limits=LIMITS,
                                      progress=lambda d, t, m: bar.progress(min(1.0, d / max(t, 1)), text=m))
     except ValueError as err:
         bar.empty()
         st.error(f"Could not analyse {name}: {err}")
         st.stop()
     bar.empty()
-    st.session_state.video_job, st.session_state.video_result = job, result
-result: video.VideoAnalysis = st.session_state.video_result
+    results().put(job, result)
+    st.session_state.video_job = job
+if result.frames >= LIMITS.max_frames:
+    st.info(f"Only the first {LIMITS.max_frames:,} frames ({result.duration:.0f} s) were analysed, the page's "
+            "limit; `python -m fer_core video` analyses longer videos.")
 
 # ----------------------------------------------------------------------------- results
 df = result.timeline
