@@ -1,6 +1,7 @@
 """Dataset Explorer: class balance, sample faces, mean faces, pixel distributions, data quality
-(blank images, exact and near duplicates, cross-split leakage), likely label errors and an embedding
-map as a model sees the data, and the files that failed to load."""
+(blank images, exact and near duplicates, cross-split leakage), FER+ crowd labels (annotator agreement,
+label × majority, disputed faces), likely label errors (scored against the crowd where votes exist) and
+an embedding map as a model sees the data, and the files that failed to load."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +11,7 @@ import plotly.express as px
 import streamlit as st
 
 from fer_core import embeddings, explore, label_issues, quality, registry
+from fer_core import votes as crowd_votes
 from fer_core.labels import label_set_name
 from pages.common import classifier, dataset_sidebar, emotion_color_map, label_set_picker, model_infos
 
@@ -21,6 +23,22 @@ if dataset is None:
     st.info("Nothing to explore yet: choose a dataset folder, .zip or fer2013.csv in the sidebar "
             "(or set `FER_DATA_DIR`).")
     st.stop()
+
+
+@st.cache_resource(show_spinner="Reading FER+ votes …", max_entries=4)
+def with_votes(fingerprint: str, source: str, votes_file: str, _dataset):
+    """The dataset with its FER+ votes (found beside it, or the named file) attached, once per file."""
+    return crowd_votes.attach_votes(_dataset, votes_file or None)
+
+
+with st.sidebar:
+    votes_file = st.text_input("FER+ votes file (optional)", key="votes_file",
+                               help="ferplus_votes.csv or FER+'s fer2013new.csv; by default one beside the "
+                                    "dataset is used")
+try:
+    dataset = with_votes(dataset.fingerprint, dataset.source, votes_file.strip(), dataset)
+except crowd_votes.VotesError as err:
+    st.error(f"Could not use the FER+ votes: {err}")
 labels = label_set_picker(dataset.classes)
 view = dataset if labels == dataset.classes else dataset.subset(labels)
 label_set = label_set_name(labels)
@@ -187,6 +205,48 @@ else:
     st.download_button("Download findings (CSV)", findings.to_csv(index=False).encode(),
                        file_name=f"quality_{dataset.fingerprint}_{label_set}.csv", mime="text/csv")
 
+# ----------------------------------------------------------------------------- crowd labels (FER+)
+st.header("Crowd labels (FER+)")
+
+
+@st.cache_data(show_spinner="Comparing labels with the crowd …", max_entries=8)
+def crowd_views(key: tuple, _part):
+    """Agreement per emotion, label × majority counts and the most disputed faces of one split."""
+    return (crowd_votes.agreement_frame(_part), crowd_votes.label_vs_majority(_part),
+            crowd_votes.disputed_faces(_part, 30))
+
+
+if view.votes is None:
+    st.info("No FER+ votes for this dataset: put `ferplus_votes.csv` (or FER+'s `fer2013new.csv` beside a "
+            "fer2013.csv) next to it, or name a votes file in the sidebar.")
+else:
+    votes_info = view.votes_info
+    st.caption(f"Ten annotators per face (Barsoum et al., 2016), from {Path(votes_info['file']).name} (fingerprint "
+               f"{votes_info['fingerprint']}). {crowd_votes.MAJORITY_PROTOCOL}. Contempt, which FER2013 lacks, counts as "
+               "disgust where labels are compared, and is its own column in the matrix.")
+    crowd_split = st.radio("Split", ["all"] + list(view.split_names), horizontal=True, key="crowd_split")
+    part = view if crowd_split == "all" else view.split(crowd_split)
+    agreement, matrix, disputed = crowd_views((dataset.fingerprint, labels, crowd_split, votes_info["fingerprint"]),
+                                              part)
+    has = int(agreement["faces with votes"].sum())
+    agrees = float((agreement["majority agrees"] * agreement["faces with votes"]).sum() / max(has, 1))
+    c1, c2, c3 = st.columns(3)
+    c1.metric("faces with votes", f"{has:,}", help=f"{len(part) - has:,} have none (no FER+ image)")
+    c2.metric("FER+ majority = label", f"{agrees:.1%}")
+    c3.metric("no majority", f"{int(matrix[crowd_votes.NO_MAJORITY].sum()):,}")
+    left, right = st.columns(2)
+    left.plotly_chart(px.bar(agreement, x="emotion", y=["votes for the label", "majority agrees", "top answer's share"],
+                             barmode="group", title="Annotator agreement per emotion (share)"), key="crowd_agreement")
+    right.plotly_chart(px.imshow(matrix, text_auto=True, color_continuous_scale="Blues", aspect="auto",
+                                 title="Dataset label (rows) × FER+ majority (columns)"), key="crowd_matrix")
+    st.dataframe(agreement, hide_index=True, column_config={
+        c: st.column_config.NumberColumn(format="%.3f") for c in agreement.columns if c not in ("emotion", "faces with votes")})
+    st.subheader("Most disputed faces")
+    st.caption("Highest spread of the ten answers (entropy, 1 = every answer different); label → FER+ majority.")
+    st.image([part.images[r] for r in disputed.index], width=72,
+             caption=[f"{lab} → {maj}" for lab, maj in zip(disputed["label"], disputed["FER+ majority"])])
+    st.dataframe(disputed, hide_index=True)
+
 # ----------------------------------------------------------------------------- likely label errors
 st.header("Likely label errors")
 st.caption("Images whose given emotion a model's view of them disagrees with: cleanlab's confident learning on "
@@ -231,6 +291,18 @@ if result is not None:
     m1.metric("images checked", f"{len(issues):,}")
     m2.metric("likely label errors", f"{len(flagged):,}")
     m3.metric("share flagged", f"{len(flagged) / max(len(issues), 1):.1%}")
+    crowd = crowd_votes.finder_vs_crowd(issues, view)
+    if crowd and crowd["faces_with_majority"]:
+        c1, c2, c3 = st.columns(3)
+        c1.metric("precision against the crowd", f"{crowd['precision']:.1%}",
+                  help="share of flagged faces whose label differs from the FER+ majority")
+        c2.metric("recall against the crowd", f"{crowd['recall']:.1%}",
+                  help="share of faces labelled otherwise than the FER+ majority that were flagged")
+        c3.metric("label ≠ FER+ majority", f"{crowd['label_differs_from_majority']:,} of {crowd['faces_with_majority']:,}",
+                  help=f"flagging at random would reach a precision of {crowd['base_rate']:.1%}")
+        st.caption(f"Scored on the {crowd['faces_with_majority']:,} checked faces with a FER+ majority in the label set "
+                   f"(contempt {crowd['contempt']}). Flagging at random would reach a precision of "
+                   f"{crowd['base_rate']:.1%}.")
     if issues.attrs.get("caveat"):
         st.warning(issues.attrs["caveat"])
     if issues.attrs.get("skipped_classes"):
