@@ -24,7 +24,7 @@ import numpy as np
 
 from . import registry
 from .data import FerDataset, load_dataset, resolve_split
-from .labels import label_set_name
+from .labels import EMOTIONS, label_set_name
 from .predict import Classifier
 from .tta import add_tta_argument, tta_mode
 from .runtime import device_description, short_device_name
@@ -298,12 +298,19 @@ def clean_scores(pred: Predictions) -> dict | None:
 
 def ferplus_scores(dataset: FerDataset, pred: Predictions) -> dict | None:
     """Accuracy, its 95% interval and macro-F1 against the FER+ majority of the scored faces (contempt
-    counted as disgust for a model without contempt); None when the dataset carries no votes."""
-    from .votes import crowd_scores
+    counted as disgust for a model without contempt); None when the dataset carries no votes. A model
+    with contempt and disgust also gets `seven_class`: its contempt answers read as disgust, scored
+    against the 7-class majority, the figure to set beside 7-class models."""
+    from .votes import CONTEMPT, crowd_scores
 
     scores = crowd_scores(dataset, pred.files, pred.y_pred, pred.labels)
     if scores and scores["n"]:
         scores["ci"] = list(accuracy_interval(scores["accuracy"], scores["n"]))
+        if CONTEMPT in pred.labels and "disgust" in pred.labels:
+            seven = [e for e in pred.labels if e != CONTEMPT]
+            to_seven = np.array([seven.index("disgust" if e == CONTEMPT else e) for e in pred.labels])
+            view = crowd_scores(dataset, pred.files, to_seven[pred.y_pred], seven)
+            scores["seven_class"] = {k: view[k] for k in ("accuracy", "macro_f1", "n", "no_majority", "contempt")}
     return scores
 
 
@@ -491,7 +498,7 @@ def leaderboard(infos, split: str, dataset: dict | None = None):
                      "size MB": s["size_mb"], "epochs": s["epochs"], "train min": s["train_minutes"],
                      "trained on": s["devices"],
                      "accuracy": m.get("accuracy"), **_interval_columns(m),
-                     "FER+ accuracy": (m.get("ferplus") or {}).get("accuracy"),
+                     "FER+ accuracy": (m.get("ferplus") or {}).get("accuracy"),  # on the model's own emotions
                      "FER+ faces": (m.get("ferplus") or {}).get("n"),
                      "clean accuracy": clean.get("accuracy"),
                      "macro-F1": m.get("macro_f1"),
@@ -536,6 +543,30 @@ def dataset_choices(infos, split: str | None = None) -> list[dict]:
         ident = f"id {g['id'][:8]}" if g["id"] else "recorded before dataset ids"
         g["label"] = f"{g['name']} ({size}{ident}; {len(g['models'])} model{'s' * (len(g['models']) != 1)})"
     return groups
+
+
+def crowd_frame(infos, split: str, dataset: dict | None = None):
+    """DataFrame of every model's saved score against the FER+ majority on `split` of `dataset`, across
+    label sets, in the 7-class view (an 8-class model's contempt answers read as disgust) so FER+ and
+    FER2013 models sit side by side; FER2013 accuracy beside it. Best FER+ accuracy first."""
+    import pandas as pd
+
+    rows = []
+    for info in infos:
+        m = info.metrics(split, dataset) or {}
+        crowd = m.get("ferplus") or {}
+        if not crowd.get("n"):
+            continue
+        seven = crowd.get("seven_class") or (crowd if set(info.labels) == set(EMOTIONS) else {})
+        trained = ((info.card.get("dataset") or {}).get("label_source") or {}).get("label_source", "fer2013")
+        rows.append({"model": info.id, "labels": info.label_set, "trained on labels": trained,
+                     "FER+ accuracy (7-class view)": seven.get("accuracy"), "faces": seven.get("n"),
+                     "FER+ accuracy (own emotions)": crowd.get("accuracy"), "own faces": crowd.get("n"),
+                     "FER2013 accuracy": m.get("accuracy"), "TTA": m.get("tta")})
+    columns = ["model", "labels", "trained on labels", "FER+ accuracy (7-class view)", "faces",
+               "FER+ accuracy (own emotions)", "own faces", "FER2013 accuracy", "TTA"]
+    return pd.DataFrame(rows, columns=columns).sort_values("FER+ accuracy (7-class view)", ascending=False,
+                                                          kind="stable").reset_index(drop=True)
 
 
 def cross_dataset_frame(infos, dataset: dict | None = None):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .labels import EMOTIONS
+from .labels import EIGHT_CLASS as EMOTIONS  # FER+ models add contempt after FER2013's seven
 
 ROW_COLUMNS: tuple[str, ...] = ("time", "frame", "face", "x", "y", "w", "h", "label", "confidence")
 

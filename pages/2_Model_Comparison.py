@@ -69,6 +69,9 @@ st.dataframe(board, hide_index=True, column_config={
                                         "models on the same images") for c in ("CI low", "CI high")},
     "clean accuracy": st.column_config.NumberColumn(format="%.4f", help="accuracy on the images of the split "
                                                     "with no exact or near duplicate in the Training split"),
+    "FER+ accuracy": st.column_config.NumberColumn(format="%.4f", help="accuracy against the FER+ crowd majority "
+                                                   "(ten annotators per face) on the 'FER+ faces' that have one in "
+                                                   "the model's emotions; 'accuracy' is against the dataset's labels"),
     "latency ms/face": st.column_config.NumberColumn(format="%.2f"),
     "train min": st.column_config.NumberColumn(format="%.1f", help="wall-clock training time, including the "
                                                "model it was fine-tuned from (--init-from) and an ensemble's "
@@ -94,6 +97,18 @@ if len(evaluated) >= 2:
                                   title="Accuracy (95% interval) vs latency (size = file MB)"))
     cost.plotly_chart(px.scatter(scored, x="train min", y="accuracy", color="model", hover_data=["epochs", "params"],
                                  title="Accuracy vs training time (minutes on the card's device)"))
+
+# ----------------------------------------------------------------------------- FER+ crowd labels
+crowd = ev.crowd_frame(infos, split, dataset)
+if not crowd.empty:
+    st.header("Against the crowd (FER+)")
+    st.caption(f"Every model with a saved score against the FER+ majority on the {split} split of {data_name}, "
+               "whatever its label set or training labels. The 7-class view reads an 8-class model's contempt "
+               "answers as disgust and counts contempt votes as disgust, so FER+ and FER2013 models compare on the "
+               "same faces; 'own emotions' scores each model on its own label set.")
+    st.dataframe(crowd, hide_index=True, column_config={
+        c: st.column_config.NumberColumn(format="%.4f")
+        for c in ("FER+ accuracy (7-class view)", "FER+ accuracy (own emotions)", "FER2013 accuracy")})
 
 # ----------------------------------------------------------------------------- other datasets
 cross = ev.cross_dataset_frame(selected, dataset)

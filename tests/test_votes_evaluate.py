@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -59,3 +60,71 @@ def test_evaluate_cli_takes_a_votes_file(env, capsys):
     result = json.loads(capsys.readouterr().out)
     # the angry faces are outside the (happy, sad) model; of the 7 others the crowd calls all sad, the model 3
     assert result["ferplus"]["n"] == 7 and result["ferplus"]["accuracy"] == pytest.approx(3 / 7)
+
+
+def make_contempt_model(models_dir, model_id: str = "contempt8"):
+    """An 8-class model that answers contempt for every face."""
+    import keras
+    import numpy as np
+
+    from fer_core.labels import EIGHT_CLASS
+
+    inputs = keras.Input((48, 48, 1))
+    outputs = keras.layers.Dense(8, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inputs))
+    model = keras.Model(inputs, outputs)
+    model.layers[-1].set_weights([np.zeros((1, 8), np.float32), 10 * np.eye(8, dtype=np.float32)[7]])
+    folder = models_dir / model_id
+    folder.mkdir(parents=True)
+    model.save(folder / registry.MODEL_FILE)
+    registry.write_card(folder, {"id": model_id, "name": "Always contempt", "architecture": "fixture",
+                                 "labels": list(EIGHT_CLASS), "params": 16, "default": False,
+                                 "preprocessing": {"input_size": 48, "channels": 1, "scale": "unit"},
+                                 "dataset": {"label_source": {"label_source": "ferplus-majority"}}})
+    return registry.get_model(model_id, models_dir)
+
+
+@pytest.fixture
+def contempt_votes(env):
+    data = make_dataset(env / "data")
+    ds = load_dataset(data)
+    crowd = {"test/happy/happy_0_200.png": votes_row(contempt=8, neutral=2),
+             "test/happy/happy_1_220.png": votes_row(disgust=8, neutral=2),
+             "test/sad/sad_0_30.png": votes_row(contempt=5, disgust=5)}  # 8 classes: a tie; 7: disgust
+    write_votes_csv(data / "ferplus_votes.csv", [(f, s, crowd.get(f, votes_row(**{f.split("/")[1]: 9, "fear": 1})))
+                                                 for f, s in zip(ds.files, ds.splits)])
+    return load_dataset(data)
+
+
+def test_an_eight_class_model_also_gets_a_seven_class_view(env, contempt_votes):
+    info = make_contempt_model(env / "models")
+    bright = make_model(env / "models", "bright")
+    scores = ev.evaluate_model(info, contempt_votes, split="test", latency=False, save=True)["ferplus"]
+    assert scores["n"] == 8 and scores["accuracy"] == pytest.approx(1 / 8)  # only happy_0's crowd says contempt
+    seven = scores["seven_class"]  # contempt answers read as disgust, contempt votes as disgust
+    assert seven["n"] == 9 and seven["accuracy"] == pytest.approx(3 / 9) and seven["contempt"] == "counted as disgust"
+    ev.evaluate_model(bright, contempt_votes, split="test", latency=False, save=True)
+    frame = ev.crowd_frame([registry.get_model("bright"), registry.get_model("contempt8")], "test").set_index("model")
+    assert frame.loc["contempt8", "FER+ accuracy (7-class view)"] == pytest.approx(3 / 9)
+    assert frame.loc["contempt8", "trained on labels"] == "ferplus-majority"
+    assert pd.isna(frame.loc["bright", "FER+ accuracy (7-class view)"])  # a 2-class model has no 7-class view
+    # bright (happy above mid-grey) on the faces whose majority is happy or sad: 240 happy ✓, 60 happy ✗ (says
+    # sad), 50 sad ✓, 180 sad ✗ (says happy); 200 (contempt), 220 and 30 (disgust) are outside its emotions
+    assert frame.loc["bright", "own faces"] == 4 and frame.loc["bright", "FER+ accuracy (own emotions)"] == 0.5
+
+
+def test_comparison_page_shows_the_crowd_beside_fer2013(env, contempt_votes, monkeypatch):
+    from test_page_comparison import run_page
+
+    monkeypatch.setenv("FER_DATA_DIR", str(env / "data"))
+    make_contempt_model(env / "models")
+    make_model(env / "models", "bright")
+    for model_id in ("contempt8", "bright"):
+        ev.evaluate_model(model_id, contempt_votes, split="test", latency=False, save=True)
+    at = run_page()
+    at.radio(key="split").set_value("test").run()
+    assert not at.exception, at.exception
+    board = at.dataframe[0].value
+    assert {"accuracy", "FER+ accuracy", "FER+ faces"} <= set(board.columns) and board["FER+ accuracy"].notna().all()
+    assert "Against the crowd (FER+)" in [h.value for h in at.header]
+    crowd = next(d.value for d in at.dataframe if "FER+ accuracy (7-class view)" in d.value.columns)
+    assert set(crowd["model"]) == {"contempt8", "bright"}
