@@ -128,3 +128,23 @@ def test_comparison_page_shows_the_crowd_beside_fer2013(env, contempt_votes, mon
     assert "Against the crowd (FER+)" in [h.value for h in at.header]
     crowd = next(d.value for d in at.dataframe if "FER+ accuracy (7-class view)" in d.value.columns)
     assert set(crowd["model"]) == {"contempt8", "bright"}
+
+
+def test_label_issues_json_scores_the_flags_against_the_crowd(env, capsys):
+    from fer_core.labels import FOUR_CLASS
+    from tests.fixtures import write_mislabelled_gratings
+    from tests.test_predict import make_fixture_model
+
+    root = env / "gratings"
+    moved = write_mislabelled_gratings(root, per_class=30, moved=0.1, seed=1)
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+    write_votes_csv(root / "ferplus_votes.csv",
+                    [(f, "train", votes_row(**{Path(f).name.split("_")[0]: 10})) for f in files])
+    make_fixture_model(env / "models", "tiny4", FOUR_CLASS, default=True)
+    assert cli.main(["label-issues", "--data", str(root), "--json", "--all"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    crowd = doc["crowd"]
+    assert crowd["faces_with_majority"] == 120 and crowd["label_differs_from_majority"] == len(moved)
+    flagged = {r["file"] for r in doc["files"] if r["label_issue"]}
+    assert crowd["flagged"] == len(flagged) and crowd["flagged_and_differs"] == len(flagged & set(moved))
+    assert crowd["recall"] == pytest.approx(len(flagged & set(moved)) / len(moved))
