@@ -22,6 +22,7 @@ USER_ERRORS = (DataError, RegistryError, FileNotFoundError, ValueError)
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("data", "load a dataset and print its counts and problems"),
     "train": ("train", "train an architecture on a dataset and register it under models/"),
+    "distill": ("train", "train a fast network on a registered teacher's probabilities (knowledge distillation)"),
     "evaluate": ("evaluate", "score a registered model on a dataset split and save the results"),
     "models": ("evaluate", "list registered models with their card summaries"),
     "predict": ("predict", "detect faces in photos and classify their emotions"),

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from . import registry
+from .labels import label_set_name
+from .litert import interpreter_for_batch
 from .data import DataError, default_data_dir, load_dataset
 
 FORMATS: tuple[str, ...] = ("litert", "onnx")
@@ -86,12 +88,15 @@ def _training_data(info: registry.ModelInfo, data=None):
 
 def export_model(model_id, format: str, quantize: str = "none", *, data=None,
                  sample_size: int = DEFAULT_SAMPLE_SIZE, out_id: str | None = None, overwrite: bool = False,
-                 note: str | None = None, models_dir: Path | None = None, command: str | None = None
-                 ) -> registry.ModelInfo:
+                 note: str | None = None, models_dir: Path | None = None, command: str | None = None,
+                 labels=None) -> registry.ModelInfo:
     """Convert a registered Keras model to `format` with `quantize` and register it; returns the export.
 
     int8 calibrates on `sample_size` training images (from `data`, else the card's dataset); the
     other modes need no data. `note` is stored in the card (e.g. why a float16 export was shipped).
+    `labels` (a label set, e.g. "4class") exports the parent with its softmax head narrowed to those
+    emotions: exactly its probabilities restricted and renormalised, with no second Keras file —
+    Grad-CAM narrows the parent the same way (`EdgeRuntime.parent_keras_model`).
     """
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
@@ -101,6 +106,7 @@ def export_model(model_id, format: str, quantize: str = "none", *, data=None,
     if parent.format != "keras":
         raise ValueError(f"{parent.id} is already a {parent.format} export; export its parent "
                          f"{(parent.card.get('export') or {}).get('parent', '')} instead")
+    keep = _kept_classes(parent, labels)
     new_id = out_id or export_id(parent.id, format, quantize)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", new_id):
         raise ValueError(f"export id {new_id!r} must be a plain folder name (letters, digits, . _ -)")
@@ -111,7 +117,7 @@ def export_model(model_id, format: str, quantize: str = "none", *, data=None,
     sample, described = (representative_sample(parent, data, sample_size) if quantize == "int8"
                          else (None, None))
     started = time.perf_counter()
-    model = registry.load_keras_model(parent)
+    model = narrowed(registry.load_keras_model(parent), keep)
     probe = sample if sample is not None else _probe_batch(parent)
     outputs = _output_kind(np.asarray(model(probe[:32], training=False)))  # also builds the model for export
     tmp = root / f".{new_id}.tmp"
@@ -121,7 +127,7 @@ def export_model(model_id, format: str, quantize: str = "none", *, data=None,
         target = tmp / registry.MODEL_FILES[format]
         (_convert_litert if format == "litert" else _convert_onnx)(model, target, quantize, sample)
         card = _export_card(parent, new_id, format, quantize, target, described, note, command,
-                            outputs=outputs, seconds=time.perf_counter() - started)
+                            outputs=outputs, seconds=time.perf_counter() - started, keep=keep)
         registry.write_card(tmp, card)
         load_runtime(registry.ModelInfo(new_id, tmp, card))(probe[:4])  # it must load and run before it is registered
         if folder.exists():
@@ -130,6 +136,30 @@ def export_model(model_id, format: str, quantize: str = "none", *, data=None,
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return registry.get_model(new_id, root)
+
+
+def _kept_classes(parent: registry.ModelInfo, labels) -> list[int] | None:
+    """The parent's class indices an export narrowed to `labels` keeps (None: all of them)."""
+    if labels is None:
+        return None
+    from .labels import parse_label_set
+
+    wanted = parse_label_set(labels) if isinstance(labels, str) else tuple(labels)
+    missing = [e for e in wanted if e not in parent.labels]
+    if missing:
+        raise ValueError(f"{parent.id} does not predict {', '.join(missing)}; it can only be narrowed to a subset "
+                         f"of {', '.join(parent.labels)}")
+    keep = sorted(parent.labels.index(e) for e in wanted)
+    return None if len(keep) == len(parent.labels) else keep
+
+
+def narrowed(model, keep: list[int] | None):
+    """`model`, or its softmax head cut to the classes `keep` (sharing the parent's weights, not copying them)."""
+    if keep is None:
+        return model
+    from .ensemble import restricted_head
+
+    return restricted_head(model, keep, f"{model.name}_narrowed")
 
 
 def _probe_batch(info: registry.ModelInfo) -> np.ndarray:
@@ -214,8 +244,10 @@ def _output_kind(out: np.ndarray) -> str:
 
 
 def _export_card(parent: registry.ModelInfo, new_id: str, fmt: str, quantize: str, file: Path, sample: dict | None,
-                 note: str | None, command: str | None, outputs: str, seconds: float) -> dict:
-    """The export's card: the parent's identity (labels, preprocessing, data, lineage) plus the export section."""
+                 note: str | None, command: str | None, outputs: str, seconds: float,
+                 keep: list[int] | None = None) -> dict:
+    """The export's card: the parent's identity (labels, preprocessing, data, lineage) plus the export section;
+    a narrowed export keeps the parent's classes `keep`, recorded as `export.classes_of_parent`."""
     import keras
 
     size, parent_size = file.stat().st_size, parent.model_file.stat().st_size
@@ -228,10 +260,14 @@ def _export_card(parent: registry.ModelInfo, new_id: str, fmt: str, quantize: st
               "seconds": round(seconds, 1)}
     if note:
         export["note"] = note
-    card = {"id": new_id, "name": f"{parent.name} · {FORMAT_NAMES[fmt]} {quantize}",
+    labels = list(parent.labels) if keep is None else [parent.labels[i] for i in keep]
+    if keep is not None:
+        export["classes_of_parent"] = keep
+    narrowing = "" if keep is None else f", its head narrowed to {label_set_name(labels)}"
+    card = {"id": new_id, "name": f"{parent.name} · {FORMAT_NAMES[fmt]} {quantize}{narrowing}",
             "architecture": parent.card.get("architecture", ""),
-            "description": f"{FORMAT_NAMES[fmt]} export of {parent.id}: {QUANT_DESCRIPTIONS[quantize]}",
-            "format": fmt, "labels": list(parent.labels), "preprocessing": parent.preprocessing.to_dict(),
+            "description": f"{FORMAT_NAMES[fmt]} export of {parent.id}{narrowing}: {QUANT_DESCRIPTIONS[quantize]}",
+            "format": fmt, "labels": labels, "preprocessing": parent.preprocessing.to_dict(),
             "params": parent.card.get("params"), "file_size_bytes": size, "default": False,
             "dataset": parent.card.get("dataset"), "export": export,
             # no training of its own: the parent's run is its lineage, so training budgets count it
@@ -296,7 +332,8 @@ class EdgeRuntime:
                 except registry.RegistryError:
                     raise ValueError(f"{self.info.id}'s parent {self.parent_id!r} is not registered, "
                                      "so there is no Keras model to explain") from None
-                self._parent = registry.load_keras_model(parent)
+                self._parent = narrowed(registry.load_keras_model(parent),
+                                        (self.info.card.get("export") or {}).get("classes_of_parent"))
             return self._parent
 
 
@@ -316,11 +353,7 @@ class LiteRTRuntime(EdgeRuntime):
 
     def _interpreter(self, n: int):
         if n not in self._interpreters:
-            it = _interpreter_class()(model_content=self._content, num_threads=os.cpu_count() or 1)
-            detail = it.get_input_details()[0]
-            it.resize_tensor_input(detail["index"], [n, *detail["shape"][1:]])
-            it.allocate_tensors()
-            self._interpreters[n] = it
+            self._interpreters[n] = interpreter_for_batch(self._content, n)
         return self._interpreters[n]
 
     def _run(self, x: np.ndarray) -> np.ndarray:
@@ -352,16 +385,6 @@ class OnnxRuntime(EdgeRuntime):
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self._session.run(None, {self._input: x})[0])
-
-
-def _interpreter_class():
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # no ai-edge-litert wheel for this platform: TensorFlow's own interpreter
-        import tensorflow as tf
-
-        Interpreter = tf.lite.Interpreter
-    return Interpreter
 
 
 def load_runtime(info: registry.ModelInfo) -> EdgeRuntime:
@@ -410,8 +433,18 @@ def agreement(a, b) -> tuple[float | None, int]:
     ia, ib = align(a, b)
     if not len(ia):
         return None, 0
-    same = np.asarray(a.labels)[a.y_pred[ia]] == np.asarray(b.labels)[b.y_pred[ib]]
+    same = np.asarray(a.labels)[a.y_pred[ia]] == _top_labels_among(b, ib, a.labels)
     return float(same.mean()), int(len(ia))
+
+
+def _top_labels_among(pred, rows, labels) -> np.ndarray:
+    """`pred`'s top label on `rows` among `labels` only, so a narrowed export is compared with its parent
+    narrowed the same way (all of `pred`'s labels when `labels` is not a strict subset of them)."""
+    names = np.asarray(pred.labels)
+    cols = [i for i, e in enumerate(pred.labels) if e in set(labels)]
+    if len(cols) == len(names) or not cols:
+        return names[pred.y_pred[rows]]
+    return names[cols][np.asarray(pred.probabilities)[rows][:, cols].argmax(axis=1)]
 
 
 def agreement_with_parent(info: registry.ModelInfo, split: str, dataset: dict | None = None
@@ -498,7 +531,7 @@ def _cmd_export(args) -> int:
     import shlex
 
     info = export_model(args.model, args.format, args.quantize, data=args.data, sample_size=args.sample_size,
-                        out_id=args.id, overwrite=args.overwrite, note=args.note,
+                        out_id=args.id, overwrite=args.overwrite, note=args.note, labels=args.labels,
                         command="python -m fer_core " + shlex.join(args.argv))
     export = info.card["export"]
     sample = export.get("representative_sample")
@@ -527,5 +560,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("--id", help="registry id of the export (default <model>-<format>-<quantize>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing export of the same id")
     p.add_argument("--note", help="a note stored in the export's card (e.g. why this quantization was shipped)")
+    p.add_argument("--labels", help="narrow the model's head to a label set (e.g. 4class: happy, neutral, sad, "
+                                    "surprise) — its probabilities restricted and renormalised")
     p.add_argument("--json", action="store_true", help="also print the export's card as JSON")
     p.set_defaults(func=_cmd_export)

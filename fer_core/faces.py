@@ -79,7 +79,7 @@ class HaarDetector:
 
 
 class OnetConfirmer:
-    """Is this box a face? MTCNN's O-Net (its 48×48 last stage, weights in the `mtcnn` wheel) scores
+    """Is this box a face? MTCNN's O-Net (its 48×48 last stage, shipped as LiteRT: `fer_core.onet`) scores
     every box of a photo in one call; boxes under `min_probability` (0.8, MTCNN's own O-Net threshold)
     are dropped.
 
@@ -89,11 +89,10 @@ class OnetConfirmer:
     """
 
     def __init__(self, min_probability: float = 0.8):
-        from mtcnn.stages.stage_onet import StageONet  # loads TensorFlow and O-Net's weights: only when asked for
+        from .onet import OnetNetwork  # the shipped LiteRT conversion: no TensorFlow
 
         self.min_probability = min_probability
-        self._net = StageONet()._model
-        self._lock = threading.Lock()
+        self._net = OnetNetwork()
 
     def probabilities(self, image_rgb: np.ndarray, boxes) -> np.ndarray:
         """O-Net's face probability for each (x, y, w, h) box (boxes are clipped to the image)."""
@@ -107,9 +106,7 @@ class OnetConfirmer:
         if not patches:
             return np.zeros(0, np.float32)
         x = (np.stack(patches).astype(np.float32) - 127.5) / 128.0  # MTCNN's own normalisation
-        with self._lock:
-            _offsets, _landmarks, scores = self._net(x, training=False)
-        return np.asarray(scores, np.float32)[:, 1]
+        return self._net.face_probability(x)
 
     def confirm(self, image_rgb: np.ndarray, faces: list[Face]) -> list[Face]:
         """The faces O-Net agrees are faces."""

@@ -110,6 +110,25 @@ def gradient_model(classifier):
     return model.parent_keras_model() if getattr(model, "runtime", None) else model
 
 
+def gradients_unavailable(classifier) -> str | None:
+    """Why the gradient methods cannot explain `classifier` (an edge export whose parent Keras model is not
+    registered), or None when they can — decided from the cards, without loading any Keras model, so a
+    page can offer Grad-CAM and load TensorFlow only when someone asks for it."""
+    model = classifier.model
+    if not getattr(model, "runtime", None):
+        return None
+    from . import registry
+
+    if not model.parent_id:
+        return f"export {classifier.id!r} names no parent model to explain"
+    try:
+        registry.get_model(model.parent_id, classifier.info.path.parent)
+    except registry.RegistryError:
+        return (f"{classifier.id}'s parent {model.parent_id!r} is not registered, so there is no Keras model "
+                "to explain")
+    return None
+
+
 def overlay(crop_rgb: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
     """The crop with the heatmap blended on top in the JET colormap (red = most important)."""
     crop = np.asarray(crop_rgb)

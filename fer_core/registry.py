@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+import uuid
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from .labels import label_set_name
@@ -18,6 +21,8 @@ MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
 MODEL_FILES = {"keras": MODEL_FILE, "litert": "model.tflite", "onnx": "model.onnx"}  # card `format` → file
 PREDICTIONS_DIR = "eval"  # per-image predictions saved by `evaluate`, under each model's folder
+LOCK_FILE = ".card.lock"  # held while a card is read-modified-written (`card_lock`)
+COMMIT_FILE = ".commit.json"  # names the temp weights and card of a `save_model_files` being finished
 
 
 class RegistryError(LookupError):
@@ -93,27 +98,114 @@ class ModelInfo:
 
 
 def read_card(folder: Path) -> dict:
+    """A model folder's card, after finishing a `save_model_files` that a crash interrupted."""
+    if (Path(folder) / COMMIT_FILE).exists():
+        with card_lock(folder):
+            _finish_commit(Path(folder))
     with open(Path(folder) / CARD_FILE, encoding="utf-8") as fh:
         return json.load(fh)
 
 
 def write_card(folder: Path, card: dict) -> None:
-    """Write a card atomically, so a crash never leaves half a card."""
+    """Write a card atomically through a temp file of its own, so a crash never leaves half a card and
+    concurrent writers never share a temp name. Read-modify-write callers use `update_card`."""
+    os.replace(_write_temp(Path(folder), CARD_FILE, card), Path(folder) / CARD_FILE)
+
+
+def card_lock(folder: Path, timeout: float = 120):
+    """An inter-process lock on one model folder's card (`filelock`), held across a read-modify-write."""
+    from filelock import FileLock
+
+    return FileLock(str(Path(folder) / LOCK_FILE), timeout=timeout)
+
+
+def update_card(folder: Path, change) -> dict:
+    """Re-read a card, apply `change(card)` (which edits it in place) and write it, all under the
+    folder's lock: concurrent writers (evaluate, robustness, --set-default …) each keep their update."""
+    with card_lock(folder):
+        card = read_card(folder)
+        change(card)
+        write_card(folder, card)
+    return card
+
+
+def save_model_files(folder: Path, card: dict, write_model, model_file: str = MODEL_FILE) -> None:
+    """Write a model's weights (`write_model(path)`, e.g. `keras_model.save`) and its card so that no
+    crash leaves new weights beside an old card: both are written to temp files, a commit record naming
+    them is written atomically, then both are moved into place. A crash after the record is finished
+    by the next `read_card`; one before it leaves the old model untouched. `write_model` may still fill
+    in the card (e.g. the file's size): the card is written after it returns."""
     folder = Path(folder)
-    tmp = folder / (CARD_FILE + ".tmp")
-    tmp.write_text(json.dumps(card, indent=1, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / CARD_FILE)
+    folder.mkdir(parents=True, exist_ok=True)
+    with card_lock(folder):
+        _finish_commit(folder)
+        token = uuid.uuid4().hex[:12]
+        weights = folder / f".partial-{token}-{model_file}"  # keeps the suffix Keras checks
+        try:
+            write_model(weights)
+            plan = {model_file: weights.name, CARD_FILE: _write_temp(folder, CARD_FILE, card).name}
+        except BaseException:
+            weights.unlink(missing_ok=True)
+            raise
+        os.replace(_write_temp(folder, COMMIT_FILE, plan), folder / COMMIT_FILE)
+        _finish_commit(folder)
 
 
-def list_models(models_dir: Path | None = None) -> list[ModelInfo]:
-    """Every complete model folder under `models_dir`, sorted by label set then id."""
+def _write_temp(folder: Path, name: str, content: dict) -> Path:
+    """`content` as JSON in a new uniquely named temp file beside `name`, flushed to disk."""
+    fd, tmp = tempfile.mkstemp(prefix=f".partial-{name}-", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(content, indent=1, sort_keys=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
+def _finish_commit(folder: Path) -> None:
+    """Move the files a commit record names into place, then drop the record (call under the lock)."""
+    record = folder / COMMIT_FILE
+    try:
+        plan = json.loads(record.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return
+    for final, temp in plan.items():
+        if (folder / temp).exists():
+            os.replace(folder / temp, folder / final)
+    record.unlink(missing_ok=True)
+
+
+class CardCache:
+    """Cards parsed once and re-read only when their file changes (inode, size, modification time), for
+    long-lived processes such as `serve`. The dicts it returns are shared: do not modify them."""
+
+    def __init__(self):
+        self._cards: dict[Path, tuple[tuple, dict]] = {}
+
+    def read(self, folder: Path) -> dict:
+        st = os.stat(Path(folder) / CARD_FILE)
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        hit = self._cards.get(Path(folder))
+        if hit is None or hit[0] != stamp or (Path(folder) / COMMIT_FILE).exists():
+            hit = (stamp, read_card(folder))
+            self._cards[Path(folder)] = hit
+        return hit[1]
+
+
+def list_models(models_dir: Path | None = None, cards: CardCache | None = None) -> list[ModelInfo]:
+    """Every complete model folder under `models_dir`, sorted by label set then id (cards read through
+    `cards` when given, so unchanged cards are not parsed again)."""
     root = Path(models_dir) if models_dir else default_models_dir()
+    read = cards.read if cards is not None else read_card
     found = []
     if root.is_dir():
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
             if (folder / CARD_FILE).exists():
                 try:
-                    info = ModelInfo(folder.name, folder, read_card(folder))
+                    info = ModelInfo(folder.name, folder, read(folder))
                 except (OSError, ValueError):
                     continue  # an unreadable card is skipped, not fatal
                 if info.model_file.exists():
@@ -142,6 +234,41 @@ def default_model(labels=None, models_dir: Path | None = None) -> ModelInfo | No
     return next((m for m in models if m.is_default()), models[0] if models else None)
 
 
+def validation_accuracy(info: ModelInfo) -> float | None:
+    """The model's saved accuracy on its home dataset's validation split (its default inference), or None."""
+    found = info.metrics("validation")
+    return found.get("accuracy") if found else None
+
+
+def most_accurate(infos: list[ModelInfo], labels) -> ModelInfo | None:
+    """The model of label set `labels` with the best saved validation accuracy (real evaluations only)."""
+    scored = [(validation_accuracy(m), m) for m in infos if m.labels == tuple(labels)]
+    scored = [(acc, m) for acc, m in scored if acc is not None]
+    return max(scored, key=lambda pair: pair[0])[1] if scored else None
+
+
+def fastest_equivalent(infos: list[ModelInfo], model: ModelInfo) -> ModelInfo:
+    """`model`, or its best-scoring registered edge export of the same label set: it answers (almost) the same
+    without TensorFlow, so a page that only compares answers can run it instead."""
+    exports = [m for m in infos if (m.card.get("export") or {}).get("parent") == model.id and m.labels == model.labels
+               and validation_accuracy(m) is not None]
+    return max(exports, key=validation_accuracy) if exports else model
+
+
+def featured_models(infos: list[ModelInfo]) -> list[ModelInfo]:
+    """What a page compares by default: every label set's default model and its most accurate one (run as its
+    best edge export when one is registered), defaults first."""
+    out: list[ModelInfo] = []
+    for labels in dict.fromkeys(m.labels for m in infos):
+        same = [m for m in infos if m.labels == labels]
+        default = next((m for m in same if m.is_default()), same[0])  # as `default_model` picks
+        best = most_accurate(infos, labels)
+        for m in (default, fastest_equivalent(infos, best) if best else None):
+            if m is not None and m not in out:
+                out.append(m)
+    return out
+
+
 def load_keras_model(info: ModelInfo):
     """The Keras model of a registered model, loaded for inference (no optimizer state)."""
     import keras
@@ -168,30 +295,36 @@ def save_metrics(info: ModelInfo, split: str, metrics: dict) -> list[dict]:
     (re-reading it first), beside its results on other datasets. An old-style result on the same split
     of a same-named dataset of the same size is the same data measured before content ids: it is
     replaced. Returns the replaced entries (their prediction files are the caller's to remove)."""
-    card = _migrated(read_card(info.path))
     metrics = {**metrics, "split": split}
     new = metrics.get("dataset") or {}
-    evaluations = card.setdefault("evaluations", {})
-    replaced = [k for k, e in evaluations.items()
-                if e.get("split") == split and not (e.get("dataset") or {}).get("id") and new.get("id")
-                and same_dataset(e.get("dataset") or {}, new) and _split_rows(e) == _split_rows(metrics)]
-    key = evaluation_key(new, split)
-    slot = replaced[0] if replaced and key not in evaluations else key  # the new result takes the old one's place
-    card["evaluations"] = {(key if k == slot else k): (metrics if k == slot else e)
-                           for k, e in evaluations.items() if k == slot or k not in replaced}
-    card["evaluations"].setdefault(key, metrics)
-    dropped = [evaluations[k] for k in replaced]
-    write_card(info.path, card)
-    info.card = card
+    dropped: list[dict] = []
+
+    def change(card: dict) -> None:
+        migrated = _migrated(card)  # a copy only when an old `metrics` section moved
+        if migrated is not card:
+            card.clear()
+            card.update(migrated)
+        evaluations = card.setdefault("evaluations", {})
+        replaced = [k for k, e in evaluations.items()
+                    if e.get("split") == split and not (e.get("dataset") or {}).get("id") and new.get("id")
+                    and same_dataset(e.get("dataset") or {}, new) and _split_rows(e) == _split_rows(metrics)]
+        key = evaluation_key(new, split)
+        slot = replaced[0] if replaced and key not in evaluations else key  # the new result takes the old one's place
+        card["evaluations"] = {(key if k == slot else k): (metrics if k == slot else e)
+                               for k, e in evaluations.items() if k == slot or k not in replaced}
+        card["evaluations"].setdefault(key, metrics)
+        dropped.extend(evaluations[k] for k in replaced)
+
+    info.card = update_card(info.path, change)
     return dropped
 
 
 def save_card_section(info: ModelInfo, section: str, key: str, value) -> None:
-    """Store `value` at card[section][key] (re-reading the card first, so concurrent writers are kept)."""
-    card = read_card(info.path)
-    card.setdefault(section, {})[key] = value
-    write_card(info.path, card)
-    info.card = card
+    """Store `value` at card[section][key] (re-reading the card under its lock, so concurrent writers are kept)."""
+    def change(card: dict) -> None:
+        card.setdefault(section, {})[key] = value
+
+    info.card = update_card(info.path, change)
 
 
 # ----------------------------------------------------------------------------- datasets of evaluations
@@ -253,9 +386,7 @@ def set_default(model_id: str, models_dir: Path | None = None) -> ModelInfo:
     chosen = get_model(model_id, models_dir)
     for info in list_models(models_dir):
         if info.labels == chosen.labels and info.is_default() != (info.id == chosen.id):
-            card = read_card(info.path)
-            card["default"] = info.id == chosen.id
-            write_card(info.path, card)
+            update_card(info.path, partial(_set_key, key="default", value=info.id == chosen.id))
     return get_model(model_id, models_dir)
 
 
@@ -265,10 +396,13 @@ def set_default_tta(model_id: str, mode: str, models_dir: Path | None = None) ->
     from .tta import tta_mode
 
     info = get_model(model_id, models_dir)
-    card = read_card(info.path)
-    card.setdefault("inference", {})["tta"] = tta_mode(mode)
-    write_card(info.path, card)
+    mode = tta_mode(mode)
+    update_card(info.path, lambda card: _set_key(card.setdefault("inference", {}), "tta", mode))
     return get_model(model_id, models_dir)
+
+
+def _set_key(card: dict, key: str, value) -> None:
+    card[key] = value
 
 
 def forget_predictions(folder: Path) -> None:

@@ -26,8 +26,12 @@ import numpy as np
 
 from . import registry
 from .data import FerDataset, load_dataset
+from .distill import DistillationLoss, align_labels, distillation_record, pack_targets, soften, teacher_probabilities
+from .distill import accuracy_metric as distill_accuracy
 from .labels import label_set_name, parse_label_set
+from .votes import LABEL_SOURCES, attach_votes, relabel, training_labels, training_targets
 from .preprocess import Preprocessing
+from .progress import stderr_progress
 from .runtime import device_description, distribution_strategy, needs_xla, set_precision
 
 AUGMENTATIONS = ("none", "light", "standard", "strong")
@@ -64,6 +68,12 @@ class TrainConfig:
     class_weight: str = "none"  # none | balanced: weigh each face by n / (classes × its class count)
     swa: int = 0  # ship the mean of the last N epochs' weights (stochastic weight averaging); 0 = best epoch
     swa_batchnorm: str = "clean"  # BatchNorm statistics of the SWA mean from clean or augmented training faces
+    label_source: str = "fer2013"  # fer2013 | ferplus-majority | ferplus-soft (FER+ crowd votes, fer_core.votes)
+    votes: str = ""  # the FER+ votes CSV ("" = ferplus_votes.csv or fer2013new.csv found beside the data)
+    teacher: str = ""  # distillation: a registered model whose probabilities the network learns (fer_core.distill)
+    teacher_tta: str = ""  # the teacher's test-time augmentation ("" = its card's default)
+    temperature: float = 2.0  # distillation temperature T (teacher and student softened as softmax(log p / T))
+    alpha: float = 0.9  # distillation: weight of the teacher's term; 1 − alpha goes to the hard label
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -83,6 +93,10 @@ class TrainConfig:
             raise ValueError("--swa must be between 0 and --epochs (the number of last epochs to average)")
         if self.swa_batchnorm not in SWA_BATCHNORM:
             raise ValueError(f"--swa-batchnorm must be one of {', '.join(SWA_BATCHNORM)}")
+        if self.label_source not in LABEL_SOURCES:
+            raise ValueError(f"--label-source must be one of {', '.join(LABEL_SOURCES)}")
+        if self.temperature <= 0 or not 0.0 <= self.alpha <= 1.0:
+            raise ValueError("--temperature must be positive and --alpha between 0 and 1")
 
 
 def class_weights(labels: np.ndarray, num_classes: int, mode: str = "balanced") -> np.ndarray | None:
@@ -165,21 +179,23 @@ def _scale_tf(x, pre: Preprocessing):
 
 def make_tf_dataset(images: np.ndarray, labels: np.ndarray, preprocessing: Preprocessing, num_classes: int,
                     batch_size: int = 64, augment: str = "none", shuffle: bool = False, seed: int = 0,
-                    erase: float = 0.0, weights: np.ndarray | None = None):
+                    erase: float = 0.0, weights: np.ndarray | None = None, targets: np.ndarray | None = None):
     """A tf.data pipeline over in-memory uint8 faces (already `Preprocessing.prepare_uint8`-ed): shuffle,
     augment each face in parallel, batch, scale to the model's preprocessing, prefetch. Labels come
-    out one-hot so label smoothing works; with per-class `weights`, each batch also carries sample weights."""
+    out one-hot so label smoothing works, or as the given per-face `targets` rows (distillation); with
+    per-class `weights`, each batch also carries sample weights."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
+    targets = _one_hot(labels, num_classes) if targets is None else targets.astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32), targets))
     if shuffle:
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
 
-    def per_face(x, y):
+    def per_face(x, y, target):
         x = augment_face(tf.cast(x, tf.float32)[..., None], augment, erase)
         if weights is None:
-            return x, tf.one_hot(y, num_classes)
-        return x, tf.one_hot(y, num_classes), tf.gather(tf.constant(weights), y)
+            return x, target
+        return x, target, tf.gather(tf.constant(weights), y)
 
     def per_batch(x, *target):
         return (_scale_tf(x, preprocessing), *target)
@@ -230,15 +246,20 @@ def augment_batch(faces: np.ndarray, level: str, rng: np.random.Generator, erase
     return erase_batch(x, erase, rng) if erase > 0 else x
 
 
+def _one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    return np.eye(num_classes, dtype=np.float32)[labels]
+
+
 class NumpyBatches(keras.utils.PyDataset):
     """The input pipeline for JAX/PyTorch backends (no TensorFlow): shuffled, `augment_batch`-ed,
     one-hot batches built in NumPy from the once-decoded uint8 faces."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, preprocessing: Preprocessing, num_classes: int,
                  batch_size: int = 64, augment: str = "none", shuffle: bool = False, seed: int = 0,
-                 erase: float = 0.0, weights: np.ndarray | None = None):
+                 erase: float = 0.0, weights: np.ndarray | None = None, targets: np.ndarray | None = None):
         super().__init__()
         self.erase, self.weights = erase, weights
+        self.targets = _one_hot(labels, num_classes) if targets is None else targets.astype(np.float32)
         self.images, self.labels, self.pre = images, labels.astype(np.int64), preprocessing
         self.num_classes, self.batch_size, self.augment, self.shuffle = num_classes, batch_size, augment, shuffle
         self.rng = np.random.default_rng(seed)
@@ -250,7 +271,7 @@ class NumpyBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         faces = augment_batch(self.images[rows], self.augment, self.rng, self.erase)
-        batch = self.pre.to_input(faces), np.eye(self.num_classes, dtype=np.float32)[self.labels[rows]]
+        batch = self.pre.to_input(faces), self.targets[rows]
         return batch if self.weights is None else (*batch, self.weights[self.labels[rows]])
 
     def on_epoch_end(self) -> None:
@@ -260,10 +281,11 @@ class NumpyBatches(keras.utils.PyDataset):
 
 def make_input(images: np.ndarray, labels: np.ndarray, preprocessing: Preprocessing, num_classes: int,
                batch_size: int = 64, augment: str = "none", shuffle: bool = False, seed: int = 0,
-               erase: float = 0.0, weights: np.ndarray | None = None):
+               erase: float = 0.0, weights: np.ndarray | None = None, targets: np.ndarray | None = None):
     """The fastest input pipeline the Keras backend can use: tf.data on TensorFlow, NumPy batches elsewhere."""
     maker = make_tf_dataset if keras.backend.backend() == "tensorflow" else NumpyBatches
-    return maker(images, labels, preprocessing, num_classes, batch_size, augment, shuffle, seed, erase, weights)
+    return maker(images, labels, preprocessing, num_classes, batch_size, augment, shuffle, seed, erase, weights,
+                 targets)
 
 
 def split_for_training(dataset: FerDataset, seed: int, val_fraction: float = 0.1) -> tuple[FerDataset, FerDataset, str]:
@@ -418,15 +440,21 @@ def train(config: TrainConfig, *, resume: bool = False, finish: bool = False, co
     from .architectures import build, get_architecture
 
     full = load_dataset(config.data)
-    # `all` means every emotion this dataset has (7 for FER2013, 4 for the course layout)
-    labels = full.classes if config.labels.strip().lower() in ("", "all") else parse_label_set(config.labels)
+    if config.label_source != "fer2013" or config.votes:
+        full = attach_votes(full, config.votes or None)
+    # `all` means every emotion this dataset has (7 for FER2013, 4 for the course layout; FER+'s 8 with its votes)
+    labels = training_labels(config.labels, config.label_source) or (
+        full.classes if config.labels.strip().lower() in ("", "all") else parse_label_set(config.labels))
     arch = get_architecture(config.arch)
     channels = 3 if config.color == "rgb" or arch.preprocessing.channels == 3 else 1
     pre = replace(arch.preprocessing, channels=channels)
     out = Path(config.out) if config.out else registry.default_models_dir() / _default_id(config, labels)
     run_dir = (runs_dir or Path(os.environ.get("FER_RUNS_DIR", out.parent.parent / "runs"))) / out.name
 
-    data = full.subset(labels) if tuple(labels) != full.classes else full
+    if config.label_source == "fer2013":
+        data, label_record = (full.subset(labels) if tuple(labels) != full.classes else full), None
+    else:  # every split relabelled by the crowd; faces without a usable FER+ label are left out
+        data, label_record = relabel(full, labels, config.label_source)
     train_rows, val_rows, val_source = split_for_training(data, config.seed)
     train_rows, excluded = exclude_training_rows(train_rows, full, config)
     if config.limit:
@@ -464,7 +492,8 @@ def train(config: TrainConfig, *, resume: bool = False, finish: bool = False, co
         "default": False,
         "dataset": {"source": str(config.data), "fingerprint": full.fingerprint, "layout": full.layout,
                     "split_sizes": {"train": len(train_rows), "validation": len(val_rows)},
-                    "validation_source": val_source, "excluded_from_training": excluded},
+                    "validation_source": val_source, "excluded_from_training": excluded,
+                    "label_source": label_record or {"label_source": "fer2013"}},
         "training": {"command": command or _command_line(config), "config": asdict(config),
                      "history": state["history"], "best_epoch": state["best_epoch"],
                      "epochs_run": state["epochs_done"], "wall_time_s": round(wall, 1),
@@ -474,6 +503,9 @@ def train(config: TrainConfig, *, resume: bool = False, finish: bool = False, co
                      "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         "metrics": {},
     }
+    if config.teacher:
+        card["teacher"] = config.teacher
+        card["training"]["distillation"] = distillation_record(config, state.get("teacher") or {})
     if config.swa:
         card["training"]["swa"] = swa or {"note": "the run stopped before its SWA epochs: the best epoch ships"}
     if _has_epochs_left(state, config):
@@ -495,10 +527,15 @@ def _fit(config: TrainConfig, pre: Preprocessing, labels, train_rows: FerDataset
 
     run_dir.mkdir(parents=True, exist_ok=True)
     steps = math.ceil(len(train_rows) / config.batch_size)
-    train_ds = make_input(pre.prepare_uint8(train_rows.images), train_rows.labels, pre, len(labels), config.batch_size,
+    faces = pre.prepare_uint8(train_rows.images)
+    targets, val_targets, teacher = _distillation_targets(config, labels, faces, train_rows, val_rows, run_dir)
+    if targets is None:  # FER+ soft labels: each face's vote distribution (None: one-hot labels)
+        targets = training_targets(train_rows, labels, config.label_source)
+    train_ds = make_input(faces, train_rows.labels, pre, len(labels), config.batch_size,
                           config.augment, shuffle=True, seed=config.seed, erase=config.erase,
-                          weights=class_weights(train_rows.labels, len(labels), config.class_weight))
-    val_ds = make_input(pre.prepare_uint8(val_rows.images), val_rows.labels, pre, len(labels), 256)
+                          weights=class_weights(train_rows.labels, len(labels), config.class_weight), targets=targets)
+    val_ds = make_input(pre.prepare_uint8(val_rows.images), val_rows.labels, pre, len(labels), 256,
+                        targets=val_targets)
 
     state_file = run_dir / "state.json"
     if resume and state_file.exists() and (run_dir / "checkpoint.keras").exists():
@@ -508,6 +545,7 @@ def _fit(config: TrainConfig, pre: Preprocessing, labels, train_rows: FerDataset
     else:
         state = {"history": {}, "epochs_done": 0, "best_score": -math.inf, "best_epoch": 0, "wait": 0,
                  "elapsed_before_s": 0.0}
+        loss, accuracy = _loss_and_metric(config, len(labels))
         strategy = distribution_strategy()
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
             model = build(config.arch, len(labels), pre)
@@ -516,8 +554,9 @@ def _fit(config: TrainConfig, pre: Preprocessing, labels, train_rows: FerDataset
                 print(f"Initialised {copied} layers from {config.init_from}", flush=True)
             model.compile(
                 optimizer=keras.optimizers.AdamW(learning_rate_schedule(config, steps), weight_decay=config.weight_decay),
-                loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-                metrics=["accuracy"])
+                loss=loss, metrics=[accuracy])
+    if teacher:
+        state["teacher"] = teacher
     if needs_xla(policy):
         model.jit_compile = True
     state["elapsed_before_s"] = state.get("elapsed_s", state["elapsed_before_s"])
@@ -540,6 +579,34 @@ def _fit(config: TrainConfig, pre: Preprocessing, labels, train_rows: FerDataset
             print(f"\nStopped after epoch {state['epochs_done']} of {config.epochs}; shipping the best epoch "
                   f"({state['best_epoch']}).", flush=True)
     return state
+
+
+def _loss_and_metric(config: TrainConfig, num_classes: int):
+    """Label-smoothed cross-entropy and accuracy, or, when distilling, the mixed distillation loss and
+    accuracy against the hard half of the packed targets."""
+    if not config.teacher:
+        return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing), "accuracy"
+    return (DistillationLoss(num_classes, config.temperature, config.alpha, config.label_smoothing),
+            distill_accuracy())
+
+
+def _distillation_targets(config: TrainConfig, labels, faces: np.ndarray, train_rows: FerDataset,
+                          val_rows: FerDataset, run_dir: Path):
+    """(train targets, validation targets, teacher record) for a distillation run; (None, None, None)
+    otherwise. The teacher answers once per training face (cached in the run folder), its classes put
+    in the student's order, renormalised and softened at the run's temperature."""
+    if not config.teacher:
+        return None, None, None
+    print(f"Teacher {config.teacher}: classifying {len(faces):,} training faces (cached in the run folder)",
+          flush=True)
+    probs, record = teacher_probabilities(config.teacher, faces, train_rows.files, run_dir,
+                                          tta=config.teacher_tta or None, progress=stderr_progress)
+    probs = probs[:, align_labels(record["labels"], labels)]
+    probs /= np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)
+    record["agreement_with_labels"] = round(float((probs.argmax(1) == train_rows.labels).mean()), 4)
+    soft = soften(probs, config.temperature)
+    return (pack_targets(train_rows.labels, soft, len(labels)), pack_targets(val_rows.labels, None, len(labels)),
+            record)
 
 
 def _accuracy(model, inputs: np.ndarray, labels: np.ndarray) -> float:
@@ -678,7 +745,8 @@ def initialise_from(model, model_id: str) -> int:
 
 
 def _default_id(config: TrainConfig, labels) -> str:
-    return f"{config.arch}_{'7class' if len(labels) == 7 else label_set_name(labels).replace(',', '-')}"
+    crowd = "" if config.label_source == "fer2013" else "ferplus_"
+    return f"{config.arch}_{crowd}{'7class' if len(labels) == 7 else label_set_name(labels).replace(',', '-')}"
 
 
 def _command_line(config: TrainConfig) -> str:
@@ -690,9 +758,23 @@ def _command_line(config: TrainConfig) -> str:
 # ----------------------------------------------------------------------------- CLI
 
 def add_cli(subparsers) -> None:
+    """`train`, and `distill` (the same options plus the teacher's)."""
+    p = subparsers.add_parser("train", help="train an architecture on a dataset and register it under models/")
+    _add_training_arguments(p)
+    p = subparsers.add_parser("distill", help="train a fast network on a registered teacher's probabilities")
+    p.add_argument("--teacher", required=True, help="registered model whose answers the network learns, "
+                                                    "e.g. fer_ensemble_7class")
+    p.add_argument("--teacher-tta", default="", choices=("", "none", "flip", "tencrop"),
+                   help="the teacher's test-time augmentation (default: its card's)")
+    p.add_argument("--temperature", type=float, default=2.0, help="distillation temperature T (default 2)")
+    p.add_argument("--alpha", type=float, default=0.9,
+                   help="weight of the teacher's term; 1 − alpha goes to the hard label (default 0.9)")
+    _add_training_arguments(p)
+
+
+def _add_training_arguments(p) -> None:
     from .architectures import ARCHITECTURES
 
-    p = subparsers.add_parser("train", help="train an architecture on a dataset and register it under models/")
     p.add_argument("--arch", required=True, choices=list(ARCHITECTURES))
     p.add_argument("--data", required=True, help="dataset folder, .zip or fer2013.csv")
     p.add_argument("--labels", default="all", help="all | 4class | comma list, e.g. happy,neutral,sad,surprise")
@@ -713,6 +795,13 @@ def add_cli(subparsers) -> None:
     p.add_argument("--keep-leaks", dest="exclude_leaks", action="store_false",
                    help="keep training faces that duplicate a validation/test face (dropped by default)")
     p.add_argument("--exclude", default="", help="CSV with a `file` column: training files to leave out")
+    p.add_argument("--label-source", choices=LABEL_SOURCES, default="fer2013",
+                   help="whose labels to learn: the dataset's own (fer2013), FER+'s crowd majority (faces without "
+                        "one left out) or FER+'s vote distribution as soft targets (ferplus-soft); validation "
+                        "uses the majority. With FER+ votes, --labels all means FER+'s 8 emotions (with contempt); "
+                        "a 7-class set counts contempt votes as disgust")
+    p.add_argument("--votes", default="", help="FER+ votes CSV (default: ferplus_votes.csv or fer2013new.csv "
+                                               "beside the data)")
     p.add_argument("--class-weight", choices=CLASS_WEIGHTS, default="none",
                    help="balanced: weigh the loss so every emotion counts equally (for imbalanced label sets)")
     p.add_argument("--swa", type=int, default=0,
@@ -744,7 +833,10 @@ def _cmd_train(args) -> int:
             from .evaluate import evaluate_model, save_evaluation
         except ImportError:
             return 0
-        result = evaluate_model(info, load_dataset(config.data), split="validation")
+        result = evaluate_model(info, load_dataset(config.data), split="validation", votes=config.votes or None)
         save_evaluation(info, result)
         print(f"validation accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f} (n={result['n']})")
+        crowd = result.get("ferplus") or {}
+        if crowd.get("n"):
+            print(f"against the FER+ majority: accuracy {crowd['accuracy']:.4f} (n={crowd['n']})")
     return 0

@@ -10,6 +10,7 @@ import plotly.express as px
 import streamlit as st
 
 from fer_core import gradcam as cam
+from fer_core import registry
 from fer_core.faces import DEFAULT_MIN_SIZE, DETECTORS
 from fer_core.images import SAMPLES, ImageError, encode_png, read_image, sample_image
 from fer_core.predict import TTA_MODES, Classifier, analyze_image, annotate, compare_models
@@ -54,10 +55,20 @@ def analyze(digest: str, _data: bytes, model_id: str, detector: str, min_size: i
                                 whole_image_if_no_face=whole, min_size=min_size)
 
 
-@st.cache_data(show_spinner="Asking every registered model …", max_entries=32)
-def all_models_table(digest: str, settings: tuple, models: tuple, tta: str | None, _crops,
+@st.cache_data(show_spinner=False, max_entries=32)
+def comparison_table(digest: str, settings: tuple, models: tuple, tta: str | None, _crops,
                      _classifiers) -> pd.DataFrame:
     return pd.DataFrame(compare_models(_crops, _classifiers, tta=tta))
+
+
+@st.cache_data(show_spinner="Loading the Keras model Grad-CAM differentiates …", max_entries=16)
+def layer_names(model_id: str, stamp: float) -> list[str]:
+    return cam.conv_layers(cam.gradient_model(classifier_of(model_id))) or ["(none)"]
+
+
+def model_label(m: str) -> str:
+    role = " (default)" if by_id[m].is_default() else " (most accurate, slower)" if m in most_accurate else ""
+    return f"{by_id[m].name} · {by_id[m].label_set}{role}"
 
 
 @st.cache_data(show_spinner="Computing the heatmap …", max_entries=256)
@@ -70,9 +81,13 @@ with st.sidebar:
     st.subheader("Model")
     ids = [i.id for i in infos]
     default = next((i.id for i in infos if i.is_default()), ids[0])
-    model_id = st.selectbox("Model", ids, index=ids.index(default), key="model",
-                            format_func=lambda m: f"{by_id[m].name} · {by_id[m].label_set}"
-                                                  + (" (default)" if by_id[m].is_default() else ""))
+    most_accurate = {m.id for labels in {i.labels for i in infos} if (m := registry.most_accurate(infos, labels))}
+    model_id = st.selectbox("Model", ids, index=ids.index(default), key="model", format_func=model_label)
+    compare = st.multiselect("Compare with", ids, default=[m.id for m in registry.featured_models(infos)],
+                             key="compare", format_func=model_label,
+                             help="Models asked about the same faces below the explanations. Default: each label "
+                                  "set's default and its most accurate model (as its int8 edge export, which "
+                                  "answers the same without TensorFlow). Each loads once per server process.")
     st.subheader("Faces")
     detector = st.selectbox("Detector", DETECTORS, format_func=DETECTOR_NAMES.get, key="detector")
     min_size = st.slider("Minimum face size (pixels)", 12, 256, DEFAULT_MIN_SIZE, step=4, key="min_size")
@@ -126,9 +141,10 @@ for n, (name, data) in enumerate(photos):
     found = "classified as one face (no face detected)" if analysis.whole_image else \
         f"{len(analysis.faces)} face(s) found by {DETECTOR_NAMES[detector].split(' (')[0]}"
     photo_col.image(annotated, caption=f"{name} — {found}, model {model_id}", width="stretch")
-    others, broken = loadable(ids)
-    table = all_models_table(digest, settings, tuple((c.id, by_id[c.id].model_file.stat().st_mtime) for c in others),
-                             tta, analysis.crops, others)
+    with st.spinner(f"Loading and asking {', '.join(compare)} …" if compare else "…"):
+        others, broken = loadable(compare)
+        table = comparison_table(digest, settings, tuple((c.id, by_id[c.id].model_file.stat().st_mtime)
+                                                         for c in others), tta, analysis.crops, others)
     doc = {"file": name, **analysis.to_dict(), "all_models": table.astype(object).where(table.notna(), None)
            .to_dict(orient="records")}
     with summary_col:
@@ -147,17 +163,18 @@ for n, (name, data) in enumerate(photos):
             st.json(doc, expanded=False)
 
     colors = emotion_color_map(clf.labels)
-    try:  # an edge export (LiteRT / ONNX) has no gradients: Grad-CAM explains its parent's Keras model
-        layers = cam.conv_layers(cam.gradient_model(clf)) or ["(none)"]
-        methods = cam.METHODS
-    except ValueError as err:
-        layers, methods = [], ("occlusion",)
-        st.info(f"Grad-CAM is not available: {err}. Occlusion below explains the export itself: it hides one "
+    # an edge export (LiteRT / ONNX) has no gradients: Grad-CAM explains its parent's Keras model, loaded
+    # (with TensorFlow) only when someone picks it; occlusion, the export's default, explains the export itself
+    missing = cam.gradients_unavailable(clf)
+    methods = ("occlusion",) if missing else cam.METHODS
+    exported = by_id[model_id].format != "keras"
+    if missing:
+        st.info(f"Grad-CAM is not available: {missing}. Occlusion below explains the export itself: it hides one "
                 "patch of the face at a time and measures how much the class's probability drops.")
-    if layers and by_id[model_id].format != "keras":
-        st.caption(f"Grad-CAM below is computed on {clf.model.parent_id}, the Keras model this "
-                   f"{by_id[model_id].format} export was converted from: a converted model has no gradients. "
-                   "Occlusion explains the export itself. The predictions above are the export's own.")
+    elif exported:
+        st.caption(f"Occlusion explains this {by_id[model_id].format} export itself. Grad-CAM is computed on "
+                   f"{clf.model.parent_id}, the Keras model it was converted from (a converted model has no "
+                   "gradients; the first Grad-CAM loads TensorFlow). The predictions above are the export's own.")
     explained = image
     for i, (face, crop) in enumerate(zip(analysis.faces, analysis.crops), start=1):
         st.subheader(f"Face {i}: {face.label} {face.confidence:.0%}")
@@ -173,9 +190,11 @@ for n, (name, data) in enumerate(photos):
             target = c1.selectbox("Explain class", clf.labels, index=clf.labels.index(face.label),
                                   key=f"cam_class_{n}_{i}")
             method = c2.radio("Method", methods, key=f"cam_method_{n}_{i}", format_func=METHOD_NAMES.get,
+                              index=methods.index("occlusion") if exported else 0,
                               help="Grad-CAM weighs a layer's feature maps by their gradients. Occlusion needs "
                                    "no gradients: it hides one patch at a time (no TTA) and maps the drop in "
                                    "the class's probability.")
+            layers = [] if method == "occlusion" else layer_names(model_id, settings[1])
             layer = st.selectbox("Layer", layers or ["(not used by occlusion)"], index=max(len(layers) - 1, 0),
                                  key=f"cam_layer_{n}_{i}", disabled=method == "occlusion",
                                  help="Default: the last convolutional block, the usual Grad-CAM choice; for an "
@@ -193,11 +212,14 @@ for n, (name, data) in enumerate(photos):
         st.image(explained, caption="each face's heatmap for its selected class, method and layer",
                  width="stretch")
 
-    st.subheader("Every registered model on these faces")
+    st.subheader("The compared models on these faces")
+    if broken:
+        st.warning("Skipped models that could not be loaded: " + "; ".join(broken))
+    if table.empty:
+        st.caption("Pick models to compare in the sidebar (“Compare with”).")
+        continue
     st.dataframe(table, hide_index=True, column_config={
         "confidence": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0),
         **{e: st.column_config.NumberColumn(format="%.3f") for e in table.columns[4:]}})
     st.caption("Each model reports probabilities for its own label set; “None” marks an emotion a model does "
                "not predict.")
-    if broken:
-        st.warning("Skipped models that could not be loaded: " + "; ".join(broken))

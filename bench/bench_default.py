@@ -1,0 +1,136 @@
+"""Benchmark: the fast default beside the ensemble and the plain network, in one process.
+
+    python bench/bench_default.py [--labels 7class] [--data ../shared/datasets/fer2013] [--accuracy]
+
+For each of the label set's default model (with its default inference), the most accurate model (the
+ensemble, ten-crop) and the plain network (`fer_resvgg_7class`, no TTA):
+
+- per-face latency: median of `Classifier.predict` on one face (the app's own path), 50 repeats;
+- batch throughput: faces per second over batches of 512 faces;
+- cold `predict`: `python -m fer_core predict` of one 6-face photo as a fresh process (median of 3),
+  and whether that process imported TensorFlow;
+- accuracy on the validation split (PublicTest): from the model's card (a saved real evaluation), or
+  measured now with `--accuracy` (needs the dataset; the ensemble takes minutes).
+
+Ratios are against the plain network, measured in the same run, so they hold on any machine.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAIN = {"7class": "fer_resvgg_7class", "4class": "fer_resvgg_4class"}
+COLD_SCRIPT = ("import sys, contextlib, io\nfrom fer_core import cli\n"
+               "with contextlib.redirect_stdout(io.StringIO()):\n    code = cli.main(['predict', sys.argv[1], '--model', sys.argv[2]])\n"
+               "print(code, 'tensorflow' in sys.modules)\n")
+
+
+def group_photo(n_faces: int = 6) -> np.ndarray:
+    """A 6-face photo: the astronaut's head six times, alternately mirrored (real faces Haar finds)."""
+    from fer_core.video import _astronaut_head, sample_clip
+
+    head = _astronaut_head()
+    return sample_clip(1, size=(1600, 560), faces=[head if i % 2 else head[:, ::-1] for i in range(n_faces)])[0]
+
+
+def per_face_ms(clf, face: np.ndarray, repeats: int = 50) -> float:
+    clf.predict(face[None])  # compile / allocate first
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        clf.predict(face[None])
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def faces_per_second(clf, faces: np.ndarray, batches: int = 3) -> float:
+    clf.predict(faces[:32])
+    start = time.perf_counter()
+    for _ in range(batches):
+        clf.predict(faces)
+    return batches * len(faces) / (time.perf_counter() - start)
+
+
+def cold_predict(photo: Path, model_id: str, runs: int = 3) -> tuple[float, bool]:
+    """Median wall seconds of a fresh `predict` process, and whether it imported TensorFlow."""
+    times, imported = [], False
+    for _ in range(runs):
+        start = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", COLD_SCRIPT, str(photo), model_id], cwd=ROOT,
+                             capture_output=True, text=True, check=True)
+        times.append(time.perf_counter() - start)
+        code, tf = out.stdout.split()[-2:]
+        if code != "0":
+            raise RuntimeError(f"predict failed: {out.stderr[-500:]}")
+        imported |= tf == "True"
+    return statistics.median(times), imported
+
+
+def accuracy(info, data: str | None) -> tuple[float | None, str]:
+    if data:
+        from fer_core.data import load_dataset
+        from fer_core.evaluate import evaluate_model
+
+        result = evaluate_model(info, load_dataset(data), split="validation")
+        return result["accuracy"], "measured now"
+    saved = info.metrics("validation") or {}
+    return saved.get("accuracy"), "card"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--labels", default="7class", choices=tuple(PLAIN))
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "fer2013"),
+                        help="dataset for --accuracy and the test faces (default ../shared/datasets/fer2013)")
+    parser.add_argument("--accuracy", action="store_true", help="measure validation accuracy now instead of "
+                                                                "reading each card's saved evaluation")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from PIL import Image
+
+    from fer_core import registry
+    from fer_core.data import load_dataset
+    from fer_core.labels import parse_label_set
+    from fer_core.predict import Classifier
+
+    labels = parse_label_set("all" if args.labels == "7class" else args.labels)
+    infos = registry.list_models()
+    same = [m for m in infos if set(m.labels) == set(labels) or (args.labels == "7class" and len(m.labels) == 7)]
+    default = next(m for m in same if m.is_default())
+    best = registry.most_accurate(infos, default.labels)
+    plain = registry.get_model(PLAIN[args.labels])
+    faces = load_dataset(args.data).split("validation").images[:512]
+    with tempfile.TemporaryDirectory() as tmp:
+        photo = Path(tmp) / "six_faces.jpg"
+        Image.fromarray(group_photo()).save(photo, quality=92)
+        rows = []
+        for role, info in (("plain network (baseline)", plain), ("default", default), ("most accurate", best)):
+            clf = Classifier.from_registry(info)
+            acc, source = accuracy(info, args.data if args.accuracy else None)
+            cold, tf = cold_predict(photo, info.id)
+            rows.append((role, info.id, clf.default_tta, per_face_ms(clf, faces[0]), faces_per_second(clf, faces),
+                         cold, tf, acc, source))
+    base = rows[0]
+    print(f"{args.labels}: default vs most accurate vs plain network, one process, "
+          f"{__import__('os').cpu_count()} CPU(s)")
+    print(f"  {'role':<26}{'model':<36}{'TTA':<9}{'ms/face':>9}{'faces/s':>9}{'cold predict s':>16}"
+          f"{'TF?':>5}{'accuracy':>10}")
+    for role, mid, tta, ms, fps, cold, tf, acc, source in rows:
+        print(f"  {role:<26}{mid:<36}{tta:<9}{ms:>9.2f}{fps:>9.0f}{cold:>16.2f}{'yes' if tf else 'no':>5}"
+              f"{acc if acc is not None else float('nan'):>10.4f}  ({source})")
+    for role, _, _, ms, fps, cold, *_ in rows[1:]:
+        print(f"  {role} / plain: latency ×{ms / base[3]:.2f}, throughput ×{fps / base[4]:.2f}, "
+              f"cold predict ×{cold / base[5]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
