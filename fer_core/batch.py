@@ -59,6 +59,7 @@ class BatchingClassifier:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._closed = False
         self.calls = 0  # forward passes run (batches), for tests and benchmarks
 
     def __getattr__(self, name):
@@ -70,25 +71,32 @@ class BatchingClassifier:
         if x is None:
             return np.zeros((0, len(self.classifier.labels)), np.float32)
         job = _Job(x, tta)
-        self._ensure_worker()
-        self._queue.put(job)
+        with self._lock:
+            queued = not self._closed
+            if queued:
+                self._ensure_worker()
+                self._queue.put(job)
+        if not queued:  # dropped by its owner (e.g. serve's model pool): classify here, no new thread
+            return self.classifier.predict_preprocessed(x, tta=tta)
         job.done.wait()
         if job.error is not None:
             raise job.error
         return job.result
 
     def close(self) -> None:
-        """Stop the worker thread (it also stops with the process)."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=10)
-            self._thread = None
+        """Stop the worker thread (it also stops with the process); later calls classify in the caller's thread."""
+        with self._lock:
+            self._closed, thread, self._thread = True, self._thread, None
+            if thread is not None:
+                self._queue.put(None)  # after every queued job: they are all answered first
+        if thread is not None:
+            thread.join(timeout=10)
 
     def _ensure_worker(self) -> None:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._serve, name="fer-batcher", daemon=True)
-                self._thread.start()
+        """Start the worker thread if it is not running (call with `_lock` held)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._serve, name="fer-batcher", daemon=True)
+            self._thread.start()
 
     def _serve(self) -> None:
         while True:

@@ -104,9 +104,6 @@ def create_ensemble(member_ids: list[str], out: str | Path, *, labels=None, name
         raise ValueError("--out must be a new folder, not one of the members")
     keep = [None if i.labels == labels else [i.labels.index(e) for e in labels] for i in infos]
     model = build_ensemble([registry.load_keras_model(i) for i in infos], keep)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(out / registry.MODEL_FILE)
-    registry.forget_predictions(out)
     first = infos[0]
     ids = [i.id for i in infos]
     card = {
@@ -120,7 +117,7 @@ def create_ensemble(member_ids: list[str], out: str | Path, *, labels=None, name
         "labels": list(labels),
         "preprocessing": first.preprocessing.to_dict(),
         "params": int(model.count_params()),
-        "file_size_bytes": (out / registry.MODEL_FILE).stat().st_size,
+        "file_size_bytes": None,  # set once the file is written
         "default": False,
         "dataset": first.card.get("dataset", {}),
         "ensemble": {"members": ids, "combine": COMBINE,
@@ -133,7 +130,13 @@ def create_ensemble(member_ids: list[str], out: str | Path, *, labels=None, name
     }
     if (out / registry.CARD_FILE).exists():
         card["default"] = registry.read_card(out).get("default", False)
-    registry.write_card(out, card)
+
+    def write(path: Path) -> None:
+        model.save(path)
+        card["file_size_bytes"] = path.stat().st_size
+
+    registry.save_model_files(out, card, write)  # weights and card replace the old ones together
+    registry.forget_predictions(out)
     return registry.ModelInfo(out.name, out, card)
 
 

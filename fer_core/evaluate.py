@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -396,7 +397,7 @@ def save_evaluation(info: registry.ModelInfo, result: dict, predictions: Predict
             "labels": list(predictions.labels), "skipped": predictions.skipped,
             "fingerprint": predictions.fingerprint, "tta": predictions.tta,
             "evaluated_at": result.get("evaluated_at")}
-    tmp = path.with_name(f"{split}.tmp.npz")
+    tmp = path.with_name(f"{split}.{uuid.uuid4().hex[:12]}.tmp.npz")  # one temp file per writer
     extra = {"clean": np.asarray(predictions.clean, bool)} if predictions.clean is not None else {}
     np.savez_compressed(tmp, files=predictions.files.astype(str), y_true=predictions.y_true.astype(np.int16),
                         probabilities=predictions.probabilities.astype(np.float16), meta=np.array(json.dumps(meta)),

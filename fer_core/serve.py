@@ -30,6 +30,7 @@ from .gradcam import METHODS as EXPLAIN_METHODS
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # per request
 DEFAULT_MAX_PIXELS = 40_000_000  # per image: a 40 MP photo decodes to 120 MB of RGB
 DEFAULT_MAX_IMAGES = 16  # per request
+DEFAULT_MAX_MODELS = 4  # loaded at once; the 4-member ensemble alone holds ~5 M parameters
 API_VERSION = "1"
 
 
@@ -51,6 +52,7 @@ class ServeConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_images: int = DEFAULT_MAX_IMAGES
     workers: int = 0  # concurrent requests decoding/detecting in threads; 0 = 2 per core
+    max_models: int = DEFAULT_MAX_MODELS  # models kept loaded; the least recently used one goes first
     preload: bool = True  # load the default model at start-up, so the first request is not slow
 
     def key(self) -> str:
@@ -87,30 +89,34 @@ class PredictOptions(BaseModel):
 
 # --- models, loaded once --------------------------------------------------------------------------
 class ModelPool:
-    """Registered models, each loaded on first use (once, whatever the concurrency) and kept, behind a
-    `BatchingClassifier`. Only ids of the registry are served, never arbitrary folders."""
+    """Registered models, each loaded on first use (once, whatever the concurrency) behind a
+    `BatchingClassifier`; at most `max_models` stay loaded, the least recently used dropped first, so a
+    client cycling through every model cannot grow the server. Cards are re-read only when their file
+    changes. Only ids of the registry are served, never arbitrary folders."""
 
-    def __init__(self, models_dir=None):
-        self.models_dir = models_dir
-        self._loaded: dict = {}
+    def __init__(self, models_dir=None, max_models: int = DEFAULT_MAX_MODELS):
+        from collections import OrderedDict
+
+        from .registry import CardCache
+
+        self.models_dir, self.max_models = models_dir, max(1, int(max_models))
+        self._loaded: OrderedDict = OrderedDict()  # least recently used first
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._cards = CardCache()
 
     def registered(self) -> list:
         from .registry import list_models
 
-        return list_models(self.models_dir)
+        return list_models(self.models_dir, cards=self._cards)
 
     def resolve(self, model_id: str | None):
         """The `ModelInfo` of `model_id` (None: the default model); 404 when it is not registered."""
-        from .registry import default_model
-
-        if model_id is None:
-            info = default_model(models_dir=self.models_dir)
-            if info is None:
-                raise ApiError(404, "no models are registered; train one with `python -m fer_core train`")
-            return info
         models = self.registered()
+        if model_id is None:
+            if not models:
+                raise ApiError(404, "no models are registered; train one with `python -m fer_core train`")
+            return next((m for m in models if m.is_default()), models[0])  # as registry.default_model picks
         info = next((m for m in models if m.id == model_id), None)
         if info is None:
             known = ", ".join(m.id for m in models) or "none"
@@ -124,23 +130,43 @@ class ModelPool:
         from .registry import RegistryError
 
         info = self.resolve(model_id)
-        if info.id in self._loaded:
-            return self._loaded[info.id]
         with self._guard:
+            if info.id in self._loaded:
+                self._loaded.move_to_end(info.id)
+                return self._loaded[info.id]
             lock = self._locks.setdefault(info.id, threading.Lock())
         with lock:
-            if info.id not in self._loaded:
+            with self._guard:
+                found = self._loaded.get(info.id)
+            if found is None:
                 try:
-                    self._loaded[info.id] = BatchingClassifier(Classifier.from_registry(info))
+                    found = BatchingClassifier(Classifier.from_registry(info))
                 except (RegistryError, OSError, ValueError) as err:
                     raise ApiError(500, f"model {info.id!r} could not be loaded: {err}") from None
-        return self._loaded[info.id]
+                self._keep(info.id, found)
+        return found
+
+    def _keep(self, model_id: str, clf) -> None:
+        """Add a loaded model, closing the least recently used ones past `max_models` (a request still
+        holding one finishes on it: a closed `BatchingClassifier` classifies in the caller's thread)."""
+        with self._guard:
+            self._loaded[model_id] = clf
+            dropped = [self._loaded.popitem(last=False)[1] for _ in range(len(self._loaded) - self.max_models)]
+        for old in dropped:
+            old.close()
+        if dropped:
+            import gc
+
+            gc.collect()
 
     def loaded(self) -> list[str]:
-        return sorted(self._loaded)
+        with self._guard:
+            return sorted(self._loaded)
 
     def close(self) -> None:
-        for clf in list(self._loaded.values()):
+        with self._guard:
+            loaded = list(self._loaded.values())
+        for clf in loaded:
             clf.close()
 
 
@@ -295,7 +321,7 @@ def create_app(config: ServeConfig | None = None):
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     config = config or ServeConfig()
-    pool = ModelPool(config.models_dir)
+    pool = ModelPool(config.models_dir, config.max_models)
     workers = config.workers or 2 * (os.cpu_count() or 1)
     limiter = anyio.CapacityLimiter(workers)
 
@@ -381,6 +407,8 @@ def add_cli(subparsers) -> None:
     p.add_argument("--max-mb", type=float, default=DEFAULT_MAX_BYTES / 2**20, help="largest request, MB")
     p.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, help="largest image, MP")
     p.add_argument("--workers", type=int, default=0, help="requests processed at once (default: 2 per core)")
+    p.add_argument("--max-models", type=int, default=DEFAULT_MAX_MODELS,
+                   help="models kept loaded at once; the least recently used is dropped first")
     p.add_argument("--no-preload", action="store_true", help="load the default model on the first request")
     p.set_defaults(func=_cmd_serve)
 
@@ -390,8 +418,8 @@ def _cmd_serve(args) -> int:
 
     if not 0 < args.port < 65536:
         raise ValueError("--port must be between 1 and 65535")
-    if args.max_mb <= 0 or args.max_megapixels <= 0 or args.workers < 0:
-        raise ValueError("--max-mb and --max-megapixels must be positive, --workers 0 or more")
+    if args.max_mb <= 0 or args.max_megapixels <= 0 or args.workers < 0 or args.max_models < 1:
+        raise ValueError("--max-mb and --max-megapixels must be positive, --workers 0 or more, --max-models 1 or more")
     with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as probe:
         try:
             probe.bind((args.host, args.port))
@@ -399,7 +427,7 @@ def _cmd_serve(args) -> int:
             raise ValueError(f"cannot listen on {args.host}:{args.port} ({err.strerror}); "
                              "choose another --port or --host") from None
     config = ServeConfig(max_bytes=int(args.max_mb * 2**20), max_pixels=int(args.max_megapixels * 1e6),
-                         workers=args.workers, preload=not args.no_preload)
+                         workers=args.workers, max_models=args.max_models, preload=not args.no_preload)
     if not config.key() and args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {args.host} without an API key; set FER_API_KEY to require one")
     print(f"FER API on http://{args.host}:{args.port} (docs: /docs); Ctrl+C stops it", flush=True)

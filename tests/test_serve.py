@@ -291,3 +291,27 @@ def test_real_uvicorn_server_on_localhost(models_dir, astronaut):
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_pool_keeps_the_most_recently_used_models_and_a_dropped_one_still_answers(models_dir):
+    from fer_core.serve import ModelPool
+
+    pool = ModelPool(str(models_dir), max_models=1)
+    try:
+        first = pool.get("tiny7")
+        assert pool.get("tiny7") is first and pool.loaded() == ["tiny7"]
+        pool.get("tiny4")
+        assert pool.loaded() == ["tiny4"]  # tiny7 dropped: at most one model loaded
+        crops = [np.zeros((48, 48, 3), np.uint8)]
+        assert first.predict(crops).shape == (1, 7)  # a request still holding it finishes, in its own thread
+        assert first._thread is None
+        assert pool.get("tiny7") is not first and pool.loaded() == ["tiny7"]
+    finally:
+        pool.close()
+
+
+def test_image_bombs_get_a_413_before_decoding(client):
+    from tests.hostile import jpeg_with_size, png_header_bomb
+
+    for bomb in (png_header_bomb(60000, 60000), jpeg_with_size(jpeg(np.zeros((8, 8, 3), np.uint8)), 30000, 30000)):
+        assert_error(client.post("/v1/predict", files={"image": ("bomb", bomb, "image/png")}), 413, "too large")
