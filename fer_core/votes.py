@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import limits
 from .data import DataError, FerDataset
 from .labels import CONTEMPT, EIGHT_CLASS
 
@@ -35,6 +36,7 @@ VOTE_ORDER: tuple[str, ...] = EIGHT_CLASS + ("unknown", "not a face")  # columns
 _FROM_FERPLUS = dict(zip(FERPLUS_COLUMNS, ("neutral", "happy", "surprise", "sad", "angry", "disgust", "fear",
                                            "contempt", "unknown", "not a face")))
 VOTES_FILES = ("ferplus_votes.csv", "fer2013new.csv")  # looked for beside the data, in this order
+MAX_VOTES_BYTES = 64 * limits.MiB  # FER+'s fer2013new.csv is 1.6 MB; larger files are refused unread
 LABEL_SOURCES = ("fer2013", "ferplus-majority", "ferplus-soft")
 NO_MAJORITY, NO_VOTES = "no majority", "no votes"
 MAJORITY_PROTOCOL = ("FER+ majority: single votes dropped as outliers, then the emotion with more than half of "
@@ -59,18 +61,28 @@ def find_votes_file(source) -> tuple[str, bytes, str] | None:
     if not str(source) or not path.exists():  # e.g. an uploaded zip, held in memory only
         return None
     if path.is_file() and path.suffix.lower() == ".zip":
-        with zipfile.ZipFile(path) as zf:
+        with limits.open_zip(path, str(path)) as zf:
             members = sorted((m for m in zf.namelist() if Path(m).name in VOTES_FILES),
                              key=lambda m: (m.count("/"), VOTES_FILES.index(Path(m).name)))
             if members:
                 prefix = members[0].rsplit("/", 1)[0] + "/" if "/" in members[0] else ""
-                return f"{path}!{members[0]}", zf.read(members[0]), prefix
+                return f"{path}!{members[0]}", _read_bounded(zf, members[0], f"{path}!{members[0]}"), prefix
         return None
     folder = path if path.is_dir() else path.parent
     for name in VOTES_FILES:
         if (folder / name).is_file():
-            return str(folder / name), (folder / name).read_bytes(), ""
+            return str(folder / name), _read_bounded(None, folder / name, str(folder / name)), ""
     return None
+
+
+def _read_bounded(zf, member, name: str) -> bytes:
+    """A votes file's bytes (a zip member when `zf` is given), VotesError past `MAX_VOTES_BYTES`."""
+    try:
+        if zf is not None:
+            return limits.read_member(zf, member, MAX_VOTES_BYTES)
+        return limits.read_file(member, MAX_VOTES_BYTES)
+    except limits.LimitError as err:
+        raise VotesError(f"votes file {name}: {err}") from None
 
 
 def read_votes(data: bytes, name: str = "votes file"):
@@ -80,6 +92,10 @@ def read_votes(data: bytes, name: str = "votes file"):
     FER+ has no image). Raises VotesError naming the first offending row."""
     import pandas as pd
 
+    for number, line, length in limits.iter_lines(io.BytesIO(data)):
+        if line is None:  # a votes row is ~60 bytes: an absurd one is refused by number before parsing
+            raise VotesError(f"{name} row {number}: {limits.size_text(length)} long, over the "
+                             f"{limits.size_text(limits.MAX_ROW_BYTES)} limit per row")
     try:
         frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
     except Exception as err:  # pandas raises several types for malformed text
@@ -130,11 +146,11 @@ def attach_votes(dataset: FerDataset, votes=None) -> FerDataset:
         path = Path(str(votes)).expanduser()
         if not path.is_file():
             raise VotesError(f"votes file {path} does not exist")
-        found = str(path), path.read_bytes(), ""
+        found = str(path), _read_bounded(None, path, str(path)), ""
     else:
         try:
             found = find_votes_file(dataset.source)
-        except (OSError, zipfile.BadZipFile):
+        except (OSError, zipfile.BadZipFile, limits.LimitError):  # LimitError: an archive with too many entries
             found = None
         if found is None:
             return dataset

@@ -279,3 +279,18 @@ def test_batch_lists_a_video_over_the_limits(tmp_path, models_dir, monkeypatch, 
     clf = Classifier.from_registry(registry.get_model("tiny7", models_dir))
     rows, error = score_item(Item(str(path), str(path), "video"), clf, ScoreOptions(detector="none"))
     assert rows == [] and "declares 12 frames; the limit is 4" in error
+
+
+def test_votes_files_with_absurd_rows_or_sizes_are_refused(tmp_path, monkeypatch):
+    from fer_core import votes
+    from tests.ferplus_fixtures import votes_row, write_votes_csv
+
+    path = write_votes_csv(tmp_path / "ferplus_votes.csv", [("train/happy/a.jpg", "train", votes_row(happy=9))])
+    path.write_text(path.read_text() + "train/sad/b.jpg,Training," + "1" * 200_000 + ",0,0,0,0,0,0,0,0,0\n")
+    with pytest.raises(votes.VotesError, match=r"row 3: 195\.4 KiB long, over the 64 KiB limit per row"):
+        votes.read_votes(path.read_bytes(), path.name)
+    monkeypatch.setattr(votes, "MAX_VOTES_BYTES", 1000)
+    write_kaggle_layout(tmp_path, {"happy": (1, 0, 0)})
+    ds = load_dataset(tmp_path, cache=False)
+    with pytest.raises(votes.VotesError, match="ferplus_votes.csv: .* over the 1000 B limit per file"):
+        votes.attach_votes(ds)
