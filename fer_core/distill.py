@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from . import registry
@@ -40,45 +39,6 @@ def pack_targets(labels: np.ndarray, teacher: np.ndarray | None, num_classes: in
     one-hot label stands in for both halves."""
     hard = np.eye(num_classes, dtype=np.float32)[labels]
     return np.concatenate([hard, hard if teacher is None else teacher.astype(np.float32)], axis=1)
-
-
-@keras.saving.register_keras_serializable(package="fer_core")
-class DistillationLoss(keras.losses.Loss):
-    """(1 − alpha) · cross-entropy(label) + alpha · T² · KL(teacher_T ‖ student_T), on packed targets.
-
-    The student outputs softmax probabilities; its distribution at temperature T is
-    softmax(log p / T). T² keeps the soft term's gradients on the same scale as T changes."""
-
-    def __init__(self, num_classes: int, temperature: float = 2.0, alpha: float = 0.9,
-                 label_smoothing: float = 0.0, name: str = "distillation", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.num_classes, self.temperature, self.alpha = int(num_classes), float(temperature), float(alpha)
-        self.label_smoothing = float(label_smoothing)
-
-    def call(self, y_true, y_pred):
-        ops, k = keras.ops, self.num_classes
-        y_pred = ops.cast(y_pred, "float32")
-        hard, soft = y_true[:, :k], y_true[:, k:]
-        ce = keras.losses.categorical_crossentropy(hard, y_pred, label_smoothing=self.label_smoothing)
-        log_student = ops.log_softmax(ops.log(ops.clip(y_pred, 1e-7, 1.0)) / self.temperature, axis=-1)
-        kl = ops.sum(soft * (ops.log(ops.clip(soft, 1e-7, 1.0)) - log_student), axis=-1)
-        return (1.0 - self.alpha) * ce + self.alpha * self.temperature ** 2 * kl
-
-    def get_config(self):
-        return {"name": self.name, "num_classes": self.num_classes, "temperature": self.temperature,
-                "alpha": self.alpha, "label_smoothing": self.label_smoothing}
-
-
-@keras.saving.register_keras_serializable(package="fer_core")
-def label_accuracy(y_true, y_pred):
-    """Top-1 accuracy against the hard label of packed targets (its first K columns)."""
-    k = keras.ops.shape(y_pred)[-1]
-    return keras.ops.cast(keras.ops.argmax(y_true[:, :k], -1) == keras.ops.argmax(y_pred, -1), "float32")
-
-
-def accuracy_metric():
-    """`label_accuracy` logged as `accuracy` / `val_accuracy`, the names checkpoints and early stopping watch."""
-    return keras.metrics.MeanMetricWrapper(label_accuracy, name="accuracy")
 
 
 def teacher_fingerprint(teacher: registry.ModelInfo, tta: str) -> str:
@@ -142,3 +102,45 @@ def distillation_record(config, teacher: dict) -> dict:
             "teacher_outputs": "cached: the teacher classified each clean training face once (with its TTA); "
                                "augmented copies share that target, since per-batch teaching would cost the "
                                "teacher's full TTA on every step"}
+
+
+def teacher_of(info: registry.ModelInfo) -> str | None:
+    """The teacher a model learnt from: its own card's, or for an edge export its parent's (None if neither)."""
+    if info.card.get("teacher"):
+        return info.card["teacher"]
+    parent = (info.card.get("export") or {}).get("parent")
+    if not parent:
+        return None
+    try:
+        return registry.get_model(parent, info.path.parent).card.get("teacher")
+    except registry.RegistryError:
+        return None
+
+
+def students_frame(infos, split: str, dataset: dict | None = None):
+    """DataFrame: every distilled model among `infos` (and its edge exports) beside its teacher on `split` of
+    `dataset` — accuracy, latency per face (each with its default TTA, from the cards' evaluations) and the
+    share of faces where both give the same top label (from their saved predictions)."""
+    import pandas as pd
+
+    from .evaluate import load_predictions
+    from .export import agreement
+
+    by_id = {m.id: m for m in infos}
+    rows = []
+    for info in infos:
+        teacher = by_id.get(teacher_of(info) or "")
+        if teacher is None:
+            continue
+        mine, theirs = info.metrics(split, dataset) or {}, teacher.metrics(split, dataset) or {}
+        pred, ref = load_predictions(info, split, dataset), load_predictions(teacher, split, dataset)
+        share, n = agreement(pred, ref) if pred is not None and ref is not None else (None, 0)
+        ms, teacher_ms = mine.get("latency_ms_per_face"), theirs.get("latency_ms_per_face")
+        rows.append({"student": info.id, "teacher": teacher.id,
+                     "TTA": (info.card.get("inference") or {}).get("tta", "none"),
+                     "teacher TTA": (teacher.card.get("inference") or {}).get("tta", "none"),
+                     "accuracy": mine.get("accuracy"), "teacher accuracy": theirs.get("accuracy"),
+                     "ms/face": ms, "teacher ms/face": teacher_ms,
+                     "speed-up": teacher_ms / ms if ms and teacher_ms else None,
+                     "agreement": share, "faces compared": n})
+    return pd.DataFrame(rows)

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from statistics import NormalDist
@@ -185,6 +185,19 @@ class Predictions:
     @property
     def correct(self) -> np.ndarray:
         return self.y_pred == self.y_true
+
+
+def narrow_predictions(pred: Predictions, labels) -> Predictions:
+    """`pred` as a model narrowed to `labels` would give it: only images of those emotions, probabilities
+    restricted to them and renormalised (what a narrowed export or a restricted ensemble answers)."""
+    cols = [pred.labels.index(e) for e in labels]
+    rows = np.isin(pred.y_true, cols)
+    probs = pred.probabilities[rows][:, cols].astype(np.float32)
+    probs /= np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)
+    remap = {c: i for i, c in enumerate(cols)}
+    return replace(pred, files=pred.files[rows], y_true=np.array([remap[c] for c in pred.y_true[rows]], int),
+                   probabilities=probs, labels=tuple(labels),
+                   clean=None if pred.clean is None else np.asarray(pred.clean)[rows])
 
 
 def predict_split(info: registry.ModelInfo, dataset: FerDataset, split: str = "test", *, tta=None,

@@ -465,13 +465,27 @@ def parent_scores(info: registry.ModelInfo, pred, split: str, dataset: dict) -> 
     from .evaluate import load_predictions
 
     parent = parent_of(info)
-    theirs = parent.metrics(split, dataset) if parent else None
+    theirs = parent_figures(info, parent, split, dataset) if parent else None
     if theirs is None:
         return None
     share, n = agreement(pred, p) if (p := load_predictions(parent, split, dataset)) is not None else (None, 0)
     return {"model": parent.id, "accuracy": theirs.get("accuracy"), "macro_f1": theirs.get("macro_f1"),
             "clean_accuracy": (theirs.get("clean") or {}).get("accuracy"), "agreement": share,
             "images_compared": n}
+
+
+def parent_figures(info: registry.ModelInfo, parent: registry.ModelInfo, split: str, dataset: dict | None) -> dict | None:
+    """The parent's saved scores on `split` of `dataset`; for an export narrowed to fewer emotions, the parent's
+    saved predictions narrowed the same way and scored on those emotions' images, so the two compare."""
+    if not (info.card.get("export") or {}).get("classes_of_parent"):
+        return parent.metrics(split, dataset)
+    from .evaluate import clean_scores, evaluate_predictions, load_predictions, narrow_predictions
+
+    pred = load_predictions(parent, split, dataset)
+    if pred is None:
+        return None
+    narrowed = narrow_predictions(pred, info.labels)
+    return {**evaluate_predictions(narrowed), "clean": clean_scores(narrowed)}
 
 
 def parent_latency(info: registry.ModelInfo) -> dict | None:
@@ -499,7 +513,7 @@ def exports_frame(infos, split: str, dataset: dict | None = None):
         export, parent = info.card["export"], parent_of(info)
         mine = info.metrics(split, dataset) or {}
         if parent is not None:
-            theirs = parent.metrics(split, dataset) or {}
+            theirs = parent_figures(info, parent, split, dataset) or {}
             share, n = agreement_with_parent(info, split, dataset)
         elif mine.get("parent_scores"):  # a parent not shipped: its figures as this evaluation recorded them
             theirs = mine["parent_scores"]

@@ -26,8 +26,9 @@ import numpy as np
 
 from . import registry
 from .data import FerDataset, load_dataset
-from .distill import DistillationLoss, align_labels, distillation_record, pack_targets, soften, teacher_probabilities
-from .distill import accuracy_metric as distill_accuracy
+from .distill import align_labels, distillation_record, pack_targets, soften, teacher_probabilities
+from .distill_loss import DistillationLoss
+from .distill_loss import accuracy_metric as distill_accuracy
 from .labels import label_set_name, parse_label_set
 from .votes import LABEL_SOURCES, attach_votes, relabel, training_labels, training_targets
 from .preprocess import Preprocessing

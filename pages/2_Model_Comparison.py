@@ -8,7 +8,7 @@ import streamlit as st
 
 from fer_core import evaluate as ev, studies
 from fer_core import robustness as rb
-from fer_core import export
+from fer_core import distill, export
 from fer_core.data import default_data_dir
 from fer_core.labels import label_set_name
 from pages.common import dataset_sidebar, model_infos
@@ -192,6 +192,19 @@ if not edge.empty:
     speed = edge.melt(id_vars="export", value_vars=["ms/face", "parent ms/face"], var_name="model", value_name="ms")
     st.plotly_chart(px.bar(speed.dropna(), x="export", y="ms", color="model", barmode="group",
                            title="Latency per face: export vs its parent (same run)"), key="edge_latency")
+
+# ----------------------------------------------------------------------------- distilled students
+students = distill.students_frame(candidates, split, dataset)
+if not students.empty:
+    st.header("Distilled students")
+    st.caption(f"Networks trained on a teacher's probabilities (`python -m fer_core distill`) beside that teacher on "
+               f"the {split} split of {data_name}, each with its default test-time augmentation. Agreement: share of "
+               "faces with the same top label, from both models' saved predictions. Latency per face: from each "
+               "model's own evaluation on this machine's CPU.")
+    st.dataframe(students, hide_index=True, column_config={
+        **{c: st.column_config.NumberColumn(format="%.4f") for c in ("accuracy", "teacher accuracy", "agreement")},
+        **{c: st.column_config.NumberColumn(format="%.2f") for c in ("ms/face", "teacher ms/face")},
+        "speed-up": st.column_config.NumberColumn(format="×%.1f")})
 
 # ----------------------------------------------------------------------------- training curves
 st.header("Training curves")

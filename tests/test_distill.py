@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_core import cli, distill, export, registry
+from fer_core import cli, distill, distill_loss, export, registry
 from fer_core.labels import EMOTIONS, FOUR_CLASS
 from fer_core.predict import Classifier
 from tests.fixtures import write_kaggle_layout
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # ----------------------------------------------------------------------------- the loss
 
 def _loss(y_true, y_pred, **kw) -> np.ndarray:
-    return np.asarray(distill.DistillationLoss(3, **kw).call(np.asarray(y_true, np.float32),
+    return np.asarray(distill_loss.DistillationLoss(3, **kw).call(np.asarray(y_true, np.float32),
                                                              np.asarray(y_pred, np.float32)))
 
 
