@@ -284,6 +284,22 @@ def default_data_dir() -> Path | None:
     return shared if shared.exists() else None
 
 
+def check_data_root(source: str) -> Path:
+    """A dataset path typed into the dashboard, as the path to read. With $FER_DATA_ROOT set, only paths
+    inside that folder are accepted (relative ones are taken from it; `..` and symbolic links are resolved
+    first), so a deployed dashboard cannot be pointed at the rest of the server's files. DataError otherwise."""
+    path = Path(source).expanduser()
+    root = os.environ.get("FER_DATA_ROOT")
+    if not root:
+        return path
+    root_path = Path(root).expanduser().resolve()
+    resolved = (root_path / path).resolve()  # an absolute `path` replaces the root here
+    if resolved != root_path and root_path not in resolved.parents:
+        raise DataError(f"{source} is outside the data folder this server allows ($FER_DATA_ROOT); "
+                        "enter a dataset path inside it or upload a zip")
+    return resolved
+
+
 def load_dataset(source, *, progress: ProgressFn | None = None, cache: bool = True,
                  cache_dir: Path | None = None) -> FerDataset:
     """Load a dataset folder, .zip (path or bytes) or fer2013.csv, using the on-disk cache when valid."""

@@ -65,7 +65,8 @@ def dataset_sidebar() -> fer_data.FerDataset | None:
             st.info("No dataset selected. Enter a folder in the sidebar, set `FER_DATA_DIR`, or upload a zip. "
                     "Supported: " + "; ".join(fer_data.SUPPORTED_LAYOUTS) + ".")
             return None
-        return _load_path(source.strip(), _stamp(source.strip()))
+        path = str(fer_data.check_data_root(source.strip()))  # within $FER_DATA_ROOT when it is set
+        return _load_path(path, _stamp(path))
     except fer_data.DataError as err:
         st.error(f"Could not load the dataset: {err}")
         return None
