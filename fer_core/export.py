@@ -13,9 +13,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import re
 import shutil
+import tempfile
 import threading
 import time
 import warnings
@@ -120,9 +120,8 @@ def export_model(model_id, format: str, quantize: str = "none", *, data=None,
     model = narrowed(registry.load_keras_model(parent), keep)
     probe = sample if sample is not None else _probe_batch(parent)
     outputs = _output_kind(np.asarray(model(probe[:32], training=False)))  # also builds the model for export
-    tmp = root / f".{new_id}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{new_id}.", dir=root))  # one per exporter: concurrent runs never collide
     try:
         target = tmp / registry.MODEL_FILES[format]
         (_convert_litert if format == "litert" else _convert_onnx)(model, target, quantize, sample)
@@ -130,9 +129,9 @@ def export_model(model_id, format: str, quantize: str = "none", *, data=None,
                             outputs=outputs, seconds=time.perf_counter() - started, keep=keep)
         registry.write_card(tmp, card)
         load_runtime(registry.ModelInfo(new_id, tmp, card))(probe[:4])  # it must load and run before it is registered
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
+        # the converted file and its card replace the old ones together, under the folder's lock
+        registry.save_model_files(folder, card, lambda path: shutil.copyfile(target, path), target.name)
+        registry.forget_predictions(folder)  # an old export's predictions describe the old file
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return registry.get_model(new_id, root)

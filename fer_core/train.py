@@ -478,9 +478,6 @@ def train(config: TrainConfig, *, resume: bool = False, finish: bool = False, co
     swa = apply_swa(final, run_dir, state, pre.prepare_uint8(train_rows.images), pre, config) if config.swa else None
     if swa:
         swa["val_accuracy"] = _accuracy(final, pre.apply(val_rows.images), val_rows.labels)
-    out.mkdir(parents=True, exist_ok=True)
-    final.save(out / registry.MODEL_FILE)
-    registry.forget_predictions(out)
     card = {
         "id": out.name,
         "name": config.name or f"{config.arch} ({label_set_name(labels)})",
@@ -489,7 +486,7 @@ def train(config: TrainConfig, *, resume: bool = False, finish: bool = False, co
         "labels": list(labels),
         "preprocessing": pre.to_dict(),
         "params": int(final.count_params()),
-        "file_size_bytes": (out / registry.MODEL_FILE).stat().st_size,
+        "file_size_bytes": None,  # filled in once the file is written
         "default": False,
         "dataset": {"source": str(config.data), "fingerprint": full.fingerprint, "layout": full.layout,
                     "split_sizes": {"train": len(train_rows), "validation": len(val_rows)},
@@ -515,7 +512,13 @@ def train(config: TrainConfig, *, resume: bool = False, finish: bool = False, co
         card["training"]["init_from"] = registry.training_record(config.init_from)
     if (out / registry.CARD_FILE).exists():  # keep the default flag a maintainer set
         card["default"] = registry.read_card(out).get("default", False)
-    registry.write_card(out, card)
+
+    def write_weights(path: Path) -> None:
+        final.save(path)
+        card["file_size_bytes"] = path.stat().st_size
+
+    registry.save_model_files(out, card, write_weights)  # a crash never leaves new weights beside an old card
+    registry.forget_predictions(out)
     return registry.ModelInfo(out.name, out, card)
 
 
@@ -600,8 +603,13 @@ def _distillation_targets(config: TrainConfig, labels, faces: np.ndarray, train_
         return None, None, None
     print(f"Teacher {config.teacher}: classifying {len(faces):,} training faces (cached in the run folder)",
           flush=True)
-    probs, record = teacher_probabilities(config.teacher, faces, train_rows.files, run_dir,
-                                          tta=config.teacher_tta or None, progress=stderr_progress)
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy("float32")  # the teacher answers as it was evaluated, not in bf16
+    try:
+        probs, record = teacher_probabilities(config.teacher, faces, train_rows.files, run_dir,
+                                              tta=config.teacher_tta or None, progress=stderr_progress)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
     probs = probs[:, align_labels(record["labels"], labels)]
     probs /= np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)
     record["agreement_with_labels"] = round(float((probs.argmax(1) == train_rows.labels).mean()), 4)

@@ -158,14 +158,18 @@ def test_featured_models_are_each_label_sets_default_and_its_most_accurate_as_an
 # ----------------------------------------------------------------------------- no TensorFlow
 
 def test_inference_with_an_export_and_haar_never_imports_tensorflow(parent, tmp_path):
-    """`fer_core.analyze`, `predict`, `batch` and the REST API on a LiteRT export with the Haar detector (its
+    """`fer_core.analyze`, `predict`, `batch`, `video` and the REST API on a LiteRT export with the Haar detector (its
     O-Net confirmation included) run without TensorFlow, Keras or the mtcnn package in the process."""
     export.export_model("tiny", "litert", "none", out_id="edge")
     from skimage import data as skdata
     from PIL import Image
 
+    from fer_core import video
+
     photo = tmp_path / "astronaut.jpg"
     Image.fromarray(skdata.astronaut()).save(photo)
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(video.write_mp4(video.sample_clip(6)))
     script = textwrap.dedent(f"""
         import contextlib, io, json, sys
         import fer_core
@@ -175,6 +179,7 @@ def test_inference_with_an_export_and_haar_never_imports_tensorflow(parent, tmp_
         with contextlib.redirect_stdout(io.StringIO()):
             assert cli.main(["predict", {str(photo)!r}, "--model", "edge", "--json"]) == 0
             assert cli.main(["batch", {str(photo)!r}, "--model", "edge", "--out", {str(tmp_path / "r.csv")!r}]) == 0
+            assert cli.main(["video", {str(clip)!r}, "--model", "edge", "--every", "2"]) == 0
         from fastapi.testclient import TestClient
         from fer_core.serve import ServeConfig, create_app
         with TestClient(create_app(ServeConfig(api_key="", preload=False))) as client:

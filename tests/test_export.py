@@ -294,7 +294,12 @@ def test_prediction_page_runs_an_export_and_explains_it_on_its_parent(shipped, m
     at.radio(key="source").set_value("Sample").run()
     assert not at.exception, at.exception
     captions = " ".join(str(c.value) for c in at.caption)
-    assert "Grad-CAM below is computed on tinyp" in captions
+    assert "Grad-CAM is computed on tinyp" in captions
+    # an export is explained by occlusion first (no TensorFlow); Grad-CAM on the parent when picked
+    assert any(str(c).startswith("Occlusion: ") for img in at.image for c in img.captions)
+    assert at.radio(key="cam_method_0_1").value == "occlusion"
+    at.radio(key="cam_method_0_1").set_value("gradcam").run()
+    assert not at.exception, at.exception
     assert any(str(c).startswith("Grad-CAM: ") for img in at.image for c in img.captions)  # the parent's heatmap
 
 
