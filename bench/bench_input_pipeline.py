@@ -11,7 +11,8 @@ Ours (`fer_core.train.make_tf_dataset`) holds the once-decoded uint8 faces in me
 face with cheap TensorFlow ops in a parallel tf.data map, then batches, scales and prefetches.
 
 Both pipelines get comparable augmentation (horizontal flip, ±10 % shift, up to 12 % zoom: our
-`standard` level, which also jitters brightness and contrast) and feed the same compiled model in the same process. Measured:
+`standard` level, which also jitters brightness and contrast) and feed the same compiled model in the same process.
+Measured:
   1. input only — images/s each pipeline produces (after warm-up);
   2. training — images/s of `model.fit` for a fixed number of steps fed by each pipeline.
 Rounds alternate between the two; the medians are reported as images per wall-clock second and as

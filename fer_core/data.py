@@ -185,7 +185,8 @@ class _Source:
             self.root = path.parent
             self.only = path.name
         else:
-            raise DataError(f"{path} is neither a folder, a .zip nor a .csv. Supported: " + "; ".join(SUPPORTED_LAYOUTS))
+            raise DataError(f"{path} is neither a folder, a .zip nor a .csv. Supported: "
+                            + "; ".join(SUPPORTED_LAYOUTS))
 
     def entries(self) -> list[_Entry]:
         if self.zip is not None:
@@ -544,7 +545,8 @@ def _load_csv(src: _Source, entry: _Entry, progress: ProgressFn | None) -> FerDa
                                     for k in range(4))
     problems.sort(key=lambda p: int(p.file.rsplit(" ", 1)[1]))
     if len(codes) == 0:
-        raise DataError(f"{name} has no valid rows" + (f" ({problems[0].file}: {problems[0].reason})" if problems else ""))
+        raise DataError(f"{name} has no valid rows"
+                        + (f" ({problems[0].file}: {problems[0].reason})" if problems else ""))
     codes = codes.astype(int)
     classes = sort_emotions(EMOTIONS[c] for c in np.unique(codes))
     index = np.full(len(EMOTIONS), -1, dtype=np.int16)

@@ -519,8 +519,8 @@ def leaderboard(infos, split: str, dataset: dict | None = None):
                      "log-loss": m.get("log_loss"), "ECE": m.get("ece"),
                      "latency ms/face": m.get("latency_ms_per_face"), "images": m.get("n"),
                      "TTA": m.get("tta"), "evaluated on": m.get("split_description", "not evaluated")})
-    frame = pd.DataFrame(rows, columns=["model", "architecture", "params", "size MB", "epochs", "train min", "trained on",
-                                        "accuracy", "CI low", "CI high", "FER+ accuracy", "FER+ faces",
+    frame = pd.DataFrame(rows, columns=["model", "architecture", "params", "size MB", "epochs", "train min",
+                                        "trained on", "accuracy", "CI low", "CI high", "FER+ accuracy", "FER+ faces",
                                         "clean accuracy", "macro-F1",
                                         "log-loss", "ECE", "latency ms/face", "images", "TTA", "evaluated on"])
     return frame.sort_values("accuracy", ascending=False, na_position="last", kind="stable").reset_index(drop=True)

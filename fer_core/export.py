@@ -473,7 +473,8 @@ def parent_scores(info: registry.ModelInfo, pred, split: str, dataset: dict) -> 
             "images_compared": n}
 
 
-def parent_figures(info: registry.ModelInfo, parent: registry.ModelInfo, split: str, dataset: dict | None) -> dict | None:
+def parent_figures(info: registry.ModelInfo, parent: registry.ModelInfo, split: str,
+                   dataset: dict | None) -> dict | None:
     """The parent's saved scores on `split` of `dataset`; for an export narrowed to fewer emotions, the parent's
     saved predictions narrowed the same way and scored on those emotions' images, so the two compare."""
     if not (info.card.get("export") or {}).get("classes_of_parent"):
@@ -524,7 +525,8 @@ def exports_frame(infos, split: str, dataset: dict | None = None):
             "export": info.id, "parent": export.get("parent", "") + ("" if parent else " (not shipped)"),
             "format": FORMAT_NAMES.get(info.format, info.format),
             "quantization": export.get("quantization"), "size MB": export["file_size_bytes"] / 1e6,
-            "parent size MB": (export.get("parent_file_size_bytes") or 0) / 1e6, "size vs parent": export.get("size_ratio"),
+            "parent size MB": (export.get("parent_file_size_bytes") or 0) / 1e6,
+            "size vs parent": export.get("size_ratio"),
             "accuracy": mine.get("accuracy"), "parent accuracy": theirs.get("accuracy"),
             "Δ accuracy (points)": (100 * (mine["accuracy"] - theirs["accuracy"])
                                     if mine.get("accuracy") is not None and theirs.get("accuracy") is not None

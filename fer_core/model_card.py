@@ -151,7 +151,8 @@ def model_card_markdown(info: registry.ModelInfo, statement: dict[str, str] | No
     if card["description"]:
         lines += [card["description"], ""]
     lines += ["## Model", "",
-              f"- Architecture: {card['architecture']}" + (f", {card['params']:,} parameters" if card["params"] else ""),
+              f"- Architecture: {card['architecture']}"
+              + (f", {card['params']:,} parameters" if card["params"] else ""),
               f"- Emotions: {', '.join(card['labels'])}",
               f"- Training: {card['epochs']} epochs, {card['train_minutes']:.0f} minutes"
               + (f" on {card['trained_on']}" if card["trained_on"] else "")
@@ -189,7 +190,8 @@ def model_card_markdown(info: registry.ModelInfo, statement: dict[str, str] | No
         lines += ["Not evaluated yet: run `python -m fer_core evaluate --model "
                   f"{card['id']} --data DIR`.", ""]
     if card["other_datasets"]:
-        lines += ["### Other datasets", "", "| dataset | split | images | accuracy | macro-F1 |", "|---|---|---|---|---|"]
+        lines += ["### Other datasets", "", "| dataset | split | images | accuracy | macro-F1 |",
+                  "|---|---|---|---|---|"]
         lines += [f"| {o['dataset']} | {o['split']} | {o['n']:,} | {_fmt(o['accuracy'])} | {_fmt(o['macro_f1'])} |"
                   for o in card["other_datasets"]]
         lines.append("")

@@ -36,7 +36,8 @@ class OnetNetwork:
         size = 1 << max(0, (n - 1).bit_length())  # pad to a power of two: few interpreters, no re-allocation
         batch = np.concatenate([x, np.zeros((size - n, *x.shape[1:]), np.float32)]) if size > n else x
         with self._lock:
-            it = self._interpreters.get(size) or self._interpreters.setdefault(size, interpreter_for_batch(self._content, size))
+            it = (self._interpreters.get(size)
+                  or self._interpreters.setdefault(size, interpreter_for_batch(self._content, size)))
             it.set_tensor(it.get_input_details()[0]["index"], batch)
             it.invoke()
             scores = next(it.get_tensor(d["index"]) for d in it.get_output_details() if d["shape"][-1] == 2)

@@ -557,7 +557,8 @@ def _fit(config: TrainConfig, pre: Preprocessing, labels, train_rows: FerDataset
                 copied = initialise_from(model, config.init_from)
                 print(f"Initialised {copied} layers from {config.init_from}", flush=True)
             model.compile(
-                optimizer=keras.optimizers.AdamW(learning_rate_schedule(config, steps), weight_decay=config.weight_decay),
+                optimizer=keras.optimizers.AdamW(learning_rate_schedule(config, steps),
+                                                 weight_decay=config.weight_decay),
                 loss=loss, metrics=[accuracy])
     if teacher:
         state["teacher"] = teacher
@@ -823,7 +824,8 @@ def _add_training_arguments(p) -> None:
     p.add_argument("--out", default="", help="output folder (default models/<arch>_<labels>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--finish", action="store_true",
-                   help="train no more: ship the best epoch an interrupted run reached (e.g. one killed by a time limit)")
+                   help="train no more: ship the best epoch an interrupted run reached "
+                        "(e.g. one killed by a time limit)")
     p.add_argument("--no-evaluate", action="store_true", help="skip evaluating on the validation split afterwards")
     p.set_defaults(func=_cmd_train)
 

@@ -128,7 +128,8 @@ def read_votes(data: bytes, name: str = "votes file"):
         dup = keys.duplicated()
         if dup.any():
             r = int(np.flatnonzero(dup.to_numpy())[0])
-            raise VotesError(f"{name} row {r + 2} repeats {keys.iloc[r]} (row {int(np.flatnonzero((keys == keys.iloc[r]).to_numpy())[0]) + 2})")
+            first = int(np.flatnonzero((keys == keys.iloc[r]).to_numpy())[0])
+            raise VotesError(f"{name} row {r + 2} repeats {keys.iloc[r]} (row {first + 2})")
     usage_column = by_lower.get("usage")
     usage = frame[usage_column].str.strip() if usage_column else pd.Series([""] * len(frame))
     out = pd.DataFrame({"key": keys.where(present, None), "usage": usage.to_numpy()})

@@ -123,7 +123,8 @@ cols = st.columns(1 + len(view.split_names))
 cols[0].metric("Imbalance ratio (largest ÷ smallest class)", f"{ratio:.1f}×" if np.isfinite(ratio) else "∞")
 for col, split in zip(cols[1:], view.split_names):
     r = explore.imbalance_ratio(counts, split)
-    col.metric(f"{split} ({int(counts[split].sum()):,} images)", f"{r:.1f}×" if np.isfinite(r) else "∞ (a class is missing)")
+    col.metric(f"{split} ({int(counts[split].sum()):,} images)",
+               f"{r:.1f}×" if np.isfinite(r) else "∞ (a class is missing)")
 left, right = st.columns([2, 3])
 left.dataframe(counts, column_config={c: st.column_config.NumberColumn(format="localized") for c in counts.columns})
 right.plotly_chart(counts_chart(dataset.fingerprint, labels, view))
@@ -182,7 +183,8 @@ else:
     st.subheader(f"Exact duplicates ({n_groups:,} groups, {len(exact):,} images)")
     for _, group in exact[exact["group"].isin(exact["group"].unique()[:10])].groupby("group", sort=False):
         tag = "leakage across splits" if group["leakage"].iloc[0] else "same split"
-        st.markdown(f"Group E{group['group'].iloc[0]} — {tag}" + (" — labels disagree" if group["conflict"].iloc[0] else ""))
+        st.markdown(f"Group E{group['group'].iloc[0]} — {tag}"
+                    + (" — labels disagree" if group["conflict"].iloc[0] else ""))
         thumbnails(group["index"], [f"{s} · {e} · {short(f)}" for s, e, f in
                                     zip(group["split"], group["emotion"], group["file"])])
     if n_groups > 10:
@@ -222,8 +224,9 @@ if view.votes is None:
 else:
     votes_info = view.votes_info
     st.caption(f"Ten annotators per face (Barsoum et al., 2016), from {Path(votes_info['file']).name} (fingerprint "
-               f"{votes_info['fingerprint']}). {crowd_votes.MAJORITY_PROTOCOL}. Contempt, which FER2013 lacks, counts as "
-               "disgust where labels are compared, and is its own column in the matrix.")
+               f"{votes_info['fingerprint']}). {crowd_votes.MAJORITY_PROTOCOL}. "
+               "Contempt, which FER2013 lacks, counts as disgust where labels are compared, "
+               "and is its own column in the matrix.")
     crowd_split = st.radio("Split", ["all"] + list(view.split_names), horizontal=True, key="crowd_split")
     part = view if crowd_split == "all" else view.split(crowd_split)
     agreement, matrix, disputed = crowd_views((dataset.fingerprint, labels, crowd_split, votes_info["fingerprint"]),
@@ -240,7 +243,8 @@ else:
     right.plotly_chart(px.imshow(matrix, text_auto=True, color_continuous_scale="Blues", aspect="auto",
                                  title="Dataset label (rows) × FER+ majority (columns)"), key="crowd_matrix")
     st.dataframe(agreement, hide_index=True, column_config={
-        c: st.column_config.NumberColumn(format="%.3f") for c in agreement.columns if c not in ("emotion", "faces with votes")})
+        c: st.column_config.NumberColumn(format="%.3f")
+        for c in agreement.columns if c not in ("emotion", "faces with votes")})
     st.subheader("Most disputed faces")
     st.caption("Highest spread of the ten answers (entropy, 1 = every answer different); label → FER+ majority.")
     st.image([part.images[r] for r in disputed.index], width=72,
@@ -298,10 +302,11 @@ if result is not None:
                   help="share of flagged faces whose label differs from the FER+ majority")
         c2.metric("recall against the crowd", f"{crowd['recall']:.1%}",
                   help="share of faces labelled otherwise than the FER+ majority that were flagged")
-        c3.metric("label ≠ FER+ majority", f"{crowd['label_differs_from_majority']:,} of {crowd['faces_with_majority']:,}",
+        c3.metric("label ≠ FER+ majority",
+                  f"{crowd['label_differs_from_majority']:,} of {crowd['faces_with_majority']:,}",
                   help=f"flagging at random would reach a precision of {crowd['base_rate']:.1%}")
-        st.caption(f"Scored on the {crowd['faces_with_majority']:,} checked faces with a FER+ majority in the label set "
-                   f"(contempt {crowd['contempt']}). Flagging at random would reach a precision of "
+        st.caption(f"Scored on the {crowd['faces_with_majority']:,} checked faces with a FER+ majority "
+                   f"in the label set (contempt {crowd['contempt']}). Flagging at random would reach a precision of "
                    f"{crowd['base_rate']:.1%}.")
     if issues.attrs.get("caveat"):
         st.warning(issues.attrs["caveat"])

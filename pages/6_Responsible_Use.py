@@ -54,7 +54,8 @@ else:
                 st.markdown("Robustness (accuracy on the validation subset, clean and at the strongest corruption):")
                 st.dataframe(pd.DataFrame(card["robustness"]), hide_index=True, key=f"robust_{card['id']}")
             else:
-                st.caption(f"No robustness report yet: `python -m fer_core robustness --model {card['id']} --data DIR`.")
+                st.caption("No robustness report yet: "
+                           f"`python -m fer_core robustness --model {card['id']} --data DIR`.")
             st.download_button("Model card (Markdown)", mc.model_card_markdown(info, statement),
                                file_name=f"{card['id']}_model_card.md", mime="text/markdown", key=f"md_{card['id']}")
 

@@ -31,7 +31,7 @@ def test_builder_follows_label_count_and_preprocessing():
 def test_complex_cnn_has_the_seed_ingredients():
     kinds = {type(layer).__name__ for layer in architectures.build("complex_cnn", 7).layers}
     assert {"GaussianNoise", "BatchNormalization", "LeakyReLU", "Dropout"} <= kinds
-    convs = [l.filters for l in architectures.build("complex_cnn", 7).layers if type(l).__name__ == "Conv2D"]
+    convs = [layer.filters for layer in architectures.build("complex_cnn", 7).layers if type(layer).__name__ == "Conv2D"]
     assert convs == [32, 64, 128, 256, 512]
 
 

@@ -3,7 +3,6 @@ processes at once are all kept, set-default keeps both, and weights and card are
 (a crash leaves either the old pair or, once finished by the next reader, the new one)."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -23,7 +22,8 @@ def make_model(root: Path, model_id: str = "m", labels=("happy", "sad"), default
     folder = root / model_id
     folder.mkdir(parents=True)
     (folder / registry.MODEL_FILE).write_bytes(b"weights v1")
-    registry.write_card(folder, {"id": model_id, "labels": list(labels), "default": default, "history": list(range(500))})
+    registry.write_card(folder, {"id": model_id, "labels": list(labels), "default": default,
+                                 "history": list(range(500))})
     return folder
 
 

@@ -28,7 +28,8 @@ def counts_of(ds) -> dict[tuple[str, str], int]:
 
 
 def expected(written: dict) -> dict[tuple[str, str], int]:
-    return {k: len(v) if isinstance(v, list) else v for k, v in written.items() if (len(v) if isinstance(v, list) else v)}
+    return {k: len(v) if isinstance(v, list) else v for k, v in written.items()
+            if (len(v) if isinstance(v, list) else v)}
 
 
 def image_of(ds, file: str) -> np.ndarray:
@@ -122,7 +123,8 @@ def test_csv_without_usage_is_all_training(tmp_path):
 
 def test_csv_bad_rows_are_listed_not_fatal(tmp_path):
     good = " ".join(["7"] * 2304)
-    extra = ["3,1 2 3,Training", f"9,{good},Training", f"4,{good},Holdout", "5," + " ".join(["300"] * 2304) + ",Training",
+    extra = ["3,1 2 3,Training", f"9,{good},Training", f"4,{good},Holdout",
+             "5," + " ".join(["300"] * 2304) + ",Training",
              "6," + " ".join(["x"] * 2304) + ",PublicTest"]
     write_fer_csv(tmp_path / "fer2013.csv", {("happy", "Training"): 2}, extra_rows=extra)
     ds = load_dataset(tmp_path / "fer2013.csv")

@@ -1,7 +1,6 @@
 """Ensembles as first-class models, multi-crop TTA, and Grad-CAM on an ensemble."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -57,7 +56,8 @@ def test_ensemble_card_and_default_inference(models, ensemble):
 
 def test_narrowed_ensemble_renormalises_members_over_the_kept_emotions(models):
     info = create_ensemble(["a7", "c4"], models / "ens4", labels=FOUR_CLASS)
-    assert info.labels == FOUR_CLASS and info.card["ensemble"]["restricted"] == {"a7": list(registry.get_model("a7").labels)}
+    assert info.labels == FOUR_CLASS
+    assert info.card["ensemble"]["restricted"] == {"a7": list(registry.get_model("a7").labels)}
     faces = crops(4, seed=2)
     p7 = Classifier.from_registry("a7").predict(faces, tta="none")
     keep = [registry.get_model("a7").labels.index(e) for e in FOUR_CLASS]
@@ -94,7 +94,8 @@ def test_rebuilding_an_ensemble_drops_its_old_evaluations_and_keeps_its_default_
     write_kaggle_layout(data, {"happy": (1, 2, 0), "sad": (1, 2, 0)})
     ev.evaluate_model(info, load_dataset(data, cache=False), "validation", save=True, latency=False)
     assert registry.get_model("ens_rebuilt").evaluations and (info.path / "eval").exists()
-    rebuilt = create_ensemble(["b7", "a7"], models / "ens_rebuilt")  # new members: the old results describe other weights
+    # new members: the old results describe other weights
+    rebuilt = create_ensemble(["b7", "a7"], models / "ens_rebuilt")
     assert rebuilt.is_default() and not rebuilt.evaluations and not (rebuilt.path / "eval").exists()
 
 

@@ -23,7 +23,8 @@ STEEPNESS = 10.0
 
 def make_dataset(root):
     """train/validation/test/<emotion>/*.png folders of constant-gray faces."""
-    for split, faces in (("test", TEST_FACES), ("validation", VALIDATION_FACES), ("train", {"happy": [250], "sad": [5], "angry": [128]})):
+    train_faces = {"happy": [250], "sad": [5], "angry": [128]}
+    for split, faces in (("test", TEST_FACES), ("validation", VALIDATION_FACES), ("train", train_faces)):
         for emotion, levels in faces.items():
             folder = root / split / emotion
             folder.mkdir(parents=True, exist_ok=True)
@@ -46,7 +47,8 @@ def make_model(models_dir, model_id: str, threshold: float = 0.5, default: bool 
     outputs = keras.layers.Dense(2, activation="softmax")(x)
     model = keras.Model(inputs, outputs)
     k = STEEPNESS
-    model.layers[-1].set_weights([np.array([[k, -k]], np.float32), np.array([-k * threshold, k * threshold], np.float32)])
+    model.layers[-1].set_weights([np.array([[k, -k]], np.float32),
+                                  np.array([-k * threshold, k * threshold], np.float32)])
     folder = models_dir / model_id
     folder.mkdir(parents=True)
     model.save(folder / registry.MODEL_FILE)

@@ -123,7 +123,8 @@ def test_face_to_dict_is_plain_json_types():
 
 
 def test_boxes_enclosing_another_face_are_dropped_as_false_positives():
-    inner, around, elsewhere = Face((100, 100, 50, 50), 0.9), Face((80, 80, 100, 100), 0.8), Face((300, 40, 60, 60), 0.9)
+    inner, around = Face((100, 100, 50, 50), 0.9), Face((80, 80, 100, 100), 0.8)
+    elsewhere = Face((300, 40, 60, 60), 0.9)
 
     class Fixed:
         def detect(self, image, min_size):

@@ -6,11 +6,9 @@ memory allocated (tracemalloc) — a loader that read the bombs whole would allo
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings

@@ -110,7 +110,8 @@ def test_page_from_fixture_evaluations(env):
 
     # gallery: bright_a's one mistake of each kind; the dataset (FER_DATA_DIR) is found and shown
     text = texts(at)
-    assert "**1** happy faces predicted as sad by bright_a" in text or "**1** sad faces predicted as happy by bright_a" in text
+    assert ("**1** happy faces predicted as sad by bright_a" in text
+            or "**1** sad faces predicted as happy by bright_a" in text)
     assert len(at.image) == 1
     mistake = "happy_3_60.png" if "happy faces predicted as sad" in text else "sad_2_180.png"
     pred = ev.load_predictions(a, "test")

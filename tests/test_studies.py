@@ -57,7 +57,8 @@ def test_equal_budget_lists_only_seed_architectures_with_the_shared_recipe(tmp_p
 
 
 def test_ablation_rows_differ_only_in_the_ablated_settings(tmp_path):
-    infos = [_register(tmp_path, "std", "baseline_cnn", 0.45), _register(tmp_path, "none", "baseline_cnn", 0.40, augment="none"),
+    infos = [_register(tmp_path, "std", "baseline_cnn", 0.45),
+             _register(tmp_path, "none", "baseline_cnn", 0.40, augment="none"),
              _register(tmp_path, "rgb", "baseline_cnn", 0.44, color="rgb"),
              _register(tmp_path, "lr", "baseline_cnn", 0.30, learning_rate=0.1),  # another recipe: left out
              _register(tmp_path, "other", "complex_cnn", 0.5, augment="none")]
@@ -86,7 +87,8 @@ def test_a_run_that_answers_one_emotion_for_every_face_is_flagged(tmp_path):
     collapsed = _register(tmp_path, "vgg", "vgg16_transfer", 0.25)
     fine = _register(tmp_path, "base", "baseline_cnn", 0.45)
     for info, matrix in ((collapsed, [[0, 5], [0, 15]]), (fine, [[4, 1], [2, 13]])):
-        registry.save_metrics(info, "validation", {"accuracy": 0.5, "macro_f1": 0.3, "n": 20, "confusion_matrix": matrix,
+        registry.save_metrics(info, "validation", {"accuracy": 0.5, "macro_f1": 0.3, "n": 20,
+                                                   "confusion_matrix": matrix,
                                                    "dataset": {"source": "/data/fer2013", "name": "fer2013"}})
     frame = studies.equal_budget_frame([registry.get_model(i, tmp_path) for i in ("vgg", "base")]).set_index("model")
     assert frame.loc["vgg", "emotions predicted"] == 1 and frame.loc["base", "emotions predicted"] == 2

@@ -107,7 +107,8 @@ def test_sigterm_stops_training_and_still_ships_the_best_epoch(tiny_kaggle, tmp_
     info = train(TrainConfig(arch="baseline_cnn", data=str(tiny_kaggle), epochs=3, batch_size=8, patience=0,
                              out=str(tmp_path / "models" / "killed")), verbose=0)
     assert "Stopped after epoch 1 of 3" in capsys.readouterr().out
-    assert info.card["training"]["epochs_run"] == 1 and info.card["training"]["stopped"] == "interrupted after epoch 1 of 3"
+    assert info.card["training"]["epochs_run"] == 1
+    assert info.card["training"]["stopped"] == "interrupted after epoch 1 of 3"
     assert signal.getsignal(signal.SIGTERM) is before  # the previous handler is back once training ends
     assert registry.load_keras_model(info).output_shape == (None, 3)
 
@@ -309,7 +310,8 @@ def test_cards_say_what_weights_a_run_started_from():
 
     config = TrainConfig(arch="efficientnet_transfer", data=".")
     assert "ImageNet weights not used" in train_module.initial_weights(config, get_architecture(config.arch))
-    assert train_module.initial_weights(replace(config, init_from="m1"), get_architecture("fer_resvgg")) == "layers of m1"
+    resvgg = get_architecture("fer_resvgg")
+    assert train_module.initial_weights(replace(config, init_from="m1"), resvgg) == "layers of m1"
 
 
 def test_random_erasing_paints_one_grey_rectangle_in_both_pipelines():
@@ -346,7 +348,8 @@ def test_training_drops_duplicates_of_held_out_faces_and_listed_files(tiny_kaggl
     config = TrainConfig(arch="baseline_cnn", data=str(tiny_kaggle), exclude_leaks=False)
     assert len(exclude_training_rows(train_rows, full, config)[0]) == len(train_rows)
     with pytest.raises(ValueError, match="cannot read"):
-        exclude_training_rows(train_rows, full, TrainConfig(arch="baseline_cnn", data="x", exclude=str(tmp_path / "no.csv")))
+        exclude_training_rows(train_rows, full,
+                              TrainConfig(arch="baseline_cnn", data="x", exclude=str(tmp_path / "no.csv")))
 
 
 def test_balanced_class_weights_reach_the_loss_in_both_pipelines(tiny_kaggle, tmp_path):

@@ -95,7 +95,8 @@ def test_no_votes_file_leaves_the_dataset_alone(tmp_path, monkeypatch):
 @pytest.mark.parametrize("edit, message", [
     (lambda t: t.replace(",8,", ",x,", 1), "row 3: column anger holds 'x'"),
     (lambda t: t.replace("train/", "elsewhere/", 1), "row 2 names elsewhere/"),
-    (lambda t: t.replace(",Training,", ",PublicTest,", 1), "row 2: train/angry/Training_10007.jpg is PublicTest there but in the train split"),
+    (lambda t: t.replace(",Training,", ",PublicTest,", 1),
+     "row 2: train/angry/Training_10007.jpg is PublicTest there but in the train split"),
     (lambda t: t + t.splitlines()[1] + "\n", "repeats"),
     (lambda t: t.replace("contempt,", "", 1), "lacks the vote column(s) contempt"),
 ])
@@ -128,7 +129,8 @@ def test_official_fer2013new_is_row_aligned_with_fer2013_csv(tmp_path, monkeypat
     ds = V.attach_votes(load_dataset(csv))
     assert ds.votes_info["format"] == "fer2013new" and ds.votes_info["faces_without_votes"] == 1
     assert V.majority_names(ds).tolist() == ["angry", V.NO_VOTES, "sad", "happy"]
-    write_fer2013new(csv.parent / "fer2013new.csv", [("train", votes_row(angry=9))] * 2 + [("train", votes_row(happy=9))] * 2)
+    write_fer2013new(csv.parent / "fer2013new.csv",
+                     [("train", votes_row(angry=9))] * 2 + [("train", votes_row(happy=9))] * 2)
     with pytest.raises(V.VotesError, match="row 4: fer2013.csv:row 4 is Training there but in the validation split"):
         V.attach_votes(load_dataset(csv))
     write_fer2013new(csv.parent / "fer2013new.csv", [("train", votes_row(angry=9))])

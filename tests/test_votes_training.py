@@ -48,7 +48,8 @@ def test_train_on_ferplus_labels_records_mode_and_votes(voted, env, source, labe
 
     fed = []
     make_input = train_module.make_input
-    monkeypatch.setattr(train_module, "make_input", lambda *a, **kw: fed.append(kw.get("targets")) or make_input(*a, **kw))
+    monkeypatch.setattr(train_module, "make_input",
+                        lambda *a, **kw: fed.append(kw.get("targets")) or make_input(*a, **kw))
     code = cli.main(["train", "--arch", "baseline_cnn", "--data", str(voted), "--epochs", "1", "--batch-size", "8",
                      "--limit", "20", "--label-source", source, "--labels", labels, "--patience", "0"])
     assert code == 0
