@@ -43,6 +43,14 @@ def restricted_head(model, keep: list[int], name: str):
     return keras.Model(model.input, out, name=name)
 
 
+def narrowed(model, keep: list[int] | None):
+    """`model`, or its softmax head cut to the classes `keep` (sharing the parent's weights, not copying them):
+    how an export (`fer_core.export`) and Grad-CAM on an export (`fer_core.gradcam`) narrow a parent."""
+    if keep is None:
+        return model
+    return restricted_head(model, keep, f"{model.name}_narrowed")
+
+
 def build_ensemble(members: list, keep: list[list[int] | None] | None = None):
     """One Keras model averaging the probability outputs of `members` (loaded Keras models, same input);
     `keep[i]`, where given, narrows member i to those output classes first."""

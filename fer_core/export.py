@@ -4,9 +4,10 @@
 `tf.lite.TFLiteConverter`; Keras' ONNX export, i.e. tf2onnx, plus ONNX Runtime's quantization tools)
 and registers the result as its own model `models/<parent>-<format>-<quant>/` (model.tflite or
 model.onnx + a card naming parent, format, quantization, file size and, for int8, the calibration
-sample). `load_runtime` gives `predict.Classifier` an object with the Keras model's interface
-(`input_shape`, `output_shape`, `__call__(x) -> probabilities`) backed by ai-edge-litert's
-interpreter or ONNX Runtime, so every page, `evaluate` and the CLI run exports like any model.
+sample). `registry.load_runtime` (the classes are in `fer_core.runtimes`) gives `predict.Classifier`
+an object with the Keras model's interface (`input_shape`, `output_shape`, `__call__(x) -> probabilities`)
+backed by ai-edge-litert's interpreter or ONNX Runtime, so every page, `evaluate` and the CLI run exports
+like any model.
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import logging
 import re
 import shutil
 import tempfile
-import threading
 import time
 import warnings
 from datetime import datetime, timezone
@@ -26,8 +26,14 @@ import numpy as np
 
 from . import registry
 from .labels import label_set_name
-from .litert import interpreter_for_batch
 from .data import DataError, default_data_dir, load_dataset
+from .ensemble import narrowed
+# An export beside its parent is part of its evaluation (evaluate.evaluate_model); the names stay here too.
+from .evaluate import (LATENCY_BATCH, agreement, load_predictions, parent_figures, parent_latency,  # noqa: F401
+                       parent_of, parent_scores)
+# The runtimes live below the registry, which loads them (registry.load_runtime); their names stay here too.
+from .registry import load_runtime  # noqa: F401  (re-exported)
+from .runtimes import EdgeRuntime, LiteRTRuntime, OnnxRuntime, to_probabilities  # noqa: F401  (re-exported)
 
 FORMATS: tuple[str, ...] = ("litert", "onnx")
 QUANTIZATIONS: tuple[str, ...] = ("none", "float16", "dynamic", "int8")
@@ -40,7 +46,6 @@ QUANT_DESCRIPTIONS = {
             "float32 input and output",
 }
 DEFAULT_SAMPLE_SIZE = 500  # representative training images for int8 calibration
-LATENCY_BATCH = 32  # the batch size of "latency per batch" (the Classifier's largest bucket)
 
 
 def export_id(parent_id: str, fmt: str, quantize: str) -> str:
@@ -96,7 +101,7 @@ def export_model(model_id, format: str, quantize: str = "none", *, data=None,
     other modes need no data. `note` is stored in the card (e.g. why a float16 export was shipped).
     `labels` (a label set, e.g. "4class") exports the parent with its softmax head narrowed to those
     emotions: exactly its probabilities restricted and renormalised, with no second Keras file —
-    Grad-CAM narrows the parent the same way (`EdgeRuntime.parent_keras_model`).
+    Grad-CAM narrows the parent the same way (`gradcam.gradient_model`).
     """
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
@@ -150,15 +155,6 @@ def _kept_classes(parent: registry.ModelInfo, labels) -> list[int] | None:
                          f"of {', '.join(parent.labels)}")
     keep = sorted(parent.labels.index(e) for e in wanted)
     return None if len(keep) == len(parent.labels) else keep
-
-
-def narrowed(model, keep: list[int] | None):
-    """`model`, or its softmax head cut to the classes `keep` (sharing the parent's weights, not copying them)."""
-    if keep is None:
-        return model
-    from .ensemble import restricted_head
-
-    return restricted_head(model, keep, f"{model.name}_narrowed")
 
 
 def _probe_batch(info: registry.ModelInfo) -> np.ndarray:
@@ -296,210 +292,20 @@ def _runtime_name(fmt: str) -> str:
         return f"tf.lite.Interpreter (tensorflow {md.version('tensorflow')})"
 
 
-# ----------------------------------------------------------------------------- runtimes
-
-class EdgeRuntime:
-    """A converted model behind the interface `predict.Classifier` uses: `input_shape`, `output_shape`
-    and `__call__(x) -> probabilities` for a float32 N×S×S×C batch (thread-safe)."""
-
-    runtime = ""
-
-    def __init__(self, info: registry.ModelInfo):
-        self.info = info
-        export = info.card.get("export") or {}
-        self.parent_id: str | None = export.get("parent")
-        self.outputs: str = export.get("outputs", "probabilities")
-        self.input_shape: tuple = ()
-        self.output_shape: tuple = ()
-        self._parent = None
-        self._lock = threading.Lock()
-
-    def __call__(self, x) -> np.ndarray:
-        return to_probabilities(self._run(np.ascontiguousarray(x, dtype=np.float32)), self.outputs)
-
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def parent_keras_model(self):
-        """The parent's Keras model (loaded once): what Grad-CAM differentiates, as an export has no gradients."""
-        with self._lock:
-            if self._parent is None:
-                if not self.parent_id:
-                    raise ValueError(f"export {self.info.id!r} names no parent model to explain")
-                try:
-                    parent = registry.get_model(self.parent_id, self.info.path.parent)
-                except registry.RegistryError:
-                    raise ValueError(f"{self.info.id}'s parent {self.parent_id!r} is not registered, "
-                                     "so there is no Keras model to explain") from None
-                self._parent = narrowed(registry.load_keras_model(parent),
-                                        (self.info.card.get("export") or {}).get("classes_of_parent"))
-            return self._parent
-
-
-class LiteRTRuntime(EdgeRuntime):
-    """A .tflite model in ai-edge-litert's interpreter (tf.lite.Interpreter where that has no wheel),
-    one interpreter per batch size the Classifier pads to."""
-
-    runtime = "litert"
-
-    def __init__(self, info: registry.ModelInfo):
-        super().__init__(info)
-        self._content = info.model_file.read_bytes()
-        self._interpreters: dict[int, object] = {}
-        first = self._interpreter(1)
-        self.input_shape = (None,) + tuple(int(v) for v in first.get_input_details()[0]["shape"][1:])
-        self.output_shape = (None, int(first.get_output_details()[0]["shape"][-1]))
-
-    def _interpreter(self, n: int):
-        if n not in self._interpreters:
-            self._interpreters[n] = interpreter_for_batch(self._content, n)
-        return self._interpreters[n]
-
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        with self._lock:
-            it = self._interpreter(len(x))
-            it.set_tensor(it.get_input_details()[0]["index"], x)
-            it.invoke()
-            return it.get_tensor(it.get_output_details()[0]["index"]).copy()
-
-
-class OnnxRuntime(EdgeRuntime):
-    """A .onnx model in an ONNX Runtime CPU session (dynamic batch size)."""
-
-    runtime = "onnx"
-
-    def __init__(self, info: registry.ModelInfo):
-        super().__init__(info)
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only
-        # no busy-waiting worker threads: the app holds several models and shares a few cores with them
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(info.model_file), options, providers=["CPUExecutionProvider"])
-        node, out = self._session.get_inputs()[0], self._session.get_outputs()[0]
-        self._input = node.name
-        self.input_shape = (None,) + tuple(int(v) for v in node.shape[1:])
-        self.output_shape = (None, int(out.shape[-1]))
-
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self._session.run(None, {self._input: x})[0])
-
-
-def load_runtime(info: registry.ModelInfo) -> EdgeRuntime:
-    """The runtime of a registered export (card `format` litert or onnx)."""
-    kinds = {"litert": LiteRTRuntime, "onnx": OnnxRuntime}
-    if info.format not in kinds:
-        raise registry.RegistryError(f"model {info.id!r} has format {info.format!r}; exports are "
-                                     f"{' or '.join(kinds)}")
-    try:
-        return kinds[info.format](info)
-    except Exception as err:  # noqa: BLE001 — the runtimes raise their own error types for a damaged file
-        raise registry.RegistryError(f"could not load {info.model_file}: {err}") from None
-
-
-def to_probabilities(out: np.ndarray, outputs: str = "probabilities") -> np.ndarray:
-    """Rows that sum to 1: a quantized softmax output renormalised (int8 steps of 1/256 leave sums a
-    little off 1), or a softmax of logits."""
-    out = np.asarray(out, dtype=np.float32)
-    if outputs == "logits":
-        e = np.exp(out - out.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    out = np.clip(out, 0.0, None)
-    total = out.sum(axis=1, keepdims=True)
-    return np.divide(out, total, out=np.full_like(out, 1.0 / max(1, out.shape[1])), where=total > 0)
-
-
 # ----------------------------------------------------------------------------- comparison with the parent
 
 def is_export(info: registry.ModelInfo) -> bool:
     return info.format != "keras"
 
 
-def parent_of(info: registry.ModelInfo) -> registry.ModelInfo | None:
-    """The registered parent of an export (looked up beside it), or None."""
-    parent = (info.card.get("export") or {}).get("parent")
-    try:
-        return registry.get_model(parent, info.path.parent) if parent else None
-    except registry.RegistryError:
-        return None
-
-
-def agreement(a, b) -> tuple[float | None, int]:
-    """Share of the images both prediction sets scored on which their top labels are the same, and how many."""
-    from .evaluate import align
-
-    ia, ib = align(a, b)
-    if not len(ia):
-        return None, 0
-    same = np.asarray(a.labels)[a.y_pred[ia]] == _top_labels_among(b, ib, a.labels)
-    return float(same.mean()), int(len(ia))
-
-
-def _top_labels_among(pred, rows, labels) -> np.ndarray:
-    """`pred`'s top label on `rows` among `labels` only, so a narrowed export is compared with its parent
-    narrowed the same way (all of `pred`'s labels when `labels` is not a strict subset of them)."""
-    names = np.asarray(pred.labels)
-    cols = [i for i, e in enumerate(pred.labels) if e in set(labels)]
-    if len(cols) == len(names) or not cols:
-        return names[pred.y_pred[rows]]
-    return names[cols][np.asarray(pred.probabilities)[rows][:, cols].argmax(axis=1)]
-
-
 def agreement_with_parent(info: registry.ModelInfo, split: str, dataset: dict | None = None
                           ) -> tuple[float | None, int]:
     """Top-label agreement of an export with its parent on `split` of `dataset` (a selector; default the
     home dataset), from both models' saved per-image predictions; (None, 0) when either lacks them."""
-    from .evaluate import load_predictions
-
     parent = parent_of(info)
     mine = load_predictions(info, split, dataset)
     theirs = load_predictions(parent, split, dataset) if parent else None
     return agreement(mine, theirs) if mine is not None and theirs is not None else (None, 0)
-
-
-def parent_scores(info: registry.ModelInfo, pred, split: str, dataset: dict) -> dict | None:
-    """The parent's saved accuracy on the same split and dataset and its top-label agreement with `pred`,
-    kept in the export's evaluation so the comparison outlives a parent too large to ship; None without one."""
-    from .evaluate import load_predictions
-
-    parent = parent_of(info)
-    theirs = parent_figures(info, parent, split, dataset) if parent else None
-    if theirs is None:
-        return None
-    share, n = agreement(pred, p) if (p := load_predictions(parent, split, dataset)) is not None else (None, 0)
-    return {"model": parent.id, "accuracy": theirs.get("accuracy"), "macro_f1": theirs.get("macro_f1"),
-            "clean_accuracy": (theirs.get("clean") or {}).get("accuracy"), "agreement": share,
-            "images_compared": n}
-
-
-def parent_figures(info: registry.ModelInfo, parent: registry.ModelInfo, split: str,
-                   dataset: dict | None) -> dict | None:
-    """The parent's saved scores on `split` of `dataset`; for an export narrowed to fewer emotions, the parent's
-    saved predictions narrowed the same way and scored on those emotions' images, so the two compare."""
-    if not (info.card.get("export") or {}).get("classes_of_parent"):
-        return parent.metrics(split, dataset)
-    from .evaluate import clean_scores, evaluate_predictions, load_predictions, narrow_predictions
-
-    pred = load_predictions(parent, split, dataset)
-    if pred is None:
-        return None
-    narrowed = narrow_predictions(pred, info.labels)
-    return {**evaluate_predictions(narrowed), "clean": clean_scores(narrowed)}
-
-
-def parent_latency(info: registry.ModelInfo) -> dict | None:
-    """The parent's latency per face and per batch, measured now in this process (so beside the export's
-    own figures they compare like with like); None when the parent is not registered."""
-    from .evaluate import measure_latency
-
-    parent = parent_of(info)
-    if parent is None:
-        return None
-    model = registry.load_keras_model(parent)
-    return {"model": parent.id, "latency_ms_per_face": measure_latency(parent, model),
-            "latency_ms_per_batch": measure_latency(parent, model, batch=LATENCY_BATCH),
-            "batch_size": LATENCY_BATCH}
 
 
 def exports_frame(infos, split: str, dataset: dict | None = None):

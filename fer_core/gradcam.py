@@ -107,7 +107,20 @@ def gradient_model(classifier):
     """The Keras model Grad-CAM differentiates for a `predict.Classifier`: its own, or for an edge export
     (LiteRT / ONNX: no gradients) its parent's, whose weights the export was converted from."""
     model = classifier.model
-    return model.parent_keras_model() if getattr(model, "runtime", None) else model
+    return model.parent_keras_model(_load_parent) if getattr(model, "runtime", None) else model
+
+
+def _load_parent(runtime):
+    """An export's parent Keras model from the registry, its head narrowed as the export's was."""
+    from . import registry
+    from .ensemble import narrowed
+
+    try:
+        parent = registry.get_model(runtime.parent_id, runtime.info.path.parent)
+    except registry.RegistryError:
+        raise ValueError(f"{runtime.info.id}'s parent {runtime.parent_id!r} is not registered, "
+                         "so there is no Keras model to explain") from None
+    return narrowed(registry.load_keras_model(parent), (runtime.info.card.get("export") or {}).get("classes_of_parent"))
 
 
 def gradients_unavailable(classifier) -> str | None:

@@ -282,12 +282,23 @@ def load_keras_model(info: ModelInfo):
 
 def load_model(info: ModelInfo):
     """What `predict.Classifier` runs for a registered model: its Keras model, or for an edge export
-    (card `format` litert/onnx) a runtime object from `fer_core.export` with the same interface."""
+    (card `format` litert/onnx) a runtime object from `fer_core.runtimes` with the same interface."""
     if info.format == "keras":
         return load_keras_model(info)
-    from .export import load_runtime
-
     return load_runtime(info)
+
+
+def load_runtime(info: ModelInfo):
+    """The runtime of a registered export (card `format` litert or onnx): a `fer_core.runtimes.EdgeRuntime`."""
+    from .runtimes import RUNTIMES
+
+    if info.format not in RUNTIMES:
+        raise RegistryError(f"model {info.id!r} has format {info.format!r}; exports are "
+                            f"{' or '.join(RUNTIMES)}")
+    try:
+        return RUNTIMES[info.format](info)
+    except Exception as err:  # noqa: BLE001 — the runtimes raise their own error types for a damaged file
+        raise RegistryError(f"could not load {info.model_file}: {err}") from None
 
 
 def save_metrics(info: ModelInfo, split: str, metrics: dict) -> list[dict]:
