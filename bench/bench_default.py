@@ -10,7 +10,9 @@ ensemble, ten-crop) and the plain network (`fer_resvgg_7class`, no TTA):
 - cold `predict`: `python -m fer_core predict` of one 6-face photo as a fresh process (median of 3),
   and whether that process imported TensorFlow;
 - accuracy on the validation split (PublicTest): from the model's card (a saved real evaluation), or
-  measured now with `--accuracy` (needs the dataset; the ensemble takes minutes).
+  measured now with `--accuracy` (needs the dataset; the ensemble takes minutes);
+- the Image Prediction page in a fresh process (AppTest): the first 6-face photo, from opening the page
+  to every result rendered with its defaults (explanations and compared models included).
 
 Ratios are against the plain network, measured in the same run, so they hold on any machine.
 """
@@ -74,6 +76,30 @@ def cold_predict(photo: Path, model_id: str, runs: int = 3) -> tuple[float, bool
     return statistics.median(times), imported
 
 
+PAGE_SCRIPT = """
+import sys, time
+from streamlit.testing.v1 import AppTest
+start = time.perf_counter()
+at = AppTest.from_file("pages/3_Image_Prediction.py", default_timeout=600)
+at.run()
+at.file_uploader(key="uploads").set_value(("six_faces.jpg", open(sys.argv[1], "rb").read(), "image/jpeg"))
+at.run()
+assert not at.exception, at.exception
+faces = sum(str(h.value).startswith("Face ") for h in at.subheader)
+print(time.perf_counter() - start, faces, "tensorflow" in sys.modules)
+"""
+
+
+def page_first_photo(photo: Path) -> tuple[float, int, bool]:
+    """Seconds from a fresh process opening Image Prediction (its defaults) to the uploaded photo's
+    results fully rendered — explanations and the compared models included — through Streamlit's AppTest;
+    the faces shown; whether TensorFlow was imported."""
+    out = subprocess.run([sys.executable, "-c", PAGE_SCRIPT, str(photo)], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    seconds, faces, tf = out.stdout.split()[-3:]
+    return float(seconds), int(faces), tf == "True"
+
+
 def accuracy(info, data: str | None) -> tuple[float | None, str]:
     if data:
         from fer_core.data import load_dataset
@@ -118,6 +144,7 @@ def main() -> int:
             cold, tf = cold_predict(photo, info.id)
             rows.append((role, info.id, clf.default_tta, per_face_ms(clf, faces[0]), faces_per_second(clf, faces),
                          cold, tf, acc, source))
+        page = page_first_photo(photo)
     base = rows[0]
     print(f"{args.labels}: default vs most accurate vs plain network, one process, "
           f"{__import__('os').cpu_count()} CPU(s)")
@@ -126,6 +153,8 @@ def main() -> int:
     for role, mid, tta, ms, fps, cold, tf, acc, source in rows:
         print(f"  {role:<26}{mid:<36}{tta:<9}{ms:>9.2f}{fps:>9.0f}{cold:>16.2f}{'yes' if tf else 'no':>5}"
               f"{acc if acc is not None else float('nan'):>10.4f}  ({source})")
+    print(f"  Image Prediction, fresh process, first 6-face photo with the page's defaults: {page[0]:.1f} s "
+          f"({page[1]} faces shown, TensorFlow {'imported' if page[2] else 'not imported'})")
     for role, _, _, ms, fps, cold, *_ in rows[1:]:
         print(f"  {role} / plain: latency ×{ms / base[3]:.2f}, throughput ×{fps / base[4]:.2f}, "
               f"cold predict ×{cold / base[5]:.2f}")

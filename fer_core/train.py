@@ -412,7 +412,7 @@ def apply_swa(model, run_dir: Path, state: dict, faces: np.ndarray, pre: Preproc
     or None when the run never reached its SWA epochs.
 
     Clean faces match plain inference; augmented ones resemble multi-crop TTA's zoomed views, which can
-    favour TTA (README, "Stochastic weight averaging", has what it measured)."""
+    favour TTA (docs/models.md, "Stochastic weight averaging", has what it measured)."""
     epochs = state.get("swa_epochs") or []
     if not epochs:
         return None

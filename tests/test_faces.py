@@ -168,3 +168,22 @@ def test_mtcnn_finds_every_face_of_a_group_frame_at_any_min_size():
     for min_size in (24, 40, 60):
         assert len(detect_faces(frame, "mtcnn", min_size=min_size)) == 2, min_size
     assert detect_faces(frame, "mtcnn", min_size=120) == []
+
+
+def test_shipped_onet_answers_as_the_mtcnn_wheels_onet():
+    """The LiteRT O-Net the Haar detector confirms with (no TensorFlow) is the `mtcnn` wheel's network:
+    the same face probabilities on real and random patches."""
+    import cv2
+    import numpy as np
+    from mtcnn.stages.stage_onet import StageONet
+    from skimage import data as skdata
+
+    from fer_core.onet import OnetNetwork
+
+    head = cv2.resize(skdata.astronaut()[66:161, 176:271], (48, 48), interpolation=cv2.INTER_LINEAR)  # Haar's box
+    noise = np.random.default_rng(0).integers(0, 256, (5, 48, 48, 3), dtype=np.uint8)
+    x = (np.concatenate([head[None], noise]).astype(np.float32) - 127.5) / 128.0
+    shipped = OnetNetwork().face_probability(x)
+    original = np.asarray(StageONet()._model(x, training=False)[2])[:, 1]
+    np.testing.assert_allclose(shipped, original, atol=1e-4)
+    assert shipped[0] > 0.8 > shipped[1:].max()  # the face is a face, noise is not
