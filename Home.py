@@ -10,6 +10,7 @@ st.title("Facial Emotion Recognition Dashboard")
 
 import pandas as pd  # noqa: E402  (after the title, which then shows while these load)
 
+from fer_core import registry  # noqa: E402
 from fer_core.data import SUPPORTED_LAYOUTS  # noqa: E402
 from fer_core.runtime import quick_device_description  # noqa: E402
 from pages.common import dataset_sidebar, model_infos  # noqa: E402
@@ -56,10 +57,10 @@ if not models:
     st.info("No trained models found under `models/`. Train one with "
             "`python -m fer_core train --arch fer_resvgg --data <dataset folder>`.")
 else:
-    rows = []
+    rows, roles = [], registry.model_roles(models)
     for m in models:
         val = m.metrics("validation") or {}
-        rows.append({"model": m.name, "id": m.id, "labels": m.label_set, "default": "✓" if m.is_default() else "",
+        rows.append({"model": m.name, "id": m.id, "labels": m.label_set, "role": roles[m.id],
                      "params": m.card.get("params"), "size (MB)": round(m.card.get("file_size_bytes", 0) / 1e6, 2),
                      "validation accuracy": val.get("accuracy"), "macro-F1": val.get("macro_f1"),
                      "evaluated on": val.get("split_description", "not evaluated yet")})

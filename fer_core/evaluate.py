@@ -860,7 +860,8 @@ def _cmd_models(args) -> int:
         info = registry.set_default_tta(*args.set_tta)
         print(f"{info.id} now uses {info.card['inference']['tta']} test-time augmentation by default; re-run "
               f"`evaluate` to score it that way", file=sys.stderr)
-    rows = [model_summary(info) for info in registry.list_models()]
+    infos = registry.list_models()
+    rows, roles = [model_summary(info) for info in infos], registry.model_roles(infos)
     if args.json:
         print(json.dumps(rows))
         return 0
@@ -876,7 +877,7 @@ def _cmd_models(args) -> int:
                           "labels": r["label_set"], "params": f"{r['params']:,}" if r["params"] else "-",
                           "size MB": f"{r['size_mb']:.2f}", "epochs": r["epochs"],
                           "train min": f"{r['train_minutes']:.0f}", "trained on": r["devices"] or "-",
-                          "default": "yes" if r["default"] else "",
+                          "role": roles[r["id"]],
                           "val acc": acc(r["validation_accuracy"]), "test acc": acc(r["test_accuracy"])}
                          for r in rows)
     print(table.to_string(index=False))

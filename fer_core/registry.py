@@ -255,6 +255,17 @@ def fastest_equivalent(infos: list[ModelInfo], model: ModelInfo) -> ModelInfo:
     return max(exports, key=validation_accuracy) if exports else model
 
 
+def model_roles(infos: list[ModelInfo]) -> dict[str, str]:
+    """Each model's role in its label set, for tables: "default", "most accurate, slower" (the best saved
+    validation accuracy, when that is not the default) or ""."""
+    roles = {m.id: "default" if m.is_default() else "" for m in infos}
+    for labels in {m.labels for m in infos}:
+        best = most_accurate(infos, labels)
+        if best is not None and not roles[best.id]:
+            roles[best.id] = "most accurate, slower"
+    return roles
+
+
 def featured_models(infos: list[ModelInfo]) -> list[ModelInfo]:
     """What a page compares by default: every label set's default model and its most accurate one (run as its
     best edge export when one is registered), defaults first."""

@@ -31,6 +31,7 @@ if not infos:
             "`python -m fer_core train --arch fer_resvgg --data DIR`; it appears here automatically.")
     st.stop()
 by_id = {i.id: i for i in infos}
+roles = registry.model_roles(infos)
 
 
 def classifier_of(model_id: str) -> Classifier:
@@ -67,8 +68,7 @@ def layer_names(model_id: str, stamp: float) -> list[str]:
 
 
 def model_label(m: str) -> str:
-    role = " (default)" if by_id[m].is_default() else " (most accurate, slower)" if m in most_accurate else ""
-    return f"{by_id[m].name} · {by_id[m].label_set}{role}"
+    return f"{by_id[m].name} · {by_id[m].label_set}" + (f" ({roles[m]})" if roles[m] else "")
 
 
 @st.cache_data(show_spinner="Computing the heatmap …", max_entries=256)
@@ -81,7 +81,6 @@ with st.sidebar:
     st.subheader("Model")
     ids = [i.id for i in infos]
     default = next((i.id for i in infos if i.is_default()), ids[0])
-    most_accurate = {m.id for labels in {i.labels for i in infos} if (m := registry.most_accurate(infos, labels))}
     model_id = st.selectbox("Model", ids, index=ids.index(default), key="model", format_func=model_label)
     compare = st.multiselect("Compare with", ids, default=[m.id for m in registry.featured_models(infos)],
                              key="compare", format_func=model_label,

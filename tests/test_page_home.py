@@ -59,5 +59,5 @@ def test_home_lists_dataset_and_models(env, monkeypatch):
     text = page_text(at)
     assert "14 images (train 7, validation 4, test 3)" in text
     table = at.dataframe[0].value
-    assert table.loc[0, "model"] == "Tiny test model" and table.loc[0, "default"] == "✓"
+    assert table.loc[0, "model"] == "Tiny test model" and table.loc[0, "role"] == "default"
     assert table.loc[0, "validation accuracy"] == 0.625
