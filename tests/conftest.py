@@ -1,7 +1,24 @@
-"""Shared pytest setup: put the repository root on sys.path (for `fer_core` and `pages.common`)."""
+"""Shared pytest setup.
+
+The repository root is on sys.path through pyproject.toml (`[tool.pytest.ini_options] pythonpath`), so tests
+import `fer_core`, `pages.common` and their helpers as `tests.fixtures`, `tests.model_fixtures`, ...; the lines
+below do the same for a pytest run that does not read pyproject.toml (e.g. `pytest -c other.ini`).
+"""
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """An empty models folder and a private cache under tmp_path, through FER_MODELS_DIR and FER_CACHE_DIR
+    (test_embeddings.py has its own `env`, over a prepared models folder)."""
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "models").mkdir()
+    return tmp_path

@@ -13,6 +13,14 @@ import zlib
 MiB = 1 << 20
 
 
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG declaring width×height pixels with one tiny IDAT: a decompression bomb's header."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
 def zip_bomb(inflated: int, name: str = "train/happy/Training_1.jpg", extra: dict[str, bytes] | None = None) -> bytes:
     """A zip whose member `name` inflates to `inflated` zero bytes (deflate at level 9: about 1,000:1),
     after the members of `extra`."""

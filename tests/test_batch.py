@@ -22,7 +22,7 @@ from fer_core.cli import main as cli_main
 from fer_core.predict import Classifier, analyze_image
 from fer_core.video import sample_clip, write_mp4
 from tests.fixtures import encode, make_face_images
-from tests.test_predict import make_fixture_model
+from tests.model_fixtures import make_fixture_model
 
 FACES = 6  # pre-cropped 48×48 faces in the folder
 

@@ -15,7 +15,7 @@ from fer_core import cli, distill, distill_loss, export, registry
 from fer_core.labels import EMOTIONS, FOUR_CLASS
 from fer_core.predict import Classifier
 from tests.fixtures import write_kaggle_layout
-from tests.test_export import make_parent
+from tests.model_fixtures import make_parent
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,7 +104,7 @@ def test_distill_trains_on_cached_teacher_answers_and_says_so_in_the_card(tiny, 
 
 
 def test_distill_refuses_a_teacher_that_lacks_the_students_emotions(tiny, capsys):
-    from tests.test_predict import make_fixture_model
+    from tests.model_fixtures import make_fixture_model
 
     data, root = tiny
     make_fixture_model(root / "models", "pair", ("angry", "happy"), default=False)

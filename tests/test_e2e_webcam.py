@@ -21,12 +21,10 @@ import cv2
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fer_core import video
+from tests.model_fixtures import make_tiny_model
 
-from fer_core import video  # noqa: E402
-from test_video import make_tiny_model  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CHROMIUM = "/usr/bin/chromium"
 SERVER_START_S = 90

@@ -10,7 +10,7 @@ from fer_core.data import DataError, load_dataset
 from fer_core.labels import FOUR_CLASS
 from fer_core.predict import Classifier
 from tests.fixtures import grating_images, write_course_layout, write_mislabelled_gratings, zip_folder
-from tests.test_predict import make_fixture_model
+from tests.model_fixtures import make_fixture_model
 
 
 @pytest.fixture(scope="module")

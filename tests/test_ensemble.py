@@ -10,7 +10,7 @@ from fer_core.ensemble import create_ensemble, member_models
 from fer_core.gradcam import ALL_MEMBERS, conv_layers, gradcam_face
 from fer_core.labels import FOUR_CLASS
 from fer_core.predict import Classifier, tta_mode, tta_views
-from tests.test_predict import crops, make_fixture_model
+from tests.model_fixtures import crops, make_fixture_model
 
 
 @pytest.fixture(scope="module")

@@ -3,20 +3,17 @@ migrated, and the clean part of a split (no duplicate in Training) is scored bes
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fer_core import evaluate as ev  # noqa: E402
-from fer_core import registry  # noqa: E402
-from fer_core.data import load_dataset  # noqa: E402
-from fixtures import make_face_images, write_kaggle_layout  # noqa: E402
-from test_evaluate import env, make_dataset, make_model  # noqa: E402,F401  (env is a fixture)
+from fer_core import evaluate as ev
+from fer_core import registry
+from fer_core.data import load_dataset
+from tests.fixtures import make_face_images, write_kaggle_layout
+from tests.model_fixtures import make_dataset, make_model
 
 
 def make_second_dataset(root):
@@ -131,7 +128,7 @@ def test_clean_accuracy_leaves_out_training_duplicates(env):
 def test_comparison_page_keeps_datasets_apart(env, monkeypatch):
     """On the page: the default leaderboard is the first dataset's, the second dataset shows up in the
     cross-dataset table with its name and n, and picking it shows its own leaderboard."""
-    from test_page_comparison import run_page
+    from tests.page_fixtures import run_comparison_page as run_page
 
     monkeypatch.setenv("FER_DATA_DIR", str(env / "data"))
     a = make_model(env / "models", "bright_a", 0.5, default=True)

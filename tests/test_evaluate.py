@@ -6,71 +6,14 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 from sklearn import metrics as skm
 
 from fer_core import evaluate as ev
 from fer_core import registry
 from fer_core.data import load_dataset
+from tests.model_fixtures import TEST_FACES, VALIDATION_FACES, make_dataset, make_model, p_happy
 
-# ----------------------------------------------------------------------------- fixtures (shared with the page test)
-
-# Gray levels of the generated faces: brightness decides the fixture models' answers.
-TEST_FACES = {"happy": [200, 220, 240, 60], "sad": [30, 50, 180], "angry": [120, 130]}
-VALIDATION_FACES = {"happy": [210, 90], "sad": [40, 230], "angry": [100]}
-STEEPNESS = 10.0
-
-
-def make_dataset(root):
-    """train/validation/test/<emotion>/*.png folders of constant-gray faces."""
-    train_faces = {"happy": [250], "sad": [5], "angry": [128]}
-    for split, faces in (("test", TEST_FACES), ("validation", VALIDATION_FACES), ("train", train_faces)):
-        for emotion, levels in faces.items():
-            folder = root / split / emotion
-            folder.mkdir(parents=True, exist_ok=True)
-            for i, v in enumerate(levels):
-                Image.fromarray(np.full((48, 48), v, np.uint8)).save(folder / f"{emotion}_{i}_{v}.png")
-    return root
-
-
-def p_happy(level: float, threshold: float = 0.5) -> float:
-    """The closed-form answer of the brightness model: sigmoid of 2k(mean − threshold)."""
-    return 1 / (1 + np.exp(-2 * STEEPNESS * (level / 255 - threshold)))
-
-
-def make_model(models_dir, model_id: str, threshold: float = 0.5, default: bool = False):
-    """A (happy, sad) model that says happy for faces brighter than `threshold`, with a card."""
-    import keras
-
-    inputs = keras.Input((48, 48, 1))
-    x = keras.layers.GlobalAveragePooling2D()(inputs)
-    outputs = keras.layers.Dense(2, activation="softmax")(x)
-    model = keras.Model(inputs, outputs)
-    k = STEEPNESS
-    model.layers[-1].set_weights([np.array([[k, -k]], np.float32),
-                                  np.array([-k * threshold, k * threshold], np.float32)])
-    folder = models_dir / model_id
-    folder.mkdir(parents=True)
-    model.save(folder / registry.MODEL_FILE)
-    epochs = 4
-    card = {"id": model_id, "name": f"Brightness {threshold}", "architecture": "brightness_fixture",
-            "description": "fixture", "labels": ["happy", "sad"],
-            "preprocessing": {"input_size": 48, "channels": 1, "scale": "unit"}, "params": model.count_params(),
-            "file_size_bytes": (folder / registry.MODEL_FILE).stat().st_size, "default": default,
-            "training": {"history": {"loss": list(np.linspace(1.0, 0.5, epochs)),
-                                     "accuracy": list(np.linspace(0.5, 0.8, epochs)),
-                                     "val_loss": list(np.linspace(1.1, 0.7, epochs)),
-                                     "val_accuracy": list(np.linspace(0.45, 0.7, epochs))}}}
-    registry.write_card(folder, card)
-    return registry.get_model(model_id, models_dir)
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path / "models"))
-    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
-    (tmp_path / "models").mkdir()
-    return tmp_path
+# The brightness models and their faces are in tests/model_fixtures.py; the `env` fixture is in conftest.py.
 
 
 # ----------------------------------------------------------------------------- pure metrics

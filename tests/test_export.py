@@ -13,32 +13,9 @@ from fer_core import evaluate as ev
 from fer_core.labels import EMOTIONS
 from fer_core.predict import Classifier
 from tests.fixtures import make_face_images, write_kaggle_layout
+from tests.model_fixtures import make_parent
 
 COUNTS = {e: (6, 2, 0) for e in EMOTIONS}  # training images (calibration) and PublicTest images per emotion
-
-
-def make_parent(models_dir, model_id: str = "tiny") -> registry.ModelInfo:
-    """A small random conv net (BatchNorm, a conv big enough to be quantized, a confident softmax head)."""
-    import keras
-
-    keras.utils.set_random_seed(3)
-    inputs = keras.Input((48, 48, 1))
-    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu", name="conv_a")(inputs)
-    x = keras.layers.BatchNormalization()(x)
-    x = keras.layers.Conv2D(16, 3, strides=2, activation="relu", name="conv_b")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(len(EMOTIONS), activation="softmax", name="probabilities")(x)
-    model = keras.Model(inputs, outputs)
-    dense = model.get_layer("probabilities")
-    kernel, bias = dense.get_weights()
-    dense.set_weights([kernel * 40, bias])  # well-separated scores: top labels are not coin flips
-    folder = models_dir / model_id
-    folder.mkdir(parents=True)
-    model.save(folder / registry.MODEL_FILE)
-    registry.write_card(folder, {"id": model_id, "name": "Tiny", "architecture": "fixture", "labels": list(EMOTIONS),
-                                 "preprocessing": {"input_size": 48, "channels": 1, "scale": "unit"},
-                                 "params": int(model.count_params()), "default": True})
-    return registry.get_model(model_id, models_dir)
 
 
 @pytest.fixture(scope="module")

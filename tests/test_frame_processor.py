@@ -14,7 +14,8 @@ import pytest
 from fer_core import faces as fer_faces
 from fer_core import frame_processor, registry, timeline, video
 from fer_core.labels import EMOTIONS
-from tests.test_video import MODEL_ID, make_tiny_model
+from tests.model_fixtures import VIDEO_MODEL_ID as MODEL_ID
+from tests.model_fixtures import make_tiny_model
 
 
 @pytest.fixture(scope="module")

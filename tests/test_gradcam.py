@@ -12,7 +12,7 @@ from fer_core import gradcam as cam
 from fer_core import registry
 from fer_core.faces import crop_box
 from fer_core.predict import Classifier
-from test_predict import make_fixture_model
+from tests.model_fixtures import make_fixture_model
 
 
 @pytest.fixture(scope="module")

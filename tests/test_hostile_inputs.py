@@ -192,7 +192,7 @@ def test_data_cli_refuses_the_bomb_with_a_message(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory) -> Path:
-    from tests.test_predict import make_fixture_model
+    from tests.model_fixtures import make_fixture_model
 
     root = tmp_path_factory.mktemp("models")
     make_fixture_model(root, "tiny7")

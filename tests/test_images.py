@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -11,20 +9,13 @@ from PIL import Image
 from skimage import data as skdata
 
 from fer_core.images import MAX_PIXELS, SAMPLES, ImageError, encode_png, read_image, sample_image
+from tests.hostile import png_header_only
 
 
 def encode(img: Image.Image, fmt: str, **kw) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format=fmt, **kw)
     return buf.getvalue()
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG declaring width×height pixels with one tiny IDAT: a decompression bomb's header."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 def test_reads_png_bytes_and_path_identically(tmp_path):

@@ -16,7 +16,7 @@ from fer_core.label_issues import COLUMNS, find_label_issues, out_of_sample_prob
 from fer_core.labels import FOUR_CLASS
 from fer_core.train import read_file_list
 from tests.fixtures import grating_images, write_fer_csv, write_mislabelled_gratings, zip_folder
-from tests.test_predict import make_fixture_model
+from tests.model_fixtures import make_fixture_model
 
 
 @pytest.fixture(scope="module")

@@ -3,32 +3,16 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from fer_core import evaluate as ev  # noqa: E402
-from fer_core import registry  # noqa: E402
-from fer_core.data import load_dataset  # noqa: E402
-from test_evaluate import make_dataset, make_model  # noqa: E402
-
-PAGE = str(ROOT / "pages" / "2_Model_Comparison.py")
-
-
-def run_page() -> AppTest:
-    st.cache_data.clear()  # the registry list is cached across runs in this process
-    st.cache_resource.clear()
-    at = AppTest.from_file(PAGE, default_timeout=90)
-    at.run()
-    return at
+from fer_core import evaluate as ev
+from fer_core import registry
+from fer_core.data import load_dataset
+from tests.model_fixtures import make_dataset, make_model
+from tests.page_fixtures import run_comparison_page as run_page
 
 
 def texts(at: AppTest) -> str:
@@ -157,7 +141,8 @@ def test_page_from_shipped_models(monkeypatch):
 def test_equal_budget_and_ablation_sections_come_from_the_cards(tmp_path, monkeypatch):
     import shutil
 
-    from test_studies import _register, register_export
+    from tests.model_fixtures import register_export
+    from tests.model_fixtures import register_trained as _register
 
     monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path))
     for model_id, arch, acc, changes in (("base", "baseline_cnn", 0.45, {}), ("comp", "complex_cnn", 0.50, {}),

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from fer_core.labels import FOUR_CLASS
 from tests.ferplus_fixtures import votes_row, write_votes_csv
 from tests.fixtures import write_kaggle_layout, write_mislabelled_gratings
-from tests.test_predict import make_fixture_model
+from tests.model_fixtures import make_fixture_model
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "1_Dataset_Explorer.py")
 

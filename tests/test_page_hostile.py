@@ -75,7 +75,7 @@ def test_dataset_paths_outside_fer_data_root_are_refused(no_data, monkeypatch):
 
 @pytest.fixture
 def models(tmp_path, monkeypatch):
-    from tests.test_predict import make_fixture_model
+    from tests.model_fixtures import make_fixture_model
 
     make_fixture_model(tmp_path / "models", "tiny7")
     monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path / "models"))

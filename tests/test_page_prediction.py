@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,13 +11,11 @@ from PIL import Image
 from skimage import data as skdata
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fer_core.labels import FOUR_CLASS
+from tests.hostile import png_header_only
+from tests.model_fixtures import make_fixture_model
 
-from fer_core.labels import FOUR_CLASS  # noqa: E402
-from test_images import png_header_only  # noqa: E402
-from test_predict import make_fixture_model  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 PAGE = str(ROOT / "pages" / "3_Image_Prediction.py")
 

@@ -15,31 +15,9 @@ from skimage import data as skdata
 from fer_core import cli, registry
 from fer_core.labels import EMOTIONS, FOUR_CLASS
 from fer_core.predict import BATCH_BUCKETS, Classifier, analyze_image, annotate, compare_models
+from tests.model_fixtures import crops, make_fixture_model
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def make_fixture_model(models_dir: Path, model_id: str = "tiny7", labels=EMOTIONS, channels: int = 1,
-                       scale: str = "unit", default: bool = True, seed: int = 0) -> registry.ModelInfo:
-    """A tiny untrained conv net saved as a registered model (model.keras + card.json)."""
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((48, 48, channels))
-    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv_a")(inputs)
-    x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv_b")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(len(labels), activation="softmax", name="probabilities")(x)
-    model = keras.Model(inputs, outputs, name=model_id)
-    folder = Path(models_dir) / model_id
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save(folder / registry.MODEL_FILE)
-    registry.write_card(folder, {
-        "id": model_id, "name": f"Tiny {model_id}", "architecture": "fixture", "description": "test fixture",
-        "labels": list(labels), "preprocessing": {"input_size": 48, "channels": channels, "scale": scale},
-        "params": int(model.count_params()), "default": default})
-    return registry.get_model(model_id, models_dir)
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +31,6 @@ def models_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def clf(models_dir) -> Classifier:
     return Classifier.from_registry(registry.get_model("tiny7", models_dir))
-
-
-def crops(n: int, seed: int = 0) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [(rng.random((int(rng.integers(30, 90)),) * 2 + (3,)) * 255).astype(np.uint8) for _ in range(n)]
 
 
 def test_labels_and_preprocessing_come_from_the_card(clf):

@@ -2,22 +2,20 @@
 every per-class number from the models' cards."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fer_core import evaluate as ev
+from fer_core import model_card as mc
+from fer_core import registry
+from fer_core import robustness as rb
+from fer_core.data import load_dataset
+from tests.model_fixtures import make_dataset, make_model
 
-from fer_core import evaluate as ev  # noqa: E402
-from fer_core import model_card as mc  # noqa: E402
-from fer_core import registry  # noqa: E402
-from fer_core import robustness as rb  # noqa: E402
-from fer_core.data import load_dataset  # noqa: E402
-from test_evaluate import env, make_dataset, make_model  # noqa: E402,F401  (env is a fixture)
+ROOT = Path(__file__).resolve().parents[1]
 
 PAGE = str(ROOT / "pages" / "6_Responsible_Use.py")
 
@@ -72,7 +70,7 @@ def test_page_from_fixture_cards(env):
 
 
 def test_duplicates_fact_comes_from_the_card(env):
-    from fixtures import make_face_images, write_kaggle_layout
+    from tests.fixtures import make_face_images, write_kaggle_layout
 
     faces = make_face_images(12, seed=5, distinct=True)
     images = [*faces[0:3], faces[0], faces[6], *faces[3:6], faces[7], faces[8]]  # one validation face leaks

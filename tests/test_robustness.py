@@ -2,21 +2,18 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fer_core import evaluate as ev  # noqa: E402
-from fer_core import registry  # noqa: E402
-from fer_core import robustness as rb  # noqa: E402
-from fer_core.data import load_dataset  # noqa: E402
-from fixtures import make_face_images  # noqa: E402
-from test_evaluate import env, make_model  # noqa: E402,F401  (env is a fixture)
+from fer_core import evaluate as ev
+from fer_core import registry
+from fer_core import robustness as rb
+from fer_core.data import load_dataset
+from tests.fixtures import make_face_images
+from tests.model_fixtures import make_model
 
 # the brightness model says happy above gray 127.5: every clean validation face is right
 VALIDATION = {"happy": [200, 220, 240], "sad": [30, 50], "angry": [128]}

@@ -27,7 +27,7 @@ from fer_core.labels import FOUR_CLASS
 from fer_core.serve import ServeConfig, create_app
 from fer_core.video import _astronaut_head, sample_clip
 from tests.fixtures import encode
-from tests.test_predict import make_fixture_model
+from tests.model_fixtures import make_fixture_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

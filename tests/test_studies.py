@@ -4,42 +4,8 @@ from __future__ import annotations
 import pytest
 
 from fer_core import registry, studies
-from tests.test_predict import make_fixture_model
-
-RECIPE = {"labels": "all", "epochs": 4, "batch_size": 128, "learning_rate": 0.002, "weight_decay": 1e-4,
-          "schedule": "onecycle", "label_smoothing": 0.0, "augment": "standard", "color": "grayscale", "erase": 0.0,
-          "init_from": "", "data": "fer", "seed": 42}
-
-
-def _register(root, model_id, arch, accuracy, **changes):
-    info = make_fixture_model(root, model_id, default=False)
-    card = registry.read_card(info.path)
-    card["architecture"] = arch
-    card["dataset"] = {"source": "/data/fer2013", "name": "fer2013"}
-    card["training"] = {"config": {**RECIPE, "arch": arch, "out": str(info.path), **changes},
-                        "epochs_run": RECIPE["epochs"] if "epochs" not in changes else changes["epochs"],
-                        "wall_time_s": 600.0, "finished_at": f"t-{model_id}"}
-    registry.write_card(info.path, card)
-    info = registry.get_model(model_id, root)
-    registry.save_metrics(info, "validation", {"accuracy": accuracy, "macro_f1": accuracy - 0.1, "n": 100,
-                                               "dataset": {"source": "/data/fer2013", "name": "fer2013"}})
-    return registry.get_model(model_id, root)
-
-
-def register_export(root, parent, accuracy, split="validation"):
-    """A (fake-file) int8 LiteRT export of `parent` with a saved result on `split`, as `export` writes its card."""
-    card = {"id": f"{parent.id}-int8", "architecture": parent.card["architecture"], "format": "litert",
-            "labels": list(parent.labels), "preprocessing": parent.card["preprocessing"],
-            "file_size_bytes": 15_000_000, "export": {"parent": parent.id, "quantization": "int8"},
-            "training": {"epochs_run": 0, "wall_time_s": 0.0, "init_from": parent.card["training"]}}
-    folder = root / card["id"]
-    folder.mkdir()
-    (folder / registry.MODEL_FILES["litert"]).write_bytes(b"tflite")
-    registry.write_card(folder, card)
-    registry.save_metrics(registry.get_model(card["id"], root), split, {
-        "accuracy": accuracy, "macro_f1": 0.2, "n": 100, "dataset": {"source": "/data/fer2013", "name": "fer2013"}})
-    return registry.get_model(card["id"], root)
-
+from tests.model_fixtures import register_export
+from tests.model_fixtures import register_trained as _register
 
 def test_equal_budget_lists_only_seed_architectures_with_the_shared_recipe(tmp_path):
     infos = [_register(tmp_path, "base", "baseline_cnn", 0.45), _register(tmp_path, "comp", "complex_cnn", 0.50),

@@ -6,7 +6,6 @@ a tiny untrained Keras net registered under a temporary FER_MODELS_DIR.
 from __future__ import annotations
 
 import io
-import sys
 from pathlib import Path
 
 import av
@@ -14,32 +13,12 @@ import cv2
 import pandas as pd
 import pytest
 
+from fer_core import registry, video, webrtc
+from fer_core.cli import main as cli_main
+from tests.model_fixtures import VIDEO_MODEL_ID as MODEL_ID
+from tests.model_fixtures import make_tiny_model
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from fer_core import registry, video, webrtc  # noqa: E402
-from fer_core.cli import main as cli_main  # noqa: E402
-from fer_core.labels import EMOTIONS  # noqa: E402
-
-MODEL_ID = "tiny_video"
-
-
-def make_tiny_model(models_dir: Path, model_id: str = MODEL_ID) -> Path:
-    """A tiny 7-class Keras model with a card, registered under `models_dir`."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Conv2D(8, 3, activation="relu"),
-                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(7, activation="softmax")])
-    folder = models_dir / model_id
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save(folder / registry.MODEL_FILE)
-    registry.write_card(folder, {"id": model_id, "name": "Tiny video test net", "architecture": "tiny",
-                                 "description": "untrained fixture", "labels": list(EMOTIONS),
-                                 "preprocessing": {"input_size": 48, "channels": 1, "scale": "unit"},
-                                 "params": model.count_params(), "default": True})
-    return folder
-
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):

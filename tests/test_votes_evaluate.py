@@ -3,19 +3,17 @@ beside the FER2013 accuracy, in the report, the card, the leaderboard and `evalu
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fer_core import cli, registry  # noqa: E402
-from fer_core import evaluate as ev  # noqa: E402
-from fer_core.data import load_dataset  # noqa: E402
-from tests.ferplus_fixtures import votes_row, write_votes_csv  # noqa: E402
-from test_evaluate import make_dataset, make_model  # noqa: E402
+from fer_core import cli, registry
+from fer_core import evaluate as ev
+from fer_core.data import load_dataset
+from tests.ferplus_fixtures import votes_row, write_votes_csv
+from tests.model_fixtures import make_dataset, make_model
 
 
 @pytest.fixture
@@ -113,7 +111,7 @@ def test_an_eight_class_model_also_gets_a_seven_class_view(env, contempt_votes):
 
 
 def test_comparison_page_shows_the_crowd_beside_fer2013(env, contempt_votes, monkeypatch):
-    from test_page_comparison import run_page
+    from tests.page_fixtures import run_comparison_page as run_page
 
     monkeypatch.setenv("FER_DATA_DIR", str(env / "data"))
     make_contempt_model(env / "models")
@@ -133,7 +131,7 @@ def test_comparison_page_shows_the_crowd_beside_fer2013(env, contempt_votes, mon
 def test_label_issues_json_scores_the_flags_against_the_crowd(env, capsys):
     from fer_core.labels import FOUR_CLASS
     from tests.fixtures import write_mislabelled_gratings
-    from tests.test_predict import make_fixture_model
+    from tests.model_fixtures import make_fixture_model
 
     root = env / "gratings"
     moved = write_mislabelled_gratings(root, per_class=30, moved=0.1, seed=1)

@@ -2,18 +2,15 @@
 1-epoch run), the card's record of the mode and votes file, and the crowd score of its evaluation."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fer_core import cli, registry  # noqa: E402
-from fer_core.labels import EIGHT_CLASS, EMOTIONS  # noqa: E402
-from tests.ferplus_fixtures import votes_row, write_votes_csv  # noqa: E402
-from tests.fixtures import write_kaggle_layout  # noqa: E402
+from fer_core import cli, registry
+from fer_core.labels import EIGHT_CLASS, EMOTIONS
+from tests.ferplus_fixtures import votes_row, write_votes_csv
+from tests.fixtures import write_kaggle_layout
 
 
 @pytest.fixture
