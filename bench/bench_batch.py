@@ -20,6 +20,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
+# `python bench/<script>.py` puts bench/, not the repository root, on sys.path: add the root (for fer_core)
 sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402

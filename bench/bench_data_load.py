@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+# `python bench/<script>.py` puts bench/, not the repository root, on sys.path: add the root (for fer_core)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fer_core.data import IMAGE_EXTENSIONS, default_data_dir, load_dataset  # noqa: E402
 

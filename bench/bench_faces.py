@@ -25,6 +25,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 
+# `python bench/<script>.py` puts bench/, not the repository root, on sys.path: add the root (for fer_core)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer_core.faces import box_iou, detect_faces, drop_enclosing, get_detector  # noqa: E402

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+# `python bench/<script>.py` puts bench/, not the repository root, on sys.path: add the root (for fer_core)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer_core.data import default_data_dir, load_dataset  # noqa: E402

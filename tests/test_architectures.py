@@ -31,7 +31,8 @@ def test_builder_follows_label_count_and_preprocessing():
 def test_complex_cnn_has_the_seed_ingredients():
     kinds = {type(layer).__name__ for layer in architectures.build("complex_cnn", 7).layers}
     assert {"GaussianNoise", "BatchNormalization", "LeakyReLU", "Dropout"} <= kinds
-    convs = [layer.filters for layer in architectures.build("complex_cnn", 7).layers if type(layer).__name__ == "Conv2D"]
+    layers = architectures.build("complex_cnn", 7).layers
+    convs = [layer.filters for layer in layers if type(layer).__name__ == "Conv2D"]
     assert convs == [32, 64, 128, 256, 512]
 
 
