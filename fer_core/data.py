@@ -18,13 +18,14 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from . import limits
 from .labels import EMOTIONS, canonical_emotion, sort_emotions
+from .progress import ProgressFn
 
 IMAGE_SIZE = 48
 MAX_IMAGE_PIXELS = 25_000_000  # per dataset image: faces are crops; 25 MP decodes to 75 MB of RGB at most
@@ -47,8 +48,6 @@ _SPLIT_FOLDERS = {
 }
 _FILE_PREFIXES = {"training_": "train", "publictest_": "validation", "privatetest_": "test"}
 _CSV_USAGE = {"training": "train", "publictest": "validation", "privatetest": "test"}
-
-ProgressFn = Callable[[int, int, str], None]
 
 
 class DataError(ValueError):

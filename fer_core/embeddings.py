@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import SPLITS, DataError, FerDataset, ProgressFn, default_cache_dir
+from .data import SPLITS, DataError, FerDataset, default_cache_dir
+from .progress import ProgressFn
 
 DEFAULT_SAMPLE = 1000  # images on the Explorer's map: a few seconds of features on 2 CPU cores
 MAX_SAMPLE = 5000

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from statistics import NormalDist
-from typing import Callable
 
 import numpy as np
 
@@ -27,14 +26,13 @@ from . import registry
 from .data import FerDataset, load_dataset, resolve_split
 from .labels import EMOTIONS, label_set_name
 from .predict import Classifier
+from .progress import ProgressFn
 from .tta import add_tta_argument, tta_mode
 from .runtime import device_description, short_device_name
 
 EVAL_SPLITS = ("test", "validation")
 ECE_BINS = 15
 EXACT_MCNEMAR_BELOW = 25  # discordant pairs below this use the exact binomial test
-
-ProgressFn = Callable[[int, int, str], None]
 
 
 # ----------------------------------------------------------------------------- metrics

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import FerDataset, ProgressFn
+from .data import FerDataset
+from .progress import ProgressFn
 from .embeddings import DEFAULT_SAMPLE, SPLIT_CHOICES, Features, dataset_features, sample_rows
 
 DEFAULT_FOLDS = 5

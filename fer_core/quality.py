@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .data import FerDataset, ProgressFn
+from .data import FerDataset
+from .progress import ProgressFn
 from .explore import image_stats
 
 BLANK_STD = 4.0  # pixel std (0–255 scale) below which an image counts as blank / near-constant
