@@ -13,7 +13,7 @@ import streamlit as st
 
 from fer_core import frame_processor, timeline, webrtc
 from fer_core.faces import DETECTORS
-from pages.common import TTA_NAMES, classifier, emotion_color_map, model_infos
+from pages.common import DETECTOR_NAMES, TTA_NAMES, classifier, emotion_color_map, model_infos
 
 webrtc.prepare_webrtc_import()  # before streamlit_webrtc: its SRTP library crashes if loaded after TensorFlow
 from streamlit_webrtc import WebRtcMode, webrtc_streamer  # noqa: E402
@@ -22,7 +22,6 @@ st.set_page_config(page_title="Live Webcam", page_icon="🎥", layout="wide")
 st.title("Live Webcam")
 
 LIVE_WINDOW_S = 60  # the live chart shows the last minute
-DETECTOR_NAMES = {"haar": "Haar cascade (fast)", "mtcnn": "MTCNN (robust, slower)"}
 LIVE_TTA = {"none": "none (fastest)", "flip": TTA_NAMES["flip"], None: "the model's default"}
 
 infos = model_infos()

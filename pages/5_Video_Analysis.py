@@ -14,12 +14,10 @@ import streamlit as st
 
 from fer_core import timeline, video
 from fer_core.faces import DETECTORS
-from pages.common import classifier, emotion_color_map, model_infos
+from pages.common import DETECTOR_NAMES, classifier, emotion_color_map, model_infos
 
 st.set_page_config(page_title="Video Analysis", page_icon="🎞️", layout="wide")
 st.title("Video Analysis")
-
-DETECTOR_NAMES = {"haar": "Haar cascade (fast)", "mtcnn": "MTCNN (robust, slower)"}
 
 infos = model_infos()
 if not infos:

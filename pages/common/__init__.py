@@ -16,6 +16,7 @@ from fer_core.labels import EMOTIONS, FOUR_CLASS, EMOTION_COLORS  # noqa: F401  
 DATASET_KEY = "dataset_source"
 # how the pages name each test-time augmentation mode (None: the model card's own default)
 TTA_NAMES = {"none": "none", "flip": "flip (face + mirror, 2×)", "tencrop": "ten-crop (corners, centre, mirrors; 10×)"}
+DETECTOR_NAMES = {"haar": "Haar cascade (fast)", "mtcnn": "MTCNN (robust, slower)"}  # fer_core.faces.DETECTORS
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
