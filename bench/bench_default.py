@@ -31,7 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 PLAIN = {"7class": "fer_resvgg_7class", "4class": "fer_resvgg_4class"}
 COLD_SCRIPT = ("import sys, contextlib, io\nfrom fer_core import cli\n"
-               "with contextlib.redirect_stdout(io.StringIO()):\n    code = cli.main(['predict', sys.argv[1], '--model', sys.argv[2]])\n"
+               "with contextlib.redirect_stdout(io.StringIO()):\n"
+               "    code = cli.main(['predict', sys.argv[1], '--model', sys.argv[2]])\n"
                "print(code, 'tensorflow' in sys.modules)\n")
 
 

@@ -25,7 +25,8 @@ if not infos:
 
 
 @st.cache_data(show_spinner="Loading saved predictions …", max_entries=32)
-def saved_predictions(model_id: str, split: str, dataset_key: str, stamp: float, _info, _dataset) -> ev.Predictions | None:
+def saved_predictions(model_id: str, split: str, dataset_key: str, stamp: float, _info,
+                      _dataset) -> ev.Predictions | None:
     return ev.load_predictions(_info, split, _dataset)
 
 
@@ -150,7 +151,8 @@ if not ablation.empty:
     ablation["setting"] = (ablation["augmentation"] + " aug · " + ablation["input"]
                            + ablation["random erasing"].map(lambda p: f" · erase {p:g}" if p else ""))
     left, right = st.columns([3, 2])
-    left.plotly_chart(px.bar(ablation.dropna(subset=["accuracy"]).sort_values("accuracy"), x="accuracy", y="setting", orientation="h",
+    left.plotly_chart(px.bar(ablation.dropna(subset=["accuracy"]).sort_values("accuracy"), x="accuracy",
+                             y="setting", orientation="h",
                              text_auto=".3f", hover_data=["model", "macro-F1", "epochs"]), key="ablation_chart")
     right.dataframe(ablation.drop(columns="setting"), hide_index=True, column_config={
         c: st.column_config.NumberColumn(format="%.4f") for c in ("accuracy", "macro-F1")})
@@ -226,7 +228,8 @@ if not evaluated:
 # ----------------------------------------------------------------------------- per-class F1
 st.header("Per-class F1")
 per_class = ev.per_class_frame(evaluated, split, dataset)
-fig = px.bar(per_class, x="emotion", y="f1", color="model", barmode="group", hover_data=["precision", "recall", "support"],
+fig = px.bar(per_class, x="emotion", y="f1", color="model", barmode="group",
+             hover_data=["precision", "recall", "support"],
              category_orders={"emotion": list(evaluated[0].labels)})
 fig.update_yaxes(range=[0, 1])
 st.plotly_chart(fig)
@@ -240,7 +243,8 @@ for k, info in enumerate(evaluated):
     m = info.metrics(split, dataset)
     cm = ev.normalize_rows(m["confusion_matrix"]) if normalised else m["confusion_matrix"]
     fig = px.imshow(cm, x=m["labels"], y=m["labels"], text_auto=".0%" if normalised else True,
-                    color_continuous_scale="Blues", labels={"x": "predicted", "y": "true", "color": "share" if normalised else "images"},
+                    color_continuous_scale="Blues",
+                    labels={"x": "predicted", "y": "true", "color": "share" if normalised else "images"},
                     title=f"{info.id} — accuracy {m['accuracy']:.1%}")
     fig.update_layout(coloraxis_showscale=False)
     columns[k % len(columns)].plotly_chart(fig, key=f"confusion_{info.id}")
@@ -256,7 +260,8 @@ fig.update_layout(xaxis_title="mean confidence in bin", yaxis_title="accuracy in
                   xaxis_range=[0, 1.02], yaxis_range=[0, 1.02])
 st.plotly_chart(fig)
 st.caption("ECE (expected calibration error): " + ", ".join(
-    f"{i.id} {i.metrics(split, dataset).get('ece', float('nan')):.3f}" for i in evaluated) + ". Points below the diagonal are over-confident.")
+    f"{i.id} {i.metrics(split, dataset).get('ece', float('nan')):.3f}" for i in evaluated)
+    + ". Points below the diagonal are over-confident.")
 
 # ----------------------------------------------------------------------------- McNemar
 st.header("Is one model really better? (McNemar's test)")

@@ -14,14 +14,13 @@ from fer_core import registry
 from fer_core.faces import DEFAULT_MIN_SIZE, DETECTORS
 from fer_core.images import SAMPLES, ImageError, encode_png, read_image, sample_image
 from fer_core.predict import TTA_MODES, Classifier, analyze_image, annotate, compare_models
-from pages.common import TTA_NAMES, classifier, emotion_color_map, model_infos
+from pages.common import DETECTOR_NAMES, TTA_NAMES, classifier, emotion_color_map, model_infos
 
 st.set_page_config(page_title="Image Prediction", page_icon="🙂", layout="wide")
 st.title("Image Prediction")
 st.caption("Faces are detected, cropped with a margin and classified together in one batch. "
            "Uploads stay in memory: nothing is written to disk.")
 
-DETECTOR_NAMES = {"haar": "Haar cascade (OpenCV, fast)", "mtcnn": "MTCNN (robust, slower)"}
 METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "occlusion": "Occlusion"}
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 

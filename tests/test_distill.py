@@ -97,9 +97,10 @@ def test_distill_trains_on_cached_teacher_answers_and_says_so_in_the_card(tiny, 
     order = [list(rows.files).index(f) for f in files]
     teacher = Classifier.from_registry("teacher")
     np.testing.assert_allclose(cached, teacher.predict(rows.images[order], tta="flip"), atol=2e-4)
-    _, fresh = distill.teacher_probabilities("teacher", rows.images[order], files, root / "runs" / "student", tta="flip")
+    run_dir = root / "runs" / "student"
+    _, fresh = distill.teacher_probabilities("teacher", rows.images[order], files, run_dir, tta="flip")
     assert fresh["cached"] is True
-    _, other = distill.teacher_probabilities("teacher", rows.images[order], files, root / "runs" / "student", tta="none")
+    _, other = distill.teacher_probabilities("teacher", rows.images[order], files, run_dir, tta="none")
     assert other["cached"] is False  # another TTA is another teacher
 
 
