@@ -6,8 +6,8 @@ For each of the label set's default model (with its default inference), the most
 ensemble, ten-crop) and the plain network (`fer_resvgg_7class`, no TTA):
 
 - per-face latency: median of `Classifier.predict` on one face (the app's own path), 50 repeats;
-- batch throughput: faces per second over batches of 512 faces;
-- cold `predict`: `python -m fer_core predict` of one 6-face photo as a fresh process (median of 3),
+- batch throughput: faces per second over one batch of `--faces` faces (default 256);
+- cold `predict`: `python -m fer_core predict` of one 6-face photo as a fresh process (median of 2),
   and whether that process imported TensorFlow;
 - accuracy on the validation split (PublicTest): from the model's card (a saved real evaluation), or
   measured now with `--accuracy` (needs the dataset; the ensemble takes minutes);
@@ -54,15 +54,14 @@ def per_face_ms(clf, face: np.ndarray, repeats: int = 50) -> float:
     return 1000 * statistics.median(times)
 
 
-def faces_per_second(clf, faces: np.ndarray, batches: int = 3) -> float:
+def faces_per_second(clf, faces: np.ndarray) -> float:
     clf.predict(faces[:32])
     start = time.perf_counter()
-    for _ in range(batches):
-        clf.predict(faces)
-    return batches * len(faces) / (time.perf_counter() - start)
+    clf.predict(faces)
+    return len(faces) / (time.perf_counter() - start)
 
 
-def cold_predict(photo: Path, model_id: str, runs: int = 3) -> tuple[float, bool]:
+def cold_predict(photo: Path, model_id: str, runs: int = 2) -> tuple[float, bool]:
     """Median wall seconds of a fresh `predict` process, and whether it imported TensorFlow."""
     times, imported = [], False
     for _ in range(runs):
@@ -117,6 +116,7 @@ def main() -> int:
     parser.add_argument("--labels", default="7class", choices=tuple(PLAIN))
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "fer2013"),
                         help="dataset for --accuracy and the test faces (default ../shared/datasets/fer2013)")
+    parser.add_argument("--faces", type=int, default=256, help="faces per throughput batch (default 256)")
     parser.add_argument("--accuracy", action="store_true", help="measure validation accuracy now instead of "
                                                                 "reading each card's saved evaluation")
     args = parser.parse_args()
@@ -134,7 +134,7 @@ def main() -> int:
     default = next(m for m in same if m.is_default())
     best = registry.most_accurate(infos, default.labels)
     plain = registry.get_model(PLAIN[args.labels])
-    faces = load_dataset(args.data).split("validation").images[:512]
+    faces = load_dataset(args.data).split("validation").images[:args.faces]
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(tmp) / "six_faces.jpg"
         Image.fromarray(group_photo()).save(photo, quality=92)

@@ -155,6 +155,7 @@ def _write_temp(folder: Path, name: str, content: dict) -> Path:
     """`content` as JSON in a new uniquely named temp file beside `name`, flushed to disk."""
     fd, tmp = tempfile.mkstemp(prefix=f".partial-{name}-", dir=folder)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the card from a server running as another user
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(json.dumps(content, indent=1, sort_keys=False) + "\n")
             fh.flush()
