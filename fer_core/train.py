@@ -248,7 +248,8 @@ def augment_batch(faces: np.ndarray, level: str, rng: np.random.Generator, erase
 
 
 def _one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    return np.eye(num_classes, dtype=np.float32)[labels]
+    """Label indices (any numeric dtype) as float32 one-hot rows."""
+    return np.eye(num_classes, dtype=np.float32)[np.asarray(labels).astype(np.int64)]
 
 
 class NumpyBatches(keras.utils.PyDataset):

@@ -51,7 +51,8 @@ def test_page_shows_counts_samples_means_and_distributions(fixture_data):
     at = run_page()
     assert not at.exception
     assert [h.value for h in at.header] == ["Class balance", "Sample faces", "Mean face per class",
-                                            "Pixel distributions", "Data quality", "Likely label errors",
+                                            "Pixel distributions", "Data quality", "Crowd labels (FER+)",
+                                            "Likely label errors",
                                             "Embedding map", "Load problems"]
     table = at.dataframe[0].value
     assert table.loc["happy"].to_dict() == {"train": 12, "validation": 3, "test": 2, "total": 17}
