@@ -22,3 +22,17 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
     (tmp_path / "models").mkdir()
     return tmp_path
+
+
+@pytest.fixture
+def tiny_kaggle(tmp_path, monkeypatch):
+    """A three-emotion Kaggle-layout dataset (6 train, 3 PublicTest, 2 PrivateTest faces each) with private
+    models, runs and cache folders under tmp_path: what a tiny training run needs."""
+    from tests.fixtures import write_kaggle_layout
+
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path / "models"))
+    root = tmp_path / "fer"
+    write_kaggle_layout(root, {"angry": (6, 3, 2), "happy": (6, 3, 2), "sad": (6, 3, 2)})
+    return root

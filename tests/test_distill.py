@@ -14,7 +14,6 @@ import pytest
 from fer_core import cli, distill, distill_loss, export, registry
 from fer_core.labels import EMOTIONS, FOUR_CLASS
 from fer_core.predict import Classifier
-from tests.fixtures import write_kaggle_layout
 from tests.model_fixtures import make_parent
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,12 +63,9 @@ def test_labels_are_aligned_to_the_student_and_a_missing_class_is_a_clear_error(
 # ----------------------------------------------------------------------------- the CLI end to end
 
 @pytest.fixture
-def tiny(tmp_path, monkeypatch):
-    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path / "models"))
-    data = tmp_path / "fer"
-    write_kaggle_layout(data, {"angry": (6, 3, 2), "happy": (6, 3, 2), "sad": (6, 3, 2)})
+def tiny(tiny_kaggle, tmp_path):
+    """The tiny dataset with a one-epoch teacher registered."""
+    data = tiny_kaggle
     assert cli.main(["train", "--arch", "baseline_cnn", "--data", str(data), "--epochs", "1", "--batch-size", "8",
                      "--out", str(tmp_path / "models" / "teacher"), "--no-evaluate"]) == 0
     return data, tmp_path

@@ -17,17 +17,7 @@ from fer_core.preprocess import Preprocessing
 from fer_core import train as train_module
 from fer_core.train import (NumpyBatches, TrainConfig, augment_batch, make_tf_dataset, split_for_training,
                              train)
-from tests.fixtures import write_course_layout, write_kaggle_layout
-
-
-@pytest.fixture
-def tiny_kaggle(tmp_path, monkeypatch):
-    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path / "models"))
-    root = tmp_path / "fer"
-    write_kaggle_layout(root, {"angry": (6, 3, 2), "happy": (6, 3, 2), "sad": (6, 3, 2)})
-    return root
+from tests.fixtures import write_course_layout
 
 
 def test_pipeline_scales_augments_and_one_hots():
