@@ -95,16 +95,21 @@ VALIDATION_FACES = {"happy": [210, 90], "sad": [40, 230], "angry": [100]}
 STEEPNESS = 10.0
 
 
-def make_dataset(root):
-    """train/validation/test/<emotion>/*.png folders of constant-gray faces."""
-    train_faces = {"happy": [250], "sad": [5], "angry": [128]}
-    for split, faces in (("test", TEST_FACES), ("validation", VALIDATION_FACES), ("train", train_faces)):
+def write_gray_faces(root, splits: dict):
+    """<split>/<emotion>/*.png folders of constant-gray faces: `splits` maps split → emotion → gray levels."""
+    for split, faces in splits.items():
         for emotion, levels in faces.items():
             folder = root / split / emotion
             folder.mkdir(parents=True, exist_ok=True)
             for i, v in enumerate(levels):
                 Image.fromarray(np.full((48, 48), v, np.uint8)).save(folder / f"{emotion}_{i}_{v}.png")
     return root
+
+
+def make_dataset(root):
+    """train/validation/test/<emotion>/*.png folders of constant-gray faces."""
+    train_faces = {"happy": [250], "sad": [5], "angry": [128]}
+    return write_gray_faces(root, {"test": TEST_FACES, "validation": VALIDATION_FACES, "train": train_faces})
 
 
 def p_happy(level: float, threshold: float = 0.5) -> float:

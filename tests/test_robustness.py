@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
 
 from fer_core import evaluate as ev
@@ -13,20 +12,14 @@ from fer_core import registry
 from fer_core import robustness as rb
 from fer_core.data import load_dataset
 from tests.fixtures import make_face_images
-from tests.model_fixtures import make_model
+from tests.model_fixtures import make_model, write_gray_faces
 
 # the brightness model says happy above gray 127.5: every clean validation face is right
 VALIDATION = {"happy": [200, 220, 240], "sad": [30, 50], "angry": [128]}
 
 
 def make_data(root):
-    for split, faces in (("validation", VALIDATION), ("train", {"happy": [250], "sad": [5]})):
-        for emotion, levels in faces.items():
-            folder = root / split / emotion
-            folder.mkdir(parents=True, exist_ok=True)
-            for i, v in enumerate(levels):
-                Image.fromarray(np.full((48, 48), v, np.uint8)).save(folder / f"{emotion}_{i}.png")
-    return root
+    return write_gray_faces(root, {"validation": VALIDATION, "train": {"happy": [250], "sad": [5]}})
 
 
 def test_corruptions_grow_with_severity_and_are_deterministic():
