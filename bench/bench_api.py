@@ -33,8 +33,8 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage import data as skdata  # noqa: E402
 
-from fer_core import registry  # noqa: E402
-from fer_core.video import _astronaut_head, sample_clip  # noqa: E402
+from fer_core.models import registry  # noqa: E402
+from fer_core.video.files import _astronaut_head, sample_clip  # noqa: E402
 
 
 def encoded(image: np.ndarray, fmt: str = "JPEG") -> bytes:
@@ -58,16 +58,16 @@ def payloads() -> dict[str, tuple[bytes, dict, int]]:
 
 @functools.lru_cache(maxsize=None)
 def classifier(model_id: str):
-    from fer_core.predict import Classifier
+    from fer_core.inference.predict import Classifier
 
     return Classifier.from_registry(model_id)
 
 
 def baseline(model_id: str, data: bytes, params: dict, rounds: int) -> float:
     """Calls/s of read_image + analyze_image in this process, sequentially (after a warm-up)."""
-    from fer_core.batch import detector_for
-    from fer_core.images import read_image
-    from fer_core.predict import analyze_image
+    from fer_core.serving.batch import detector_for
+    from fer_core.inference.images import read_image
+    from fer_core.inference.predict import analyze_image
 
     clf = classifier(model_id)
     det = params.get("detector", "haar")

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
-from fer_core.batch import IMAGE_TYPES, ScoreOptions, run_batch  # noqa: E402
+from fer_core.serving.batch import IMAGE_TYPES, ScoreOptions, run_batch  # noqa: E402
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ COLD_SCRIPT = ("import sys, contextlib, io\nfrom fer_core import cli\n"
 
 def group_photo(n_faces: int = 6) -> np.ndarray:
     """A 6-face photo: the astronaut's head six times, alternately mirrored (real faces Haar finds)."""
-    from fer_core.video import _astronaut_head, sample_clip
+    from fer_core.video.files import _astronaut_head, sample_clip
 
     head = _astronaut_head()
     return sample_clip(1, size=(1600, 560), faces=[head if i % 2 else head[:, ::-1] for i in range(n_faces)])[0]
@@ -102,8 +102,8 @@ def page_first_photo(photo: Path) -> tuple[float, int, bool]:
 
 def accuracy(info, data: str | None) -> tuple[float | None, str]:
     if data:
-        from fer_core.data import load_dataset
-        from fer_core.evaluate import evaluate_model
+        from fer_core.data.datasets import load_dataset
+        from fer_core.evaluation.evaluate import evaluate_model
 
         result = evaluate_model(info, load_dataset(data), split="validation")
         return result["accuracy"], "measured now"
@@ -123,10 +123,10 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     from PIL import Image
 
-    from fer_core import registry
-    from fer_core.data import load_dataset
-    from fer_core.labels import parse_label_set
-    from fer_core.predict import Classifier
+    from fer_core.models import registry
+    from fer_core.data.datasets import load_dataset
+    from fer_core.base.labels import parse_label_set
+    from fer_core.inference.predict import Classifier
 
     labels = parse_label_set("all" if args.labels == "7class" else args.labels)
     infos = registry.list_models()

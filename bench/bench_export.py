@@ -19,8 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from fer_core import export, registry  # noqa: E402
-from fer_core.predict import Classifier  # noqa: E402
+from fer_core.training import export  # noqa: E402
+from fer_core.models import registry  # noqa: E402
+from fer_core.inference.predict import Classifier  # noqa: E402
 
 from bench_predict import interleaved  # noqa: E402  (same folder: the shared interleaved timer)
 

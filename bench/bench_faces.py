@@ -28,7 +28,7 @@ import numpy as np
 # `python bench/<script>.py` puts bench/, not the repository root, on sys.path: add the root (for fer_core)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fer_core.faces import box_iou, detect_faces, drop_enclosing, get_detector  # noqa: E402
+from fer_core.inference.faces import box_iou, detect_faces, drop_enclosing, get_detector  # noqa: E402
 
 IOU = 0.4
 ASTRONAUT_FACE = (177, 67, 93, 93)
@@ -96,7 +96,7 @@ def evaluation_set():
     """[(name, RGB image, true face boxes)]."""
     from skimage import data as sk
 
-    from fer_core.video import sample_clip
+    from fer_core.video.files import sample_clip
 
     astro = _rgb(sk.astronaut())
     items = [("astronaut", astro, [ASTRONAUT_FACE]),

@@ -23,11 +23,12 @@ from skimage import data as skdata  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from fer_core import gradcam, registry  # noqa: E402
-from fer_core.ensemble import member_models  # noqa: E402
-from fer_core.faces import crop_faces, detect_faces, get_detector  # noqa: E402
-from fer_core.labels import EMOTIONS  # noqa: E402
-from fer_core.predict import Classifier, analyze_image  # noqa: E402
+from fer_core.inference import gradcam  # noqa: E402
+from fer_core.models import registry  # noqa: E402
+from fer_core.models.ensemble import member_models  # noqa: E402
+from fer_core.inference.faces import crop_faces, detect_faces, get_detector  # noqa: E402
+from fer_core.base.labels import EMOTIONS  # noqa: E402
+from fer_core.inference.predict import Classifier, analyze_image  # noqa: E402
 
 
 def interleaved(fns: dict, rounds: int, warmup: int = 3) -> dict[str, tuple[float, float]]:
@@ -54,7 +55,7 @@ def classifier(model_id: str | None) -> Classifier:
     info = registry.get_model(model_id) if model_id else registry.default_model()
     if info is not None:
         return Classifier.from_registry(info)
-    from fer_core.architectures import build
+    from fer_core.models.architectures import build
 
     model = build("fer_resvgg", len(EMOTIONS))
     card = {"id": "fer_resvgg (untrained)", "labels": list(EMOTIONS),

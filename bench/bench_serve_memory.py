@@ -33,7 +33,7 @@ def main() -> None:
     from fastapi.testclient import TestClient
     from PIL import Image
 
-    from fer_core.serve import ServeConfig, create_app
+    from fer_core.serving.serve import ServeConfig, create_app
 
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(buf, "PNG")

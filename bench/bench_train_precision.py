@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fer_core.architectures import build, get_architecture  # noqa: E402
+from fer_core.models.architectures import build, get_architecture  # noqa: E402
 
 VARIANTS = {  # name: (policy, jit_compile)
     "float32": ("float32", False),

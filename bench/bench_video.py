@@ -1,4 +1,4 @@
-"""Benchmark: the live per-frame pipeline (`fer_core.frame_processor.FrameProcessor`) against a naive loop.
+"""Benchmark: the live per-frame pipeline (`fer_core.video.frame_processor.FrameProcessor`) against a naive loop.
 
     python bench/bench_video.py [MODEL_ID] [--frames N]   # default: the default registered model,
                                                           # else an untrained fer_resvgg (≈1.2 M params)
@@ -26,10 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from fer_core import frame_processor, registry, video  # noqa: E402
-from fer_core.faces import crop_faces, get_detector  # noqa: E402
-from fer_core.labels import EMOTIONS  # noqa: E402
-from fer_core.predict import Classifier  # noqa: E402
+from fer_core.video import frame_processor  # noqa: E402
+from fer_core.models import registry  # noqa: E402
+from fer_core.video import files as video  # noqa: E402
+from fer_core.inference.faces import crop_faces, get_detector  # noqa: E402
+from fer_core.base.labels import EMOTIONS  # noqa: E402
+from fer_core.inference.predict import Classifier  # noqa: E402
 
 
 def load_classifier(model_id: str | None) -> Classifier:
@@ -37,7 +39,7 @@ def load_classifier(model_id: str | None) -> Classifier:
     info = registry.get_model(model_id) if model_id else registry.default_model()
     if info is not None:
         return Classifier.from_registry(info)
-    from fer_core.architectures import build
+    from fer_core.models.architectures import build
 
     card = {"id": "fer_resvgg (untrained)", "labels": list(EMOTIONS),
             "preprocessing": {"input_size": 48, "channels": 1, "scale": "unit"}}

@@ -4,15 +4,14 @@
     result = fer_core.analyze("photo.jpg")        # every face: .box, .label, .probabilities
     print(result.to_json())                       # the `python -m fer_core predict --json` document
 
-One file per stage: labels, data (loading), explore and quality (dataset analysis), preprocess,
-architectures, train, evaluate, registry, images (photo intake), faces, predict, gradcam, api
-(`analyze`, `load`), video (files), frame_processor, tracking and timeline (per-frame analysis),
-webrtc, runtime (device), progress, quiet (TensorFlow's log lines). Importable without Streamlit
-and without loading TensorFlow until a model is used; `python -m fer_core` is its CLI.
+Packages by layer, each importing only from the ones below it (tests/test_import_graph.py checks):
+base → data → models → inference → evaluation | video → training | serving, with `api` (`analyze`, `load`)
+and `cli` on top. Each package's docstring says what it owns. Importable without Streamlit and without
+loading TensorFlow until a model is used; `python -m fer_core` is its CLI.
 """
 __version__ = "0.1.0"
 
-from . import quiet as _quiet
+from .base import quiet as _quiet
 
 _quiet.install()  # before anything can import TensorFlow: keep its start-up log lines off the console
 

@@ -13,7 +13,7 @@
     >>> '"faces"' in result.to_json()              # the same document as `python -m fer_core predict --json`
     True
 
-The same pipeline as the CLI's `predict` and the Image Prediction page (`fer_core.predict`), with
+The same pipeline as the CLI's `predict` and the Image Prediction page (`fer_core.inference.predict`), with
 the registry's default model unless one is named; models are loaded once per process.
 """
 from __future__ import annotations
@@ -25,12 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .faces import DEFAULT_MIN_SIZE
-from .registry import ModelInfo, RegistryError, default_model, get_model
+from .inference.faces import DEFAULT_MIN_SIZE
+from .models.registry import ModelInfo, RegistryError, default_model, get_model
 
 
 def load(model: str | ModelInfo | None = None):
-    """A registered model ready for inference, as a `fer_core.predict.Classifier` (`.labels`,
+    """A registered model ready for inference, as a `fer_core.inference.predict.Classifier` (`.labels`,
     `.predict(crops)`): by id, model folder or `ModelInfo`; None means the default model. Loaded once
     per process (and again when its file changes).
 
@@ -47,7 +47,7 @@ def load(model: str | ModelInfo | None = None):
 
 @functools.lru_cache(maxsize=8)
 def _load_cached(folder: str, mtime: float):
-    from .predict import Classifier
+    from .inference.predict import Classifier
 
     return Classifier.from_registry(get_model(folder))
 
@@ -76,7 +76,7 @@ class PhotoResult:
 
     def to_json(self, indent: int | None = 1) -> str:
         """The `python -m fer_core predict --json` document for this one photo."""
-        from .predict import predictions_document
+        from .inference.predict import predictions_document
 
         a = self.analysis
         return json.dumps(predictions_document(a.model_id, a.labels, a.detector, a.tta, [self.to_dict()]),
@@ -84,7 +84,7 @@ class PhotoResult:
 
     def annotated(self) -> np.ndarray:
         """A copy of the photo (RGB uint8) with each face's box and "emotion NN%" drawn in its emotion's colour."""
-        from .predict import annotate
+        from .inference.predict import annotate
 
         return annotate(self.image, self.analysis)
 
@@ -96,7 +96,7 @@ def analyze(image, model=None, detector: str = "haar", tta=None, min_size: int =
     `image`: a file path, bytes, a file object, or an RGB (or gray) uint8 array. `model`: a model id,
     folder, `ModelInfo` or a loaded classifier (default: the registry's default model). `detector`:
     "haar" (fast) or "mtcnn" (more robust). `tta`: test-time augmentation ("none", "flip", ...; the
-    model's own default when None). Bad files raise `fer_core.images.ImageError` (a ValueError) with
+    model's own default when None). Bad files raise `fer_core.inference.images.ImageError` (a ValueError) with
     a clear message.
 
     >>> import fer_core
@@ -104,8 +104,8 @@ def analyze(image, model=None, detector: str = "haar", tta=None, min_size: int =
     >>> [f.box for f in fer_core.analyze(data.astronaut(), model="fer_resvgg_4class").faces]
     [(177, 67, 93, 93)]
     """
-    from .images import read_image
-    from .predict import analyze_image
+    from .inference.images import read_image
+    from .inference.predict import analyze_image
 
     file = None
     if isinstance(image, (str, os.PathLike)):

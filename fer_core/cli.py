@@ -11,29 +11,29 @@ import importlib
 import os
 import sys
 
-from .data import DataError
-from .registry import RegistryError
+from .data.datasets import DataError
+from .models.registry import RegistryError
 
 USER_ERRORS = (DataError, RegistryError, FileNotFoundError, ValueError)
 
-# Every command: the fer_core module whose `add_cli(subparsers)` registers it, and one line of help
+# Every command: the fer_core module (package.module) whose `add_cli(subparsers)` registers it, and one line of help
 # for the command list. To add a command, write `add_cli` in your module (no heavy imports at its
 # top level) and add one line here.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("data", "load a dataset and print its counts and problems"),
-    "train": ("train", "train an architecture on a dataset and register it under models/"),
-    "distill": ("train", "train a fast network on a registered teacher's probabilities (knowledge distillation)"),
-    "evaluate": ("evaluate", "score a registered model on a dataset split and save the results"),
-    "models": ("evaluate", "list registered models with their card summaries"),
-    "predict": ("predict", "detect faces in photos and classify their emotions"),
-    "video": ("video", "emotions over time in a video file (timeline CSV, annotated mp4)"),
-    "ensemble": ("ensemble", "register an ensemble of models (mean of their probabilities)"),
-    "robustness": ("robustness", "accuracy under blur, noise, low light, occlusion … saved in the card"),
-    "card": ("model_card", "a model's card as JSON, or as a model-card Markdown file (--markdown)"),
-    "export": ("export", "convert a model to LiteRT (TFLite) or ONNX, optionally quantized, and register it"),
-    "serve": ("serve", "serve predictions over HTTP: a REST API with OpenAPI docs"),
-    "batch": ("batch", "score every face in folders, zips and videos into Parquet/CSV (Ray optional)"),
-    "label-issues": ("label_issues", "rank files whose label is probably wrong (cleanlab; CSV for train --exclude)"),
+    "data": ("data.datasets", "load a dataset and print its counts and problems"),
+    "train": ("training.train", "train an architecture on a dataset and register it under models/"),
+    "distill": ("training.train", "train a fast network on a teacher model's probabilities (knowledge distillation)"),
+    "evaluate": ("evaluation.evaluate", "score a registered model on a dataset split and save the results"),
+    "models": ("evaluation.evaluate", "list registered models with their card summaries"),
+    "predict": ("inference.predict", "detect faces in photos and classify their emotions"),
+    "video": ("video.files", "emotions over time in a video file (timeline CSV, annotated mp4)"),
+    "ensemble": ("models.ensemble", "register an ensemble of models (mean of their probabilities)"),
+    "robustness": ("evaluation.robustness", "accuracy under blur, noise, low light, occlusion … saved in the card"),
+    "card": ("evaluation.model_card", "a model's card as JSON, or as a model-card Markdown file (--markdown)"),
+    "export": ("training.export", "convert a model to LiteRT (TFLite) or ONNX, optionally quantized, and register it"),
+    "serve": ("serving.serve", "serve predictions over HTTP: a REST API with OpenAPI docs"),
+    "batch": ("serving.batch", "score every face in folders, zips and videos into Parquet/CSV (Ray optional)"),
+    "label-issues": ("evaluation.label_issues", "rank files whose label is probably wrong (CSV for train --exclude)"),
 }
 
 

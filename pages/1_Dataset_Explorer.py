@@ -10,9 +10,13 @@ import numpy as np
 import plotly.express as px
 import streamlit as st
 
-from fer_core import embeddings, explore, label_issues, quality, registry
-from fer_core import votes as crowd_votes
-from fer_core.labels import label_set_name
+from fer_core.evaluation import embeddings
+from fer_core.data import explore
+from fer_core.evaluation import label_issues
+from fer_core.data import quality
+from fer_core.models import registry
+from fer_core.data import votes as crowd_votes
+from fer_core.base.labels import label_set_name
 from pages.common import classifier, dataset_sidebar, emotion_color_map, label_set_picker, model_infos
 
 st.set_page_config(page_title="Dataset Explorer", page_icon="🗂️", layout="wide")

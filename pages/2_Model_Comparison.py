@@ -6,11 +6,13 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from fer_core import evaluate as ev, studies
-from fer_core import robustness as rb
-from fer_core import distill, export
-from fer_core.data import default_data_dir
-from fer_core.labels import label_set_name
+from fer_core.evaluation import evaluate as ev
+from fer_core.evaluation import studies
+from fer_core.evaluation import robustness as rb
+from fer_core.training import distill
+from fer_core.training import export
+from fer_core.data.datasets import default_data_dir
+from fer_core.base.labels import label_set_name
 from pages.common import dataset_sidebar, model_infos
 
 st.set_page_config(page_title="Model Comparison", page_icon="📊", layout="wide")

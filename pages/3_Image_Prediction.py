@@ -9,11 +9,11 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from fer_core import gradcam as cam
-from fer_core import registry
-from fer_core.faces import DEFAULT_MIN_SIZE, DETECTORS
-from fer_core.images import SAMPLES, ImageError, encode_png, read_image, sample_image
-from fer_core.predict import TTA_MODES, Classifier, analyze_image, annotate, compare_models
+from fer_core.inference import gradcam as cam
+from fer_core.models import registry
+from fer_core.inference.faces import DEFAULT_MIN_SIZE, DETECTORS
+from fer_core.inference.images import SAMPLES, ImageError, encode_png, read_image, sample_image
+from fer_core.inference.predict import TTA_MODES, Classifier, analyze_image, annotate, compare_models
 from pages.common import DETECTOR_NAMES, TTA_NAMES, classifier, emotion_color_map, model_infos
 
 st.set_page_config(page_title="Image Prediction", page_icon="🙂", layout="wide")

@@ -1,7 +1,7 @@
 """Live Webcam: emotions of every face in the camera stream, in real time, with a live timeline.
 
 The browser streams the camera over WebRTC (streamlit-webrtc); each frame goes through
-`fer_core.frame_processor.FrameProcessor`, which lives in this session and also collects the timeline.
+`fer_core.video.frame_processor.FrameProcessor`, which lives in this session and also collects the timeline.
 """
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import time
 import plotly.express as px
 import streamlit as st
 
-from fer_core import frame_processor, timeline, webrtc
-from fer_core.faces import DETECTORS
+from fer_core.video import frame_processor
+from fer_core.video import timeline
+from fer_core.video import webrtc
+from fer_core.inference.faces import DETECTORS
 from pages.common import DETECTOR_NAMES, TTA_NAMES, classifier, emotion_color_map, model_infos
 
 webrtc.prepare_webrtc_import()  # before streamlit_webrtc: its SRTP library crashes if loaded after TensorFlow

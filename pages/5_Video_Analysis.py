@@ -1,6 +1,6 @@
 """Video Analysis: every face's emotion over time in an uploaded video, its summary and an annotated copy.
 
-The upload is decoded in memory by `fer_core.video.analyze_video`, which runs the same per-frame
+The upload is decoded in memory by `fer_core.video.files.analyze_video`, which runs the same per-frame
 processor as the live webcam page on every N-th frame.
 """
 from __future__ import annotations
@@ -12,8 +12,9 @@ from collections import OrderedDict
 import plotly.express as px
 import streamlit as st
 
-from fer_core import timeline, video
-from fer_core.faces import DETECTORS
+from fer_core.video import timeline
+from fer_core.video import files as video
+from fer_core.inference.faces import DETECTORS
 from pages.common import DETECTOR_NAMES, classifier, emotion_color_map, model_infos
 
 st.set_page_config(page_title="Video Analysis", page_icon="🎞️", layout="wide")

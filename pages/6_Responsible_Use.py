@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from fer_core import model_card as mc
+from fer_core.evaluation import model_card as mc
 from pages.common import model_infos
 
 st.set_page_config(page_title="Responsible Use", page_icon="⚖️", layout="wide")

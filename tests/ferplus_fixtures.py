@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fer_core.votes import FERPLUS_COLUMNS
+from fer_core.data.votes import FERPLUS_COLUMNS
 
 # canonical names (and unknown / nf) → FER+'s column names
 _COLUMN = {"neutral": "neutral", "happy": "happiness", "surprise": "surprise", "sad": "sadness", "angry": "anger",

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from fer_core.labels import EMOTIONS, FOUR_CLASS
+from fer_core.base.labels import EMOTIONS, FOUR_CLASS
 
 SIZE = 48
 

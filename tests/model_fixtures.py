@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fer_core import registry
-from fer_core.labels import EMOTIONS
+from fer_core.models import registry
+from fer_core.base.labels import EMOTIONS
 
 # ----------------------------------------------------------------------------- tiny untrained nets
 

@@ -11,9 +11,10 @@ from PIL import Image
 from skimage import data as skdata
 
 import fer_core
-from fer_core import api, registry
+from fer_core import api
+from fer_core.models import registry
 from fer_core.cli import main as cli_main
-from fer_core.images import ImageError
+from fer_core.inference.images import ImageError
 
 pytestmark = pytest.mark.skipif(registry.default_model() is None, reason="no shipped model under models/")
 

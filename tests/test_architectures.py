@@ -1,8 +1,8 @@
 """Every builder produces the documented input/output shapes and parameter counts."""
 import pytest
 
-from fer_core import architectures
-from fer_core.preprocess import Preprocessing
+from fer_core.models import architectures
+from fer_core.models.preprocess import Preprocessing
 
 # (name, documented parameter range for 7 classes)
 SEED_AND_OURS = [

@@ -16,11 +16,12 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from fer_core import batch, registry
-from fer_core.batch import BatchingClassifier, ScoreOptions, expand_inputs, run_batch
+from fer_core.serving import batch
+from fer_core.models import registry
+from fer_core.serving.batch import BatchingClassifier, ScoreOptions, expand_inputs, run_batch
 from fer_core.cli import main as cli_main
-from fer_core.predict import Classifier, analyze_image
-from fer_core.video import sample_clip, write_mp4
+from fer_core.inference.predict import Classifier, analyze_image
+from fer_core.video.files import sample_clip, write_mp4
 from tests.fixtures import encode, make_face_images
 from tests.model_fixtures import make_fixture_model
 
@@ -186,7 +187,7 @@ def test_ray_data_gives_the_single_machine_results(folder, env_models, tmp_path)
 
     try:
         ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-                 runtime_env={"py_modules": [str(Path(batch.__file__).parent)]})
+                 runtime_env={"py_modules": [str(Path(batch.__file__).parents[1])]})
     except Exception as err:  # noqa: BLE001 — no shared memory, ports or /tmp space for Ray here
         pytest.skip(f"a local Ray instance could not start: {err}")
     try:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fer_core import registry
+from fer_core.models import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 40  # writes per process: enough that unlocked writers lose updates or collide on a shared temp name
@@ -29,7 +29,8 @@ def make_model(root: Path, model_id: str = "m", labels=("happy", "sad"), default
 
 WRITER = textwrap.dedent("""
     import sys
-    from fer_core import registry, robustness
+    from fer_core.models import registry
+    from fer_core.evaluation import robustness
     kind, n = sys.argv[1], int(sys.argv[2])
     info = registry.get_model("m")
     for i in range(n):

@@ -60,7 +60,7 @@ def test_unknown_command_is_a_usage_error(capsys):
 
 def test_tensorflow_start_up_chatter_is_silenced_but_real_errors_pass():
     code = ("import fer_core, os, sys; import keras; os.write(2, b'kept line\\n'); "
-            "from fer_core.quiet import filtered_stderr\n"
+            "from fer_core.base.quiet import filtered_stderr\n"
             "with filtered_stderr():\n"
             "    os.write(2, b'I0000 port.cc:153] oneDNN custom operations are on.\\nreal error\\n')\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -112,8 +112,8 @@ def test_package_import_is_light():
 
 
 def test_every_stage_module_imports_without_keras_at_top_level():
-    for name in {module for module, _ in cli.COMMANDS.values()} - {"train"}:  # train builds Keras models
+    for name in {module for module, _ in cli.COMMANDS.values()} - {"training.train"}:  # train builds Keras models
         code = NO_TF + f"import fer_core.{name}"
         done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"fer_core.{name} imports TensorFlow/Keras at import time: {done.stderr[-500:]}"
-    assert importlib.import_module("fer_core.progress").stderr_progress
+    assert importlib.import_module("fer_core.base.progress").stderr_progress

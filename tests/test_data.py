@@ -1,4 +1,4 @@
-"""fer_core.data: every supported layout, bad files, label subsets, split resolution and the disk cache."""
+"""fer_core.data.datasets: every supported layout, bad files, label subsets, split resolution and the disk cache."""
 from __future__ import annotations
 
 import os
@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_core import data
-from fer_core.data import DataError, load_dataset, resolve_split
-from fer_core.labels import FOUR_CLASS
+from fer_core.data import datasets as data
+from fer_core.data.datasets import DataError, load_dataset, resolve_split
+from fer_core.base.labels import FOUR_CLASS
 from tests.fixtures import (encode, make_face_images, write_course_layout, write_fer_csv, write_kaggle_layout,
                             zip_folder)
 

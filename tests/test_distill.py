@@ -11,9 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_core import cli, distill, distill_loss, export, registry
-from fer_core.labels import EMOTIONS, FOUR_CLASS
-from fer_core.predict import Classifier
+from fer_core import cli
+from fer_core.training import distill
+from fer_core.training import distill_loss
+from fer_core.training import export
+from fer_core.models import registry
+from fer_core.base.labels import EMOTIONS, FOUR_CLASS
+from fer_core.inference.predict import Classifier
 from tests.model_fixtures import make_parent
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +92,7 @@ def test_distill_trains_on_cached_teacher_answers_and_says_so_in_the_card(tiny, 
     # the teacher's answers are what a fresh Classifier gives, and a resumed run reads them from the cache
     with np.load(root / "runs" / "student" / distill.TEACHER_FILE) as saved:
         cached, files = saved["probabilities"], saved["files"]
-    from fer_core.data import load_dataset
+    from fer_core.data.datasets import load_dataset
     rows = load_dataset(str(data)).split("train")
     order = [list(rows.files).index(f) for f in files]
     teacher = Classifier.from_registry("teacher")
@@ -121,7 +125,7 @@ def parent(tmp_path, monkeypatch):
 
 
 def test_a_narrowed_export_answers_as_its_parent_restricted_and_explains_on_it(parent):
-    from fer_core import gradcam
+    from fer_core.inference import gradcam
 
     info = export.export_model("tiny", "litert", "none", labels="4class")
     assert info.labels == tuple(sorted(FOUR_CLASS, key=EMOTIONS.index))
@@ -161,7 +165,7 @@ def test_inference_with_an_export_and_haar_never_imports_tensorflow(parent, tmp_
     from skimage import data as skdata
     from PIL import Image
 
-    from fer_core import video
+    from fer_core.video import files as video
 
     photo = tmp_path / "astronaut.jpg"
     Image.fromarray(skdata.astronaut()).save(photo)
@@ -178,7 +182,7 @@ def test_inference_with_an_export_and_haar_never_imports_tensorflow(parent, tmp_
             assert cli.main(["batch", {str(photo)!r}, "--model", "edge", "--out", {str(tmp_path / "r.csv")!r}]) == 0
             assert cli.main(["video", {str(clip)!r}, "--model", "edge", "--every", "2"]) == 0
         from fastapi.testclient import TestClient
-        from fer_core.serve import ServeConfig, create_app
+        from fer_core.serving.serve import ServeConfig, create_app
         with TestClient(create_app(ServeConfig(api_key="", preload=False))) as client:
             answer = client.post("/v1/predict?model=edge", files={{"image": open({str(photo)!r}, "rb")}})
             assert answer.status_code == 200 and len(answer.json()["images"][0]["faces"]) == 1, answer.text

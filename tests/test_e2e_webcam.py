@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_core import video
+from fer_core.video import files as video
 from tests.model_fixtures import make_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,14 +1,15 @@
-"""fer_core.embeddings: features cut below the classifier head (checked against the layers by hand),
+"""fer_core.evaluation.embeddings: features cut below the classifier head (checked against the layers by hand),
 batching, stratified samples, the disk cache and its keys, uploads kept off disk, and the 2-D map."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from fer_core import embeddings, registry
-from fer_core.data import DataError, load_dataset
-from fer_core.labels import FOUR_CLASS
-from fer_core.predict import Classifier
+from fer_core.evaluation import embeddings
+from fer_core.models import registry
+from fer_core.data.datasets import DataError, load_dataset
+from fer_core.base.labels import FOUR_CLASS
+from fer_core.inference.predict import Classifier
 from tests.fixtures import grating_images, write_course_layout, write_mislabelled_gratings, zip_folder
 from tests.model_fixtures import make_fixture_model
 
@@ -140,7 +141,7 @@ def test_projections_separate_the_classes(env, gratings):
 
 
 def test_embedding_frame_has_files_labels_predictions_and_issues(env, gratings):
-    from fer_core.label_issues import rank_label_issues
+    from fer_core.evaluation.label_issues import rank_label_issues
 
     feats = embeddings.dataset_features(gratings, embeddings.sample_rows(gratings, "all", 60), "tiny4")
     coords, _ = embeddings.project_2d(feats.features, "pca")

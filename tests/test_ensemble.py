@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fer_core import cli, evaluate as ev, registry
-from fer_core.ensemble import create_ensemble, member_models
-from fer_core.gradcam import ALL_MEMBERS, conv_layers, gradcam_face
-from fer_core.labels import FOUR_CLASS
-from fer_core.predict import Classifier, tta_mode, tta_views
+from fer_core import cli
+from fer_core.evaluation import evaluate as ev
+from fer_core.models import registry
+from fer_core.models.ensemble import create_ensemble, member_models
+from fer_core.inference.gradcam import ALL_MEMBERS, conv_layers, gradcam_face
+from fer_core.base.labels import FOUR_CLASS
+from fer_core.inference.predict import Classifier, tta_mode, tta_views
 from tests.model_fixtures import crops, make_fixture_model
 
 
@@ -86,7 +88,7 @@ def test_ensemble_cli_registers_a_model(models, capsys):
 
 def test_rebuilding_an_ensemble_drops_its_old_evaluations_and_keeps_its_default_flag(models):
     from tests.fixtures import write_kaggle_layout
-    from fer_core.data import load_dataset
+    from fer_core.data.datasets import load_dataset
 
     info = create_ensemble(["a7", "b7"], models / "ens_rebuilt")
     registry.set_default("ens_rebuilt")

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 
-from fer_core import evaluate as ev
-from fer_core import registry
-from fer_core.data import load_dataset
+from fer_core.evaluation import evaluate as ev
+from fer_core.models import registry
+from fer_core.data.datasets import load_dataset
 from tests.fixtures import make_face_images, write_kaggle_layout
 from tests.model_fixtures import make_dataset, make_model
 

@@ -1,4 +1,4 @@
-"""fer_core.evaluate: metrics against scikit-learn and hand-computed values, and evaluate_model
+"""fer_core.evaluation.evaluate: metrics against scikit-learn and hand-computed values, and evaluate_model
 on a fixture model whose every prediction is known in closed form."""
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from fer_core import evaluate as ev
-from fer_core import registry
-from fer_core.data import load_dataset
+from fer_core.evaluation import evaluate as ev
+from fer_core.models import registry
+from fer_core.data.datasets import load_dataset
 from tests.model_fixtures import TEST_FACES, VALIDATION_FACES, make_dataset, make_model, p_happy
 
 # The brightness models and their faces are in tests/model_fixtures.py; the `env` fixture is in conftest.py.

@@ -1,11 +1,11 @@
-"""fer_core.explore: counts, imbalance, samples, mean faces and distributions against known answers."""
+"""fer_core.data.explore: counts, imbalance, samples, mean faces and distributions against known answers."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from fer_core import explore
-from fer_core.data import FerDataset
+from fer_core.data import explore
+from fer_core.data.datasets import FerDataset
 from tests.fixtures import make_face_images
 
 

@@ -1,4 +1,4 @@
-"""fer_core.export: a tiny conv net converted to every format × quantization, run through its runtime by
+"""fer_core.training.export: a tiny conv net converted to every format × quantization, run through its runtime by
 `predict.Classifier`, checked against the Keras parent; the registry path, evaluation beside the parent,
 Grad-CAM through the parent, and the `export` CLI's errors."""
 from __future__ import annotations
@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_core import cli, export, registry
-from fer_core import evaluate as ev
-from fer_core.labels import EMOTIONS
-from fer_core.predict import Classifier
+from fer_core import cli
+from fer_core.training import export
+from fer_core.models import registry
+from fer_core.evaluation import evaluate as ev
+from fer_core.base.labels import EMOTIONS
+from fer_core.inference.predict import Classifier
 from tests.fixtures import make_face_images, write_kaggle_layout
 from tests.model_fixtures import make_parent
 
@@ -84,7 +86,7 @@ def test_broken_export_file_is_a_clear_error(world):
 
 
 def test_gradcam_of_an_export_is_computed_on_its_parent(world):
-    from fer_core import gradcam
+    from fer_core.inference import gradcam
 
     clf = Classifier.from_registry(export.export_model("tiny", "litert", "dynamic", overwrite=True).id)
     parent_model = gradcam.gradient_model(clf)
@@ -96,7 +98,7 @@ def test_gradcam_of_an_export_is_computed_on_its_parent(world):
 def test_gradcam_without_the_parent_is_a_clear_error(world, tmp_path):
     import shutil
 
-    from fer_core import gradcam
+    from fer_core.inference import gradcam
 
     info = export.export_model("tiny", "onnx", "float16", overwrite=True)
     alone = tmp_path / info.id
@@ -110,7 +112,7 @@ def test_gradcam_without_the_parent_is_a_clear_error(world, tmp_path):
 
 
 def test_occlusion_explains_the_export_itself(world):
-    from fer_core import gradcam
+    from fer_core.inference import gradcam
 
     face = world["faces"][1]
     export_clf = Classifier.from_registry(export.export_model("tiny", "litert", "none", overwrite=True).id)
@@ -123,7 +125,7 @@ def test_occlusion_explains_the_export_itself(world):
 def test_cli_predict_gradcam_of_an_export_without_its_parent_fails_before_any_work(world, tmp_path, capsys):
     import shutil
 
-    from fer_core.images import encode_png
+    from fer_core.inference.images import encode_png
 
     info = export.export_model("tiny", "litert", "none", out_id="tiny-alone", overwrite=True)
     alone = tmp_path / "models" / info.id
@@ -178,7 +180,7 @@ def test_an_export_shipped_without_its_parent_keeps_the_comparison(world, tmp_pa
     assert row["parent"] == "tiny (not shipped)"
     for column in ("accuracy", "parent accuracy", "parent macro-F1", "agreement", "images compared", "parent size MB"):
         assert row[column] == with_parent[column], column
-    from fer_core.model_card import model_card_markdown
+    from fer_core.evaluation.model_card import model_card_markdown
 
     text = model_card_markdown(registry.get_model(info.id, alone), statement={})
     assert f"- Export of `tiny`: litert, dynamic, {row['size MB']:.1f} MB" in text
@@ -206,7 +208,7 @@ def test_cli_export(world, capsys):
     (["--model", "tiny", "--format", "litert", "--id", "tiny-exists"], "already exists; pass --overwrite"),
 ])
 def test_cli_bad_input_is_a_clear_error(world, capsys, monkeypatch, argv, message):
-    monkeypatch.setattr("fer_core.export.default_data_dir", lambda: None)  # no FER2013 to fall back on
+    monkeypatch.setattr("fer_core.training.export.default_data_dir", lambda: None)  # no FER2013 to fall back on
     if not (world["models"] / "tiny-exists").exists():
         export.export_model("tiny", "litert", "none", out_id="tiny-exists")
     before = sorted(p.name for p in world["models"].iterdir())

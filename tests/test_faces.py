@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from fer_core import faces
-from fer_core.faces import DETECTORS, Face, crop_box, crop_faces, detect_faces, get_detector
-from fer_core.images import SAMPLES, sample_image
+from fer_core.inference import faces
+from fer_core.inference.faces import DETECTORS, Face, crop_box, crop_faces, detect_faces, get_detector
+from fer_core.inference.images import SAMPLES, sample_image
 
 ASTRONAUT_FACE = (177, 67, 93, 93)  # Eileen Collins' face, checked by eye
 
@@ -162,7 +162,7 @@ def test_duplicate_boxes_keep_the_higher_score_for_every_detector():
 
 
 def test_mtcnn_finds_every_face_of_a_group_frame_at_any_min_size():
-    from fer_core.video import sample_clip
+    from fer_core.video.files import sample_clip
 
     frame = sample_clip(8)[0]  # two faces of ~85 px
     for min_size in (24, 40, 60):
@@ -178,7 +178,7 @@ def test_shipped_onet_answers_as_the_mtcnn_wheels_onet():
     from mtcnn.stages.stage_onet import StageONet
     from skimage import data as skdata
 
-    from fer_core.onet import OnetNetwork
+    from fer_core.inference.onet import OnetNetwork
 
     head = cv2.resize(skdata.astronaut()[66:161, 176:271], (48, 48), interpolation=cv2.INTER_LINEAR)  # Haar's box
     noise = np.random.default_rng(0).integers(0, 256, (5, 48, 48, 3), dtype=np.uint8)

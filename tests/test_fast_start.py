@@ -23,7 +23,7 @@ def test_home_renders_without_tensorflow(tmp_path):
 
 def test_quick_device_probe_agrees_with_keras():
     """Same device kind, count and backend as Keras reports (GPU names may be spelled differently)."""
-    from fer_core.runtime import device_description, gpu_names, quick_device_description
+    from fer_core.base.runtime import device_description, gpu_names, quick_device_description
 
     quick, full = quick_device_description(), device_description()
     if gpu_names():
@@ -36,7 +36,7 @@ def test_training_prints_no_ignored_shuffle_warning(tmp_path, monkeypatch):
     """The input pipeline shuffles itself, so `fit` is told not to (Keras warned it would ignore it)."""
     import warnings
 
-    from fer_core.train import TrainConfig, train
+    from fer_core.training.train import TrainConfig, train
     from tests.fixtures import write_kaggle_layout
 
     for name, sub in (("FER_CACHE_DIR", "cache"), ("FER_RUNS_DIR", "runs"), ("FER_MODELS_DIR", "models")):

@@ -11,16 +11,19 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_core import faces as fer_faces
-from fer_core import frame_processor, registry, timeline, video
-from fer_core.labels import EMOTIONS
+from fer_core.inference import faces as fer_faces
+from fer_core.video import frame_processor
+from fer_core.models import registry
+from fer_core.video import timeline
+from fer_core.video import files as video
+from fer_core.base.labels import EMOTIONS
 from tests.model_fixtures import VIDEO_MODEL_ID as MODEL_ID
 from tests.model_fixtures import make_tiny_model
 
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory):
-    from fer_core.predict import Classifier
+    from fer_core.inference.predict import Classifier
 
     root = tmp_path_factory.mktemp("models")
     make_tiny_model(root)

@@ -8,10 +8,10 @@ import pytest
 import tensorflow as tf
 from skimage import data as skdata
 
-from fer_core import gradcam as cam
-from fer_core import registry
-from fer_core.faces import crop_box
-from fer_core.predict import Classifier
+from fer_core.inference import gradcam as cam
+from fer_core.models import registry
+from fer_core.inference.faces import crop_box
+from fer_core.inference.predict import Classifier
 from tests.model_fixtures import make_fixture_model
 
 

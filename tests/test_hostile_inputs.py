@@ -14,9 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fer_core import limits, video
+from fer_core.base import limits
+from fer_core.video import files as video
 from fer_core.cli import main as cli_main
-from fer_core.data import DataError, _decode, _jpeg_size, load_dataset
+from fer_core.data.datasets import DataError, _decode, _jpeg_size, load_dataset
 from tests.fixtures import encode, make_face_images, write_fer_csv, write_kaggle_layout, zip_folder
 from tests.hostile import (MiB, jpeg_with_size, lying_zip, many_entries_zip, peak_allocated, png_header_bomb,
                            zip_bomb)
@@ -218,7 +219,7 @@ def test_batch_lists_bombs_and_liars_and_scores_the_rest(tmp_path, faces, models
 
 
 def test_batch_refuses_an_archive_of_too_many_entries(tmp_path, models_dir, monkeypatch):
-    from fer_core.batch import expand_inputs
+    from fer_core.serving.batch import expand_inputs
 
     monkeypatch.setattr(limits, "MAX_ARCHIVE_ENTRIES", 100)
     (tmp_path / "many.zip").write_bytes(many_entries_zip(101))
@@ -227,7 +228,7 @@ def test_batch_refuses_an_archive_of_too_many_entries(tmp_path, models_dir, monk
 
 
 def test_a_big_image_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
-    from fer_core.batch import Item, _read_item_bytes
+    from fer_core.serving.batch import Item, _read_item_bytes
 
     path = tmp_path / "big.jpg"
     path.write_bytes(b"\xff\xd8" + bytes(3 * MiB))
@@ -267,9 +268,9 @@ def test_a_caller_cap_on_frames_analyses_the_start_of_a_long_video(clip_mp4):
 
 
 def test_batch_lists_a_video_over_the_limits(tmp_path, models_dir, monkeypatch, clip_mp4):
-    from fer_core.batch import Item, ScoreOptions, score_item
-    from fer_core.predict import Classifier
-    from fer_core import registry
+    from fer_core.serving.batch import Item, ScoreOptions, score_item
+    from fer_core.inference.predict import Classifier
+    from fer_core.models import registry
 
     path = tmp_path / "clip.mp4"
     path.write_bytes(clip_mp4)
@@ -280,7 +281,7 @@ def test_batch_lists_a_video_over_the_limits(tmp_path, models_dir, monkeypatch, 
 
 
 def test_votes_files_with_absurd_rows_or_sizes_are_refused(tmp_path, monkeypatch):
-    from fer_core import votes
+    from fer_core.data import votes
     from tests.ferplus_fixtures import votes_row, write_votes_csv
 
     path = write_votes_csv(tmp_path / "ferplus_votes.csv", [("train/happy/a.jpg", "train", votes_row(happy=9))])

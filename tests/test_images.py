@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from fer_core.images import MAX_PIXELS, SAMPLES, ImageError, encode_png, read_image, sample_image
+from fer_core.inference.images import MAX_PIXELS, SAMPLES, ImageError, encode_png, read_image, sample_image
 from tests.hostile import png_header_only
 
 

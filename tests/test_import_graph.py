@@ -1,6 +1,6 @@
-"""fer_core's modules import one another without a cycle: a reader can start at the bottom (labels, progress,
-runtimes) and read upwards. Every import counts, the ones inside functions too (they are how a module stays
-light, not a licence to loop back)."""
+"""fer_core's packages are layers: a module imports only from its own package or from a layer below, so the
+import graph has no cycle and a reader can start at `base` and read upwards. Every import counts, the ones
+inside functions too (they are how a module stays light, not a licence to loop back)."""
 from __future__ import annotations
 
 import ast
@@ -9,9 +9,22 @@ from pathlib import Path
 PACKAGE = "fer_core"
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 
+# bottom to top; packages on one rank are siblings and may not import each other. "" is fer_core itself
+# (api, cli, __main__): the top, which may import anything.
+LAYERS = {"base": 0, "data": 1, "models": 2, "inference": 3, "evaluation": 4, "video": 4,
+          "training": 5, "serving": 5, "": 6}
 
-def module_names() -> set[str]:
-    return {p.stem for p in ROOT.glob("*.py") if p.stem not in ("__init__", "__main__")}
+
+def module_name(path: Path) -> str:
+    """`fer_core/models/registry.py` → "models.registry"; a package's `__init__` is the package itself."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def module_files() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(ROOT.rglob("*.py")) if "__pycache__" not in p.parts}
 
 
 def _runtime_nodes(node: ast.AST):
@@ -25,34 +38,48 @@ def _runtime_nodes(node: ast.AST):
         yield from _runtime_nodes(child)
 
 
-def imported_modules(path: Path, modules: set[str]) -> set[str]:
-    """The fer_core modules that `path` imports anywhere in its body: `from . import x`, `from .x import y`,
-    `from fer_core.x import y`, `import fer_core.x`, `from fer_core import x` (module level or inside functions;
-    not under `if TYPE_CHECKING:`)."""
+def imported_modules(path: Path, here: str, modules: set[str]) -> set[str]:
+    """The fer_core modules that the module `here` (at `path`) imports anywhere in its body, relative or
+    absolute, at module level or inside functions; not under `if TYPE_CHECKING:`."""
+    package = here.split(".") if path.name == "__init__.py" else here.split(".")[:-1]
+    package = [p for p in package if p]
     found = set()
+
+    def add(dotted: str, names=()):
+        for candidate in [f"{dotted}.{n}".strip(".") for n in names] + [dotted]:
+            if candidate in modules:
+                found.add(candidate)
+                return
+
     for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                parts = alias.name.split(".")
-                if parts[0] == PACKAGE and len(parts) > 1:
-                    found.add(parts[1])
+                if alias.name.split(".")[0] == PACKAGE:
+                    add(alias.name.partition(".")[2])
         elif isinstance(node, ast.ImportFrom):
-            if node.level == 1:  # relative to fer_core (a flat package)
-                base = node.module
-            elif node.level == 0 and node.module and node.module.split(".")[0] == PACKAGE:
-                base = node.module.partition(".")[2] or None
+            names = [a.name for a in node.names]
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                dotted = ".".join(base + ([node.module] if node.module else []))
+            elif node.module and node.module.split(".")[0] == PACKAGE:
+                dotted = node.module.partition(".")[2]
             else:
                 continue
-            if base:  # from .x import y / from fer_core.x import y
-                found.add(base.split(".")[0])
-            else:  # from . import x, y / from fer_core import x
-                found.update(alias.name for alias in node.names)
-    return found & modules
+            if node.module is None or dotted in {m.rpartition(".")[0] for m in modules} or dotted == "":
+                for n in names:  # from . import x / from fer_core.models import registry
+                    add(f"{dotted}.{n}".strip("."))
+            else:
+                add(dotted)
+    return found - {here, ""}
 
 
 def import_graph() -> dict[str, set[str]]:
-    modules = module_names()
-    return {m: imported_modules(ROOT / f"{m}.py", modules) - {m} for m in sorted(modules)}
+    files = module_files()
+    return {m: imported_modules(p, m, set(files)) for m, p in files.items() if m}
+
+
+def layer(module: str) -> str:
+    return module.split(".")[0] if "." in module or module in LAYERS else ""
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -79,11 +106,13 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 
 def test_the_walker_sees_every_kind_of_import(tmp_path):
-    source = tmp_path / "m.py"
-    source.write_text("from . import a, b\nfrom .c import x\nimport fer_core.d\nfrom fer_core.e import y\n"
-                      "from fer_core import f\nimport numpy\n\ndef later():\n    from .g import z\n"
-                      "if TYPE_CHECKING:\n    from .h import Info\n")
-    assert imported_modules(source, set("abcdefgh")) == set("abcdefg")
+    (tmp_path / "pkg").mkdir()
+    source = tmp_path / "pkg" / "m.py"
+    source.write_text("from . import a, b\nfrom .c import x\nimport fer_core.other.d\nfrom fer_core.other.e import y\n"
+                      "from fer_core.other import f\nfrom ..other import g\nimport numpy\n\ndef later():\n"
+                      "    from .h import z\nif TYPE_CHECKING:\n    from .i import Info\n")
+    modules = {"pkg.a", "pkg.b", "pkg.c", "other.d", "other.e", "other.f", "other.g", "pkg.h", "pkg.i"}
+    assert imported_modules(source, "pkg.m", modules) == modules - {"pkg.i"}
 
 
 def test_find_cycle_names_the_loop():
@@ -91,8 +120,28 @@ def test_find_cycle_names_the_loop():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
-def test_fer_core_has_no_import_cycle():
+def test_every_package_is_a_known_layer_and_says_its_role():
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")}
+    assert packages == set(LAYERS) - {""}, "a package missing from LAYERS (or a layer without a package)"
+    for name in packages:
+        init = ROOT / name / "__init__.py"
+        assert ast.get_docstring(ast.parse(init.read_text())), f"{name}/__init__ has no docstring"
+
+
+def test_imports_only_go_down_the_layers():
     graph = import_graph()
-    assert {"registry", "export", "evaluate", "predict"} <= set(graph)
-    cycle = find_cycle(graph)
+    assert {"models.registry", "training.export", "evaluation.evaluate", "inference.predict"} <= set(graph)
+    upward = [f"{m} → {d}" for m, deps in graph.items() for d in deps
+              if layer(d) != layer(m) and LAYERS[layer(d)] >= LAYERS[layer(m)]]
+    assert not upward, "imports that go up or sideways between layers: " + ", ".join(sorted(upward))
+
+
+def test_fer_core_has_no_import_cycle():
+    cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle in fer_core: " + " → ".join(cycle)
+
+
+def test_the_cli_sits_on_top():
+    for module, deps in import_graph().items():  # a stage importing the CLI (even inside a function) closes a circle
+        if module not in ("cli", "__main__"):
+            assert "cli" not in deps, f"fer_core.{module} imports the CLI"

@@ -1,4 +1,4 @@
-"""fer_core.label_issues: planted label errors are found (the issue's done-when check on generated data),
+"""fer_core.evaluation.label_issues: planted label errors are found (the issue's done-when check on generated data),
 probabilities are truly out-of-sample, odd label sets and layouts work, and the CLI writes a CSV that
 `train --exclude` reads back."""
 from __future__ import annotations
@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_core import cli, embeddings
-from fer_core.data import load_dataset
-from fer_core.label_issues import COLUMNS, find_label_issues, out_of_sample_probabilities, rank_label_issues
-from fer_core.labels import FOUR_CLASS
-from fer_core.train import read_file_list
+from fer_core import cli
+from fer_core.evaluation import embeddings
+from fer_core.data.datasets import load_dataset
+from fer_core.evaluation.label_issues import COLUMNS, find_label_issues, out_of_sample_probabilities, rank_label_issues
+from fer_core.base.labels import FOUR_CLASS
+from fer_core.training.train import read_file_list
 from tests.fixtures import grating_images, write_fer_csv, write_mislabelled_gratings, zip_folder
 from tests.model_fixtures import make_fixture_model
 

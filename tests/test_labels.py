@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.color import rgb2lab
 
-from fer_core.labels import EIGHT_CLASS, EMOTION_COLORS, emotion_rgb
+from fer_core.base.labels import EIGHT_CLASS, EMOTION_COLORS, emotion_rgb
 
 
 def test_every_emotion_has_a_clearly_distinct_colour():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fer_core.occlusion import _starts, occlusion_map
+from fer_core.inference.occlusion import _starts, occlusion_map
 
 
 class RegionModel:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fer_core import evaluate as ev
-from fer_core import registry
-from fer_core.data import load_dataset
+from fer_core.evaluation import evaluate as ev
+from fer_core.models import registry
+from fer_core.data.datasets import load_dataset
 from tests.model_fixtures import make_dataset, make_model
 from tests.page_fixtures import run_comparison_page as run_page
 

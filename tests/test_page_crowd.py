@@ -9,7 +9,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from fer_core.labels import FOUR_CLASS
+from fer_core.base.labels import FOUR_CLASS
 from tests.ferplus_fixtures import votes_row, write_votes_csv
 from tests.fixtures import write_kaggle_layout, write_mislabelled_gratings
 from tests.model_fixtures import make_fixture_model

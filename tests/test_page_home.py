@@ -7,7 +7,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from fer_core import architectures, registry
+from fer_core.models import architectures
+from fer_core.models import registry
 from tests.fixtures import write_kaggle_layout
 
 HOME = str(Path(__file__).resolve().parents[1] / "Home.py")

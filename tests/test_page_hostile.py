@@ -9,7 +9,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from fer_core import video
+from fer_core.video import files as video
 from tests.fixtures import encode, make_face_images, write_kaggle_layout
 from tests.hostile import MiB, peak_allocated, zip_bomb
 

@@ -9,8 +9,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from fer_core.data import default_cache_dir
-from fer_core.labels import FOUR_CLASS
+from fer_core.data.datasets import default_cache_dir
+from fer_core.base.labels import FOUR_CLASS
 from tests.fixtures import write_mislabelled_gratings
 from tests.model_fixtures import make_fixture_model
 

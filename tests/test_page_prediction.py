@@ -11,7 +11,7 @@ from PIL import Image
 from skimage import data as skdata
 from streamlit.testing.v1 import AppTest
 
-from fer_core.labels import FOUR_CLASS
+from fer_core.base.labels import FOUR_CLASS
 from tests.hostile import png_header_only
 from tests.model_fixtures import make_fixture_model
 
@@ -81,7 +81,7 @@ def test_sample_photo_shows_faces_charts_gradcam_table_and_downloads(monkeypatch
 def test_an_export_without_its_parent_is_explained_by_occlusion(monkeypatch, tmp_path):
     import shutil
 
-    from fer_core import export
+    from fer_core.training import export
 
     make_fixture_model(tmp_path / "built", "tiny7")
     info = export.export_model("tiny7", "litert", "none", models_dir=tmp_path / "built")

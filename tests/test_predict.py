@@ -12,9 +12,10 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from fer_core import cli, registry
-from fer_core.labels import EMOTIONS, FOUR_CLASS
-from fer_core.predict import BATCH_BUCKETS, Classifier, analyze_image, annotate, compare_models
+from fer_core import cli
+from fer_core.models import registry
+from fer_core.base.labels import EMOTIONS, FOUR_CLASS
+from fer_core.inference.predict import BATCH_BUCKETS, Classifier, analyze_image, annotate, compare_models
 from tests.model_fixtures import crops, make_fixture_model
 
 ROOT = Path(__file__).resolve().parents[1]

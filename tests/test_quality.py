@@ -1,4 +1,4 @@
-"""fer_core.quality: pHash, pair search, and a planted dataset whose every finding is known."""
+"""fer_core.data.quality: pHash, pair search, and a planted dataset whose every finding is known."""
 from __future__ import annotations
 
 import io
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_core import quality
-from fer_core.data import FerDataset
+from fer_core.data import quality
+from fer_core.data.datasets import FerDataset
 from tests.fixtures import make_face_images
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fer_core import registry
+from fer_core.models import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"

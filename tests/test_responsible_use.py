@@ -8,11 +8,11 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from fer_core import evaluate as ev
-from fer_core import model_card as mc
-from fer_core import registry
-from fer_core import robustness as rb
-from fer_core.data import load_dataset
+from fer_core.evaluation import evaluate as ev
+from fer_core.evaluation import model_card as mc
+from fer_core.models import registry
+from fer_core.evaluation import robustness as rb
+from fer_core.data.datasets import load_dataset
 from tests.model_fixtures import make_dataset, make_model
 
 ROOT = Path(__file__).resolve().parents[1]

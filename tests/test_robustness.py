@@ -1,4 +1,4 @@
-"""fer_core.robustness: corruptions, the seeded stratified subset, the report's clean point and the CLI."""
+"""fer_core.evaluation.robustness: corruptions, the seeded stratified subset, the report's clean point and the CLI."""
 from __future__ import annotations
 
 import json
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 
-from fer_core import evaluate as ev
-from fer_core import registry
-from fer_core import robustness as rb
-from fer_core.data import load_dataset
+from fer_core.evaluation import evaluate as ev
+from fer_core.models import registry
+from fer_core.evaluation import robustness as rb
+from fer_core.data.datasets import load_dataset
 from tests.fixtures import make_face_images
 from tests.model_fixtures import make_model, write_gray_faces
 

@@ -1,7 +1,7 @@
 """The device and precision decisions training and pages share."""
 import keras
 
-from fer_core import runtime
+from fer_core.base import runtime
 
 
 def test_device_description_names_the_device_and_backend():

@@ -23,9 +23,9 @@ from PIL import Image
 from skimage import data as skdata
 
 from fer_core.cli import main as cli_main
-from fer_core.labels import FOUR_CLASS
-from fer_core.serve import ServeConfig, create_app
-from fer_core.video import _astronaut_head, sample_clip
+from fer_core.base.labels import FOUR_CLASS
+from fer_core.serving.serve import ServeConfig, create_app
+from fer_core.video.files import _astronaut_head, sample_clip
 from tests.fixtures import encode
 from tests.model_fixtures import make_fixture_model
 
@@ -294,7 +294,7 @@ def test_real_uvicorn_server_on_localhost(models_dir, astronaut):
 
 
 def test_pool_keeps_the_most_recently_used_models_and_a_dropped_one_still_answers(models_dir):
-    from fer_core.serve import ModelPool
+    from fer_core.serving.serve import ModelPool
 
     pool = ModelPool(str(models_dir), max_models=1)
     try:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from fer_core import registry, studies
+from fer_core.models import registry
+from fer_core.evaluation import studies
 from tests.model_fixtures import register_export
 from tests.model_fixtures import register_trained as _register
 

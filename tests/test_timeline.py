@@ -4,8 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from fer_core import timeline
-from fer_core.labels import EMOTIONS
+from fer_core.video import timeline
+from fer_core.base.labels import EMOTIONS
 
 
 def test_timeline_summary_weights_time_and_caps_pauses():

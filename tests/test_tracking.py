@@ -5,8 +5,8 @@ import cv2
 import pytest
 import numpy as np
 
-from fer_core import faces as fer_faces
-from fer_core import tracking
+from fer_core.inference import faces as fer_faces
+from fer_core.video import tracking
 
 
 def test_tracking_helpers():

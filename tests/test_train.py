@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_core import cli, registry
-from fer_core.model_card import model_card_markdown
-from fer_core.preprocess import Preprocessing
-from fer_core import train as train_module
-from fer_core.train import (NumpyBatches, TrainConfig, augment_batch, make_tf_dataset, split_for_training,
+from fer_core import cli
+from fer_core.models import registry
+from fer_core.evaluation.model_card import model_card_markdown
+from fer_core.models.preprocess import Preprocessing
+from fer_core.training import train as train_module
+from fer_core.training.train import (NumpyBatches, TrainConfig, augment_batch, make_tf_dataset, split_for_training,
                              train)
 from tests.fixtures import write_course_layout
 
@@ -34,7 +35,7 @@ def test_pipeline_scales_augments_and_one_hots():
 
 
 def test_validation_never_comes_from_test_rows(tiny_kaggle):
-    from fer_core.data import load_dataset
+    from fer_core.data.datasets import load_dataset
 
     ds = load_dataset(tiny_kaggle)
     train_rows, val_rows, source = split_for_training(ds, seed=0)
@@ -248,7 +249,7 @@ def test_swa_batchnorm_statistics_can_come_from_augmented_faces(tmp_path):
     (same level, erasing and seed), so they differ from the clean faces' and the card says which."""
     import keras
 
-    from fer_core.preprocess import Preprocessing
+    from fer_core.models.preprocess import Preprocessing
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((48, 48, 1))
@@ -296,7 +297,7 @@ def test_bad_arguments_give_one_line_errors(tmp_path, capsys):
 
 
 def test_cards_say_what_weights_a_run_started_from():
-    from fer_core.architectures import get_architecture
+    from fer_core.models.architectures import get_architecture
 
     config = TrainConfig(arch="efficientnet_transfer", data=".")
     assert "ImageNet weights not used" in train_module.initial_weights(config, get_architecture(config.arch))
@@ -320,8 +321,8 @@ def test_random_erasing_paints_one_grey_rectangle_in_both_pipelines():
 
 
 def test_training_drops_duplicates_of_held_out_faces_and_listed_files(tiny_kaggle, tmp_path):
-    from fer_core.data import load_dataset
-    from fer_core.train import exclude_training_rows
+    from fer_core.data.datasets import load_dataset
+    from fer_core.training.train import exclude_training_rows
 
     full = load_dataset(tiny_kaggle)
     train_rows, _, _ = split_for_training(full, 0)

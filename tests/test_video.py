@@ -13,7 +13,9 @@ import cv2
 import pandas as pd
 import pytest
 
-from fer_core import registry, video, webrtc
+from fer_core.models import registry
+from fer_core.video import files as video
+from fer_core.video import webrtc
 from fer_core.cli import main as cli_main
 from tests.model_fixtures import VIDEO_MODEL_ID as MODEL_ID
 from tests.model_fixtures import make_tiny_model
@@ -35,7 +37,7 @@ def env_models(models_dir, monkeypatch):
 
 @pytest.fixture(scope="module")
 def classifier(models_dir):
-    from fer_core.predict import Classifier
+    from fer_core.inference.predict import Classifier
 
     return Classifier.from_registry(registry.get_model(MODEL_ID, models_dir))
 
@@ -104,7 +106,7 @@ def test_analyze_video_written_by_opencv(classifier, clip, tmp_path):
 
 
 def test_analyze_video_rejects_non_videos(classifier, clip, tmp_path):
-    from fer_core.images import encode_png
+    from fer_core.inference.images import encode_png
 
     with pytest.raises(ValueError, match="not a readable video"):
         video.analyze_video(b"definitely not a video" * 50, classifier)

@@ -1,4 +1,4 @@
-"""FER+ crowd votes (fer_core.votes): reading both file formats, FER+'s majority and soft-label protocols,
+"""FER+ crowd votes (fer_core.data.votes): reading both file formats, FER+'s majority and soft-label protocols,
 clear errors for files that do not fit, the Explorer's agreement views, and scoring against the crowd."""
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_core import votes as V
-from fer_core.data import load_dataset
-from fer_core.labels import EIGHT_CLASS, EMOTIONS, FOUR_CLASS
+from fer_core.data import votes as V
+from fer_core.data.datasets import load_dataset
+from fer_core.base.labels import EIGHT_CLASS, EMOTIONS, FOUR_CLASS
 from tests.ferplus_fixtures import votes_row, write_fer2013new, write_votes_csv
 from tests.fixtures import write_fer_csv, write_kaggle_layout
 

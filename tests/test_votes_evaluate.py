@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 
-from fer_core import cli, registry
-from fer_core import evaluate as ev
-from fer_core.data import load_dataset
+from fer_core import cli
+from fer_core.models import registry
+from fer_core.evaluation import evaluate as ev
+from fer_core.data.datasets import load_dataset
 from tests.ferplus_fixtures import votes_row, write_votes_csv
 from tests.model_fixtures import make_dataset, make_model
 
@@ -65,7 +66,7 @@ def make_contempt_model(models_dir, model_id: str = "contempt8"):
     import keras
     import numpy as np
 
-    from fer_core.labels import EIGHT_CLASS
+    from fer_core.base.labels import EIGHT_CLASS
 
     inputs = keras.Input((48, 48, 1))
     outputs = keras.layers.Dense(8, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inputs))
@@ -129,7 +130,7 @@ def test_comparison_page_shows_the_crowd_beside_fer2013(env, contempt_votes, mon
 
 
 def test_label_issues_json_scores_the_flags_against_the_crowd(env, capsys):
-    from fer_core.labels import FOUR_CLASS
+    from fer_core.base.labels import FOUR_CLASS
     from tests.fixtures import write_mislabelled_gratings
     from tests.model_fixtures import make_fixture_model
 

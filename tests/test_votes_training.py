@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 
-from fer_core import cli, registry
-from fer_core.labels import EIGHT_CLASS, EMOTIONS
+from fer_core import cli
+from fer_core.models import registry
+from fer_core.base.labels import EIGHT_CLASS, EMOTIONS
 from tests.ferplus_fixtures import votes_row, write_votes_csv
 from tests.fixtures import write_kaggle_layout
 
@@ -41,7 +42,7 @@ def voted(env):
     ("ferplus-majority", ",".join(EMOTIONS), EMOTIONS),  # contempt counted as disgust
 ])
 def test_train_on_ferplus_labels_records_mode_and_votes(voted, env, source, labels, expected, capsys, monkeypatch):
-    from fer_core import train as train_module
+    from fer_core.training import train as train_module
 
     fed = []
     make_input = train_module.make_input

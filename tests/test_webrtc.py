@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fer_core import webrtc
+from fer_core.video import webrtc
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +23,8 @@ def test_webrtc_stack_loads_after_tensorflow():
     """aiortc's SRTP binding segfaults when loaded after TensorFlow unless `prepare_webrtc_import` ran first."""
     import subprocess
 
-    code = ("import tensorflow, fer_core.webrtc as w; w.prepare_webrtc_import(); import streamlit_webrtc, aiortc; "
+    code = ("import tensorflow, fer_core.video.webrtc as w; w.prepare_webrtc_import(); "
+            "import streamlit_webrtc, aiortc; "
             "from pylibsrtp import Policy, Session; "
             "s = Session(policy=Policy(key=b'0' * 30, ssrc_type=Policy.SSRC_ANY_OUTBOUND)); "
             "print('protected', len(s.protect(b'\\x80\\x08\\x00\\x01' + bytes(28))))")

@@ -9,14 +9,14 @@ import os
 
 import streamlit as st
 
-from fer_core import data as fer_data
-from fer_core import registry
-from fer_core.labels import EMOTIONS, FOUR_CLASS, EMOTION_COLORS  # noqa: F401  (re-exported for pages)
+from fer_core.data import datasets as fer_data
+from fer_core.models import registry
+from fer_core.base.labels import EMOTIONS, FOUR_CLASS, EMOTION_COLORS  # noqa: F401  (re-exported for pages)
 
 DATASET_KEY = "dataset_source"
 # how the pages name each test-time augmentation mode (None: the model card's own default)
 TTA_NAMES = {"none": "none", "flip": "flip (face + mirror, 2×)", "tencrop": "ten-crop (corners, centre, mirrors; 10×)"}
-DETECTOR_NAMES = {"haar": "Haar cascade (fast)", "mtcnn": "MTCNN (robust, slower)"}  # fer_core.faces.DETECTORS
+DETECTOR_NAMES = {"haar": "Haar cascade (fast)", "mtcnn": "MTCNN (robust, slower)"}  # inference.faces.DETECTORS
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -104,8 +104,8 @@ def loaded_model(model_id: str, stamp: float):
 
 @st.cache_resource(show_spinner="Preparing the classifier …", max_entries=16)
 def _classifier(model_id: str, stamp: float):
-    from fer_core.predict import Classifier
-    from fer_core.frame_processor import warm_up
+    from fer_core.inference.predict import Classifier
+    from fer_core.video.frame_processor import warm_up
 
     clf = Classifier(loaded_model(model_id, stamp), registry.get_model(model_id))
     warm_up(clf)  # compile for small batches now, not on the first photo or stream frames
@@ -113,7 +113,7 @@ def _classifier(model_id: str, stamp: float):
 
 
 def classifier(info: registry.ModelInfo):
-    """The cached, compiled `fer_core.predict.Classifier` of `info` (reloaded when its file changes)."""
+    """The cached, compiled `fer_core.inference.predict.Classifier` of `info` (reloaded when its file changes)."""
     return _classifier(info.id, info.model_file.stat().st_mtime)
 
 

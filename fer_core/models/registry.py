@@ -1,0 +1,445 @@
+"""The model registry: every `models/<id>/` folder with a `model.keras` and a `card.json`.
+
+A card is the single source of truth about a model: its label set, preprocessing, how it was
+trained (command, config, history) and what it scored on which split. Pages and the CLI read
+cards; evaluation writes its results back into them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from ..base.labels import label_set_name
+from .preprocess import Preprocessing
+
+MODEL_FILE = "model.keras"
+CARD_FILE = "card.json"
+MODEL_FILES = {"keras": MODEL_FILE, "litert": "model.tflite", "onnx": "model.onnx"}  # card `format` → file
+PREDICTIONS_DIR = "eval"  # per-image predictions saved by `evaluate`, under each model's folder
+LOCK_FILE = ".card.lock"  # held while a card is read-modified-written (`card_lock`)
+COMMIT_FILE = ".commit.json"  # names the temp weights and card of a `save_model_files` being finished
+
+
+class RegistryError(LookupError):
+    """A model id that is not registered, or a model folder that is incomplete."""
+
+
+def default_models_dir() -> Path:
+    """$FER_MODELS_DIR, else the repo's `models/` folder."""
+    env = os.environ.get("FER_MODELS_DIR")
+    return Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "models"
+
+
+@dataclass
+class ModelInfo:
+    """A registered model: its id, folder and card."""
+
+    id: str
+    path: Path
+    card: dict
+
+    @property
+    def format(self) -> str:
+        """`keras` (a trained model), or `litert` / `onnx` for an edge export (see fer_core.training.export)."""
+        return str(self.card.get("format", "keras"))
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / MODEL_FILES.get(self.format, MODEL_FILE)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.card["labels"])
+
+    @property
+    def label_set(self) -> str:
+        return label_set_name(self.labels)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing.from_dict(self.card.get("preprocessing", {}))
+
+    @property
+    def name(self) -> str:
+        return self.card.get("name", self.id)
+
+    @property
+    def evaluations(self) -> dict[str, dict]:
+        """Every saved evaluation, keyed `<dataset key>/<split>`; an old card's `metrics` (keyed by split
+        alone) is read as evaluations on the dataset its results recorded."""
+        return _migrated(self.card).get("evaluations", {})
+
+    def home_dataset(self) -> dict:
+        """The dataset `metrics(split)` means by default: the one the model was trained on (matched by
+        name), else the one it was first evaluated on."""
+        trained = self.card.get("dataset") or {}
+        if trained.get("source") or trained.get("name"):
+            selector = {"id": trained.get("id"), "name": dataset_name(trained)}
+            if any(same_dataset(e.get("dataset") or {}, selector) for e in self.evaluations.values()):
+                return selector
+        first = next(iter(self.evaluations.values()), None)  # card order: a re-evaluation keeps its slot
+        return dataset_selector((first.get("dataset") or {}) if first else trained)
+
+    def metrics(self, split: str, dataset: dict | None = None) -> dict | None:
+        """Saved evaluation results on `split` (`validation` or `test`) of `dataset` (a selector from
+        `dataset_selector`; default the home dataset), the newest when several match, or None."""
+        dataset = dataset if dataset is not None else self.home_dataset()
+        found = [e for e in self.evaluations.values()
+                 if e.get("split") == split and same_dataset(e.get("dataset") or {}, dataset)]
+        return max(found, key=lambda e: str(e.get("evaluated_at") or "")) if found else None
+
+    def is_default(self) -> bool:
+        return bool(self.card.get("default"))
+
+
+def read_card(folder: Path) -> dict:
+    """A model folder's card, after finishing a `save_model_files` that a crash interrupted."""
+    if (Path(folder) / COMMIT_FILE).exists():
+        with card_lock(folder):
+            _finish_commit(Path(folder))
+    with open(Path(folder) / CARD_FILE, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def write_card(folder: Path, card: dict) -> None:
+    """Write a card atomically through a temp file of its own, so a crash never leaves half a card and
+    concurrent writers never share a temp name. Read-modify-write callers use `update_card`."""
+    os.replace(_write_temp(Path(folder), CARD_FILE, card), Path(folder) / CARD_FILE)
+
+
+def card_lock(folder: Path, timeout: float = 120):
+    """An inter-process lock on one model folder's card (`filelock`), held across a read-modify-write."""
+    from filelock import FileLock
+
+    return FileLock(str(Path(folder) / LOCK_FILE), timeout=timeout)
+
+
+def update_card(folder: Path, change) -> dict:
+    """Re-read a card, apply `change(card)` (which edits it in place) and write it, all under the
+    folder's lock: concurrent writers (evaluate, robustness, --set-default …) each keep their update."""
+    with card_lock(folder):
+        card = read_card(folder)
+        change(card)
+        write_card(folder, card)
+    return card
+
+
+def save_model_files(folder: Path, card: dict, write_model, model_file: str = MODEL_FILE) -> None:
+    """Write a model's weights (`write_model(path)`, e.g. `keras_model.save`) and its card so that no
+    crash leaves new weights beside an old card: both are written to temp files, a commit record naming
+    them is written atomically, then both are moved into place. A crash after the record is finished
+    by the next `read_card`; one before it leaves the old model untouched. `write_model` may still fill
+    in the card (e.g. the file's size): the card is written after it returns."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with card_lock(folder):
+        _finish_commit(folder)
+        token = uuid.uuid4().hex[:12]
+        weights = folder / f".partial-{token}-{model_file}"  # keeps the suffix Keras checks
+        try:
+            write_model(weights)
+            plan = {model_file: weights.name, CARD_FILE: _write_temp(folder, CARD_FILE, card).name}
+        except BaseException:
+            weights.unlink(missing_ok=True)
+            raise
+        os.replace(_write_temp(folder, COMMIT_FILE, plan), folder / COMMIT_FILE)
+        _finish_commit(folder)
+
+
+def _write_temp(folder: Path, name: str, content: dict) -> Path:
+    """`content` as JSON in a new uniquely named temp file beside `name`, flushed to disk."""
+    fd, tmp = tempfile.mkstemp(prefix=f".partial-{name}-", dir=folder)
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the card from a server running as another user
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(content, indent=1, sort_keys=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
+def _finish_commit(folder: Path) -> None:
+    """Move the files a commit record names into place, then drop the record (call under the lock)."""
+    record = folder / COMMIT_FILE
+    try:
+        plan = json.loads(record.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return
+    for final, temp in plan.items():
+        if (folder / temp).exists():
+            os.replace(folder / temp, folder / final)
+    record.unlink(missing_ok=True)
+
+
+class CardCache:
+    """Cards parsed once and re-read only when their file changes (inode, size, modification time), for
+    long-lived processes such as `serve`. The dicts it returns are shared: do not modify them."""
+
+    def __init__(self):
+        self._cards: dict[Path, tuple[tuple, dict]] = {}
+
+    def read(self, folder: Path) -> dict:
+        st = os.stat(Path(folder) / CARD_FILE)
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        hit = self._cards.get(Path(folder))
+        if hit is None or hit[0] != stamp or (Path(folder) / COMMIT_FILE).exists():
+            hit = (stamp, read_card(folder))
+            self._cards[Path(folder)] = hit
+        return hit[1]
+
+
+def list_models(models_dir: Path | None = None, cards: CardCache | None = None) -> list[ModelInfo]:
+    """Every complete model folder under `models_dir`, sorted by label set then id (cards read through
+    `cards` when given, so unchanged cards are not parsed again)."""
+    root = Path(models_dir) if models_dir else default_models_dir()
+    read = cards.read if cards is not None else read_card
+    found = []
+    if root.is_dir():
+        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+            if (folder / CARD_FILE).exists():
+                try:
+                    info = ModelInfo(folder.name, folder, read(folder))
+                except (OSError, ValueError):
+                    continue  # an unreadable card is skipped, not fatal
+                if info.model_file.exists():
+                    found.append(info)
+    return sorted(found, key=lambda m: (len(m.labels) != 7, m.label_set, not m.is_default(), m.id))
+
+
+def get_model(model_id: str, models_dir: Path | None = None) -> ModelInfo:
+    """The registered model `model_id` (an id under models/, or a path to a model folder)."""
+    as_path = Path(model_id)
+    if (as_path / CARD_FILE).exists():
+        info = ModelInfo(as_path.resolve().name, as_path.resolve(), read_card(as_path))
+        if info.model_file.exists():
+            return info
+    models = list_models(models_dir)
+    for info in models:
+        if info.id == model_id:
+            return info
+    known = ", ".join(m.id for m in models) or "none (train one with `python -m fer_core train`)"
+    raise RegistryError(f"no model {model_id!r}; registered models: {known}")
+
+
+def default_model(labels=None, models_dir: Path | None = None) -> ModelInfo | None:
+    """The model marked default for a label set (any label set when None), else the first one."""
+    models = [m for m in list_models(models_dir) if labels is None or m.labels == tuple(labels)]
+    return next((m for m in models if m.is_default()), models[0] if models else None)
+
+
+def validation_accuracy(info: ModelInfo) -> float | None:
+    """The model's saved accuracy on its home dataset's validation split (its default inference), or None."""
+    found = info.metrics("validation")
+    return found.get("accuracy") if found else None
+
+
+def most_accurate(infos: list[ModelInfo], labels) -> ModelInfo | None:
+    """The model of label set `labels` with the best saved validation accuracy (real evaluations only)."""
+    scored = [(validation_accuracy(m), m) for m in infos if m.labels == tuple(labels)]
+    scored = [(acc, m) for acc, m in scored if acc is not None]
+    return max(scored, key=lambda pair: pair[0])[1] if scored else None
+
+
+def fastest_equivalent(infos: list[ModelInfo], model: ModelInfo) -> ModelInfo:
+    """`model`, or its best-scoring registered edge export of the same label set: it answers (almost) the same
+    without TensorFlow, so a page that only compares answers can run it instead."""
+    exports = [m for m in infos if (m.card.get("export") or {}).get("parent") == model.id and m.labels == model.labels
+               and validation_accuracy(m) is not None]
+    return max(exports, key=validation_accuracy) if exports else model
+
+
+def model_roles(infos: list[ModelInfo]) -> dict[str, str]:
+    """Each model's role in its label set, for tables: "default", "most accurate, slower" (the best saved
+    validation accuracy, when that is not the default) or ""."""
+    roles = {m.id: "default" if m.is_default() else "" for m in infos}
+    for labels in {m.labels for m in infos}:
+        best = most_accurate(infos, labels)
+        if best is not None and not roles[best.id]:
+            roles[best.id] = "most accurate, slower"
+    return roles
+
+
+def featured_models(infos: list[ModelInfo]) -> list[ModelInfo]:
+    """What a page compares by default: every label set's default model and its most accurate one (run as its
+    best edge export when one is registered), defaults first."""
+    out: list[ModelInfo] = []
+    for labels in dict.fromkeys(m.labels for m in infos):
+        same = [m for m in infos if m.labels == labels]
+        default = next((m for m in same if m.is_default()), same[0])  # as `default_model` picks
+        best = most_accurate(infos, labels)
+        for m in (default, fastest_equivalent(infos, best) if best else None):
+            if m is not None and m not in out:
+                out.append(m)
+    return out
+
+
+def load_keras_model(info: ModelInfo):
+    """The Keras model of a registered model, loaded for inference (no optimizer state)."""
+    import keras
+
+    if info.format != "keras":
+        parent = (info.card.get("export") or {}).get("parent")
+        raise RegistryError(f"model {info.id!r} is a {info.format} export and has no Keras model"
+                            + (f" (its parent is {parent!r})" if parent else ""))
+    return keras.models.load_model(info.model_file, compile=False)
+
+
+def load_model(info: ModelInfo):
+    """What `predict.Classifier` runs for a registered model: its Keras model, or for an edge export
+    (card `format` litert/onnx) a runtime object from `fer_core.models.runtimes` with the same interface."""
+    if info.format == "keras":
+        return load_keras_model(info)
+    return load_runtime(info)
+
+
+def load_runtime(info: ModelInfo):
+    """The runtime of a registered export (card `format` litert or onnx): a `fer_core.models.runtimes.EdgeRuntime`."""
+    from .runtimes import RUNTIMES
+
+    if info.format not in RUNTIMES:
+        raise RegistryError(f"model {info.id!r} has format {info.format!r}; exports are "
+                            f"{' or '.join(RUNTIMES)}")
+    try:
+        return RUNTIMES[info.format](info)
+    except Exception as err:  # noqa: BLE001 — the runtimes raise their own error types for a damaged file
+        raise RegistryError(f"could not load {info.model_file}: {err}") from None
+
+
+def save_metrics(info: ModelInfo, split: str, metrics: dict) -> list[dict]:
+    """Store evaluation results for `split` of the dataset `metrics["dataset"]` records in the model's card
+    (re-reading it first), beside its results on other datasets. An old-style result on the same split
+    of a same-named dataset of the same size is the same data measured before content ids: it is
+    replaced. Returns the replaced entries (their prediction files are the caller's to remove)."""
+    metrics = {**metrics, "split": split}
+    new = metrics.get("dataset") or {}
+    dropped: list[dict] = []
+
+    def change(card: dict) -> None:
+        migrated = _migrated(card)  # a copy only when an old `metrics` section moved
+        if migrated is not card:
+            card.clear()
+            card.update(migrated)
+        evaluations = card.setdefault("evaluations", {})
+        replaced = [k for k, e in evaluations.items()
+                    if e.get("split") == split and not (e.get("dataset") or {}).get("id") and new.get("id")
+                    and same_dataset(e.get("dataset") or {}, new) and _split_rows(e) == _split_rows(metrics)]
+        key = evaluation_key(new, split)
+        slot = replaced[0] if replaced and key not in evaluations else key  # the new result takes the old one's place
+        card["evaluations"] = {(key if k == slot else k): (metrics if k == slot else e)
+                               for k, e in evaluations.items() if k == slot or k not in replaced}
+        card["evaluations"].setdefault(key, metrics)
+        dropped.extend(evaluations[k] for k in replaced)
+
+    info.card = update_card(info.path, change)
+    return dropped
+
+
+def save_card_section(info: ModelInfo, section: str, key: str, value) -> None:
+    """Store `value` at card[section][key] (re-reading the card under its lock, so concurrent writers are kept)."""
+    def change(card: dict) -> None:
+        card.setdefault(section, {})[key] = value
+
+    info.card = update_card(info.path, change)
+
+
+# ----------------------------------------------------------------------------- datasets of evaluations
+
+LEGACY_KEY = "legacy-"  # key prefix of results saved before datasets had content ids
+
+
+def dataset_name(desc: dict) -> str:
+    """A dataset's display name: its recorded name, else the last part of its source path."""
+    if desc.get("name"):
+        return str(desc["name"])
+    source = str(desc.get("source") or "").rstrip("/\\")
+    return Path(source).name or source or "unknown dataset"
+
+
+def dataset_selector(desc: dict) -> dict:
+    """The part of a dataset description that identifies it: content id (when recorded) and name."""
+    return {"id": desc.get("id"), "name": dataset_name(desc)}
+
+
+def same_dataset(desc: dict, selector: dict) -> bool:
+    """Whether a recorded dataset is the selected one: by content id when both have one, else by name
+    (results saved before content ids were recorded, whose file fingerprint changes with every copy)."""
+    if desc.get("id") and selector.get("id"):
+        return desc["id"] == selector["id"]
+    return dataset_name(desc).lower() == dataset_name(selector).lower()
+
+
+def evaluation_key(desc: dict, split: str) -> str:
+    """The card key of an evaluation: `<content id>/<split>` (old results: `legacy-<fingerprint>/<split>`)."""
+    return f"{desc.get('id') or LEGACY_KEY + str(desc.get('fingerprint') or 'unknown')}/{split}"
+
+
+def _split_rows(result: dict) -> int | None:
+    """Images in the evaluated split (scored + skipped), the size check for replacing an old result."""
+    return int(result["n"]) + int(result.get("skipped") or 0) if "n" in result else None
+
+
+def _migrated(card: dict) -> dict:
+    """A card with an old `metrics` {split: result} section moved into `evaluations` (a copy when changed)."""
+    legacy = card.get("metrics")
+    if not legacy:
+        return card
+    card = {k: v for k, v in card.items() if k != "metrics"}
+    evaluations = dict(card.get("evaluations") or {})
+    for split, result in legacy.items():
+        if isinstance(result, dict):
+            desc = {**(result.get("dataset") or {}), "id": None}
+            desc["name"] = dataset_name(desc)
+            entry = {**result, "split": result.get("split", split), "dataset": desc,
+                     "predictions": result.get("predictions", f"eval/{split}.npz")}
+            evaluations.setdefault(evaluation_key(desc, split), entry)
+    card["evaluations"] = evaluations
+    return card
+
+
+def set_default(model_id: str, models_dir: Path | None = None) -> ModelInfo:
+    """Make `model_id` the default model of its label set (and no other model of that set)."""
+    chosen = get_model(model_id, models_dir)
+    for info in list_models(models_dir):
+        if info.labels == chosen.labels and info.is_default() != (info.id == chosen.id):
+            update_card(info.path, partial(_set_key, key="default", value=info.id == chosen.id))
+    return get_model(model_id, models_dir)
+
+
+def set_default_tta(model_id: str, mode: str, models_dir: Path | None = None) -> ModelInfo:
+    """Record `mode` as the model's default test-time augmentation (`inference.tta` in its card): what
+    the app, `predict` and `evaluate` use when not told otherwise. Saved results keep the mode they used."""
+    from .tta import tta_mode
+
+    info = get_model(model_id, models_dir)
+    mode = tta_mode(mode)
+    update_card(info.path, lambda card: _set_key(card.setdefault("inference", {}), "tta", mode))
+    return get_model(model_id, models_dir)
+
+
+def _set_key(card: dict, key: str, value) -> None:
+    card[key] = value
+
+
+def forget_predictions(folder: Path) -> None:
+    """Delete the per-image predictions saved in a model folder whose weights were just replaced (a
+    retrained or rebuilt model): they describe the old weights."""
+    import shutil
+
+    shutil.rmtree(Path(folder) / PREDICTIONS_DIR, ignore_errors=True)
+
+
+def training_record(model_id: str) -> dict:
+    """A registered model's training record (command, config, budget, history and its own lineage:
+    `init_from` parents and ensemble `members`), kept in the card of a model derived from it."""
+    training = get_model(model_id).card.get("training", {})
+    keys = ("command", "config", "best_epoch", "epochs_run", "wall_time_s", "device", "precision_policy",
+            "finished_at", "history", "swa", "init_from", "members")
+    return {"id": model_id, **{k: training[k] for k in keys if k in training}}

@@ -1,0 +1,146 @@
+"""Knowledge distillation: one fast network learns to answer like a slow, accurate teacher.
+
+The teacher (any registered model, typically the ten-crop ensemble) classifies every training face
+once with its own default test-time augmentation, and those probabilities are cached in the run
+folder. Each training batch then carries the hard label and the teacher's distribution side by
+side (`pack_targets`), and `DistillationLoss` mixes cross-entropy on the label with the
+temperature-scaled KL divergence to the teacher (Hinton et al., 2015).
+
+Why cached and not recomputed per augmented batch: the default teacher runs 40 forward passes per
+face (4 members × 10 crops), so teaching every augmented batch would make each epoch on this 2-core
+CPU about ten times slower, while one cached pass costs about one epoch. The student's augmentations
+(flips, small shifts and zooms, brightness) are the very views ten-crop already averages over, so
+the clean face's answer is a fair target for its augmented copies.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from ..models import registry
+from ..inference.predict import Classifier
+from ..base.progress import ProgressFn
+
+TEACHER_FILE = "teacher.npz"  # the cached teacher probabilities, in the run folder
+
+
+def soften(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """The teacher's distribution at `temperature`: softmax(log p / T), i.e. p^(1/T) renormalised."""
+    logp = np.log(np.clip(probabilities.astype(np.float64), 1e-12, 1.0)) / temperature
+    logp -= logp.max(axis=1, keepdims=True)
+    p = np.exp(logp)
+    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def pack_targets(labels: np.ndarray, teacher: np.ndarray | None, num_classes: int) -> np.ndarray:
+    """Per face [one-hot label | teacher distribution] (N × 2K); without a teacher (validation), the
+    one-hot label stands in for both halves."""
+    hard = np.eye(num_classes, dtype=np.float32)[labels]
+    return np.concatenate([hard, hard if teacher is None else teacher.astype(np.float32)], axis=1)
+
+
+def teacher_fingerprint(teacher: registry.ModelInfo, tta: str) -> str:
+    """What identifies a teacher's answers: its id, model file contents and TTA mode."""
+    digest = hashlib.sha256(f"{teacher.id}|{tta}|".encode())
+    with open(teacher.model_file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def teacher_probabilities(teacher_id: str, faces: np.ndarray, files: np.ndarray, run_dir: Path, *,
+                          tta: str | None = None, batch_size: int = 512,
+                          progress: ProgressFn | None = None) -> tuple[np.ndarray, dict]:
+    """The teacher's class probabilities for uint8 `faces` (with its default TTA unless `tta`), read
+    from `run_dir/teacher.npz` when that cache holds the same teacher, TTA and files, else computed and
+    cached (so `--resume` never pays for them twice). Returns (N × K probabilities, a record for the card)."""
+    info = registry.get_model(teacher_id)
+    clf = Classifier.from_registry(info)
+    mode = clf.resolve_tta(tta)
+    record = {"id": info.id, "tta": mode, "fingerprint": teacher_fingerprint(info, mode),
+              "labels": list(info.labels)}
+    cache = run_dir / TEACHER_FILE
+    if cache.exists():
+        with np.load(cache, allow_pickle=False) as saved:
+            if str(saved["fingerprint"]) == record["fingerprint"] and np.array_equal(saved["files"], files.astype(str)):
+                return saved["probabilities"].astype(np.float32), {**record, "cached": True}
+    out = []
+    for start in range(0, len(faces), batch_size):
+        out.append(clf.predict(faces[start:start + batch_size], tta=mode))
+        if progress:
+            progress(min(start + batch_size, len(faces)), len(faces), f"teacher {info.id}: {start + batch_size} faces")
+    probs = np.concatenate(out) if out else np.zeros((0, len(info.labels)), np.float32)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    partial = cache.with_name(f"partial.{cache.name}")
+    with open(partial, "wb") as f:
+        np.savez(f, probabilities=probs.astype(np.float32), files=files.astype(str),
+                 fingerprint=np.array(record["fingerprint"]))
+    partial.replace(cache)
+    return probs, {**record, "cached": False}
+
+
+def align_labels(teacher_labels, student_labels) -> list[int]:
+    """Column indices that put a teacher's classes in the student's order (the student's label set must
+    be the teacher's or a subset of it; the kept columns are renormalised by the caller)."""
+    missing = [c for c in student_labels if c not in teacher_labels]
+    if missing:
+        raise ValueError(f"the teacher does not predict {', '.join(missing)}; distil a label set it covers")
+    return [list(teacher_labels).index(c) for c in student_labels]
+
+
+def distillation_record(config, teacher: dict) -> dict:
+    """What a student's card says of its teaching: the teacher, its inference, the loss mix, and how
+    the teacher's answers were obtained."""
+    return {"teacher": config.teacher, "teacher_tta": teacher.get("tta", config.teacher_tta or "card default"),
+            "teacher_fingerprint": teacher.get("fingerprint"),
+            "teacher_agreement_with_training_labels": teacher.get("agreement_with_labels"),
+            "temperature": config.temperature, "alpha": config.alpha,
+            "loss": f"{1 - config.alpha:g} × cross-entropy(label, smoothing {config.label_smoothing:g}) + "
+                    f"{config.alpha:g} × T² × KL(teacher_T ‖ student_T), T = {config.temperature:g}",
+            "teacher_outputs": "cached: the teacher classified each clean training face once (with its TTA); "
+                               "augmented copies share that target, since per-batch teaching would cost the "
+                               "teacher's full TTA on every step"}
+
+
+def teacher_of(info: registry.ModelInfo) -> str | None:
+    """The teacher a model learnt from: its own card's, or for an edge export its parent's (None if neither)."""
+    if info.card.get("teacher"):
+        return info.card["teacher"]
+    parent = (info.card.get("export") or {}).get("parent")
+    if not parent:
+        return None
+    try:
+        return registry.get_model(parent, info.path.parent).card.get("teacher")
+    except registry.RegistryError:
+        return None
+
+
+def students_frame(infos, split: str, dataset: dict | None = None):
+    """DataFrame: every distilled model among `infos` (and its edge exports) beside its teacher on `split` of
+    `dataset` — accuracy, latency per face (each with its default TTA, from the cards' evaluations) and the
+    share of faces where both give the same top label (from their saved predictions)."""
+    import pandas as pd
+
+    from ..evaluation.evaluate import load_predictions
+    from .export import agreement
+
+    by_id = {m.id: m for m in infos}
+    rows = []
+    for info in infos:
+        teacher = by_id.get(teacher_of(info) or "")
+        if teacher is None:
+            continue
+        mine, theirs = info.metrics(split, dataset) or {}, teacher.metrics(split, dataset) or {}
+        pred, ref = load_predictions(info, split, dataset), load_predictions(teacher, split, dataset)
+        share, n = agreement(pred, ref) if pred is not None and ref is not None else (None, 0)
+        ms, teacher_ms = mine.get("latency_ms_per_face"), theirs.get("latency_ms_per_face")
+        rows.append({"student": info.id, "teacher": teacher.id,
+                     "TTA": (info.card.get("inference") or {}).get("tta", "none"),
+                     "teacher TTA": (teacher.card.get("inference") or {}).get("tta", "none"),
+                     "accuracy": mine.get("accuracy"), "teacher accuracy": theirs.get("accuracy"),
+                     "ms/face": ms, "teacher ms/face": teacher_ms,
+                     "speed-up": teacher_ms / ms if ms and teacher_ms else None,
+                     "agreement": share, "faces compared": n})
+    return pd.DataFrame(rows)
