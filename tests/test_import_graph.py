@@ -10,9 +10,9 @@ PACKAGE = "fer_core"
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 
 # bottom to top; packages on one rank are siblings and may not import each other. "" is fer_core itself
-# (api, cli, __main__): the top, which may import anything.
+# (api, cli, __main__): the top, which may import anything; `commands` (the CLI's command groups) sits beside it.
 LAYERS = {"base": 0, "data": 1, "models": 2, "inference": 3, "evaluation": 4, "video": 4,
-          "training": 5, "serving": 5, "": 6}
+          "training": 5, "serving": 5, "commands": 6, "": 6}
 
 
 def module_name(path: Path) -> str:
