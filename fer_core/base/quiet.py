@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.util
+import logging
 import os
 import re
 import sys
 import threading
 from contextlib import contextmanager
+
+log = logging.getLogger(__name__)
 
 ENV_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "2"}  # 2 = warnings and errors only
 CHATTER = re.compile(rb"All log messages before absl::InitializeLog|oneDNN custom operations are on|"
@@ -77,8 +80,8 @@ def _find_gpus(tf) -> None:
     settings (visible devices, memory growth) can still be changed afterwards."""
     try:
         tf.config.list_physical_devices("GPU")
-    except Exception:  # noqa: BLE001 — a broken driver shows up later, where a GPU is actually used
-        pass
+    except Exception as err:  # noqa: BLE001 — a broken driver shows up later, where a GPU is actually used
+        log.debug("TensorFlow could not list GPUs: %s: %s", type(err).__name__, err)
 
 
 class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import platform
+
+log = logging.getLogger(__name__)
 
 
 def gpu_names() -> list[str]:
@@ -30,7 +33,8 @@ def gpu_names() -> list[str]:
 
         return [tf.config.experimental.get_device_details(g).get("device_name", g.name)
                 for g in tf.config.list_physical_devices("GPU")]
-    except Exception:  # a broken driver means no usable GPU, not a crash
+    except Exception as err:  # noqa: BLE001 — a broken driver means no usable GPU, not a crash
+        log.warning("cannot list GPUs (%s: %s); assuming none", type(err).__name__, err)
         return []
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import struct
 import warnings
@@ -26,6 +27,8 @@ from PIL import Image, ImageOps
 from ..base import limits
 from ..base.labels import EMOTIONS, canonical_emotion, sort_emotions
 from ..base.progress import ProgressFn
+
+log = logging.getLogger(__name__)
 
 IMAGE_SIZE = 48
 MAX_IMAGE_PIXELS = 25_000_000  # per dataset image: faces are crops; 25 MP decodes to 75 MB of RGB at most
@@ -316,8 +319,9 @@ def load_dataset(source, *, progress: ProgressFn | None = None, cache: bool = Tr
             if progress:
                 progress(1, 1, f"loaded {len(ds):,} images from the cache")
             return ds
-        except Exception:  # a damaged cache is rebuilt, never fatal
-            pass
+        except Exception as err:  # noqa: BLE001 — a damaged cache is rebuilt, never fatal
+            log.warning("rebuilding the dataset: the cache %s is unreadable (%s: %s)",
+                        cache_file, type(err).__name__, err)
     images = [e for e in entries if e.path.lower().endswith(IMAGE_EXTENSIONS)]
     labelled = _label_entries(images)
     if labelled:
@@ -656,8 +660,8 @@ def _write_cache(path: Path, ds: FerDataset) -> None:
         np.savez(tmp, images=ds.images, labels=ds.labels, splits=ds.splits, files=ds.files,
                  meta=np.array(json.dumps(meta)))
         os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only home just means no cache
+    except OSError as err:  # a read-only home just means no cache
+        log.debug("dataset not cached at %s: %s", path, err)
 
 
 def _read_cache(path: Path) -> FerDataset:

@@ -10,6 +10,7 @@ Label-error detection (`fer_core.evaluation.label_issues`) reuses the same featu
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import warnings
 import weakref
@@ -20,6 +21,8 @@ import numpy as np
 
 from ..data.datasets import SPLITS, DataError, FerDataset, default_cache_dir
 from ..base.progress import ProgressFn
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SAMPLE = 1000  # images on the Explorer's map: a few seconds of features on 2 CPU cores
 MAX_SAMPLE = 5000
@@ -173,8 +176,8 @@ def dataset_features(dataset: FerDataset, rows: np.ndarray | None = None, model=
             with np.load(path, allow_pickle=False) as z:
                 return Features(rows, z["features"], z["probabilities"], classifier.info.id,
                                 classifier.labels, trained_on, from_cache=True)
-        except Exception:  # a damaged cache file is recomputed, never fatal
-            pass
+        except Exception as err:  # noqa: BLE001 — a damaged cache file is recomputed, never fatal
+            log.warning("recomputing features: the cache %s is unreadable (%s: %s)", path, type(err).__name__, err)
     feats, probs = extract_features(classifier, dataset.images[rows], progress=progress)
     if path is not None:
         try:
@@ -182,8 +185,8 @@ def dataset_features(dataset: FerDataset, rows: np.ndarray | None = None, model=
             tmp = path.with_suffix(".tmp.npz")
             np.savez(tmp, features=feats, probabilities=probs)
             os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only cache folder just means no cache
+        except OSError as err:  # a read-only cache folder just means no cache
+            log.debug("features not cached at %s: %s", path, err)
     return Features(rows, feats, probs, classifier.info.id, classifier.labels, trained_on)
 
 

@@ -7,6 +7,7 @@ cards; evaluation writes its results back into them.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import uuid
@@ -17,9 +18,12 @@ from pathlib import Path
 from ..base.labels import label_set_name
 from .preprocess import Preprocessing
 
+log = logging.getLogger(__name__)
+
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
 MODEL_FILES = {"keras": MODEL_FILE, "litert": "model.tflite", "onnx": "model.onnx"}  # card `format` → file
+ENSEMBLE_FILE = "ensemble.json"  # an ensemble's members by id and content hash (fer_core.models.ensemble)
 PREDICTIONS_DIR = "eval"  # per-image predictions saved by `evaluate`, under each model's folder
 LOCK_FILE = ".card.lock"  # held while a card is read-modified-written (`card_lock`)
 COMMIT_FILE = ".commit.json"  # names the temp weights and card of a `save_model_files` being finished
@@ -50,6 +54,10 @@ class ModelInfo:
 
     @property
     def model_file(self) -> Path:
+        """The file that is the model: its weights, or an ensemble's `ensemble.json` naming its members' files."""
+        ensemble = self.card.get("ensemble")
+        if self.format == "keras" and isinstance(ensemble, dict) and ensemble.get("file") == ENSEMBLE_FILE:
+            return self.path / ENSEMBLE_FILE
         return self.path / MODEL_FILES.get(self.format, MODEL_FILE)
 
     @property
@@ -207,8 +215,9 @@ def list_models(models_dir: Path | None = None, cards: CardCache | None = None) 
             if (folder / CARD_FILE).exists():
                 try:
                     info = ModelInfo(folder.name, folder, read(folder))
-                except (OSError, ValueError):
-                    continue  # an unreadable card is skipped, not fatal
+                except (OSError, ValueError) as err:  # an unreadable card is skipped, not fatal
+                    log.warning("skipping model folder %s: unreadable %s (%s)", folder, CARD_FILE, err)
+                    continue
                 if info.model_file.exists():
                     found.append(info)
     return sorted(found, key=lambda m: (len(m.labels) != 7, m.label_set, not m.is_default(), m.id))
@@ -289,6 +298,10 @@ def load_keras_model(info: ModelInfo):
         parent = (info.card.get("export") or {}).get("parent")
         raise RegistryError(f"model {info.id!r} is a {info.format} export and has no Keras model"
                             + (f" (its parent is {parent!r})" if parent else ""))
+    if info.model_file.name == ENSEMBLE_FILE:  # built from its members' own files, their hashes checked
+        from .ensemble import load_ensemble
+
+        return load_ensemble(info)
     return keras.models.load_model(info.model_file, compile=False)
 
 

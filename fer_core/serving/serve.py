@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hmac
 import io
+import logging
 import os
 import socket
 import threading
@@ -26,6 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..inference.faces import DEFAULT_MIN_SIZE
 from ..inference.gradcam import METHODS as EXPLAIN_METHODS
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # per request
 DEFAULT_MAX_PIXELS = 40_000_000  # per image: a 40 MP photo decodes to 120 MB of RGB
@@ -257,7 +260,8 @@ def _check_pixels(name: str, data: bytes, max_pixels: int) -> None:
             w, h = Image.open(io.BytesIO(data)).size
     except Image.DecompressionBombError:
         raise ApiError(413, f"{name} is too large to decode (over PIL's decompression-bomb limit)") from None
-    except Exception:  # noqa: BLE001 — not an image: read_image says so with a clear message
+    except Exception as err:  # noqa: BLE001 — not an image: read_image says so with a clear message
+        log.debug("%s: no image size to check (%s: %s)", name, type(err).__name__, err)
         return
     if w * h > max_pixels:
         raise ApiError(413, f"{name} is {w}×{h} = {w * h / 1e6:.0f} megapixels; the limit is "

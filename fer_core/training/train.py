@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import shlex
@@ -34,6 +35,8 @@ from ..data.votes import LABEL_SOURCES, attach_votes, relabel, training_labels, 
 from ..models.preprocess import Preprocessing
 from ..base.progress import stderr_progress
 from ..base.runtime import device_description, distribution_strategy, needs_xla, set_precision
+
+log = logging.getLogger(__name__)
 
 AUGMENTATIONS = ("none", "light", "standard", "strong")
 SCHEDULES = ("onecycle", "cosine", "constant")
@@ -843,7 +846,8 @@ def _cmd_train(args) -> int:
     if not args.no_evaluate:
         try:
             from ..evaluation.evaluate import evaluate_model, save_evaluation
-        except ImportError:
+        except ImportError as err:  # a partial install without the evaluation package: the model is saved
+            log.warning("validation skipped: cannot import fer_core.evaluation (%s)", err)
             return 0
         result = evaluate_model(info, load_dataset(config.data), split="validation", votes=config.votes or None)
         save_evaluation(info, result)

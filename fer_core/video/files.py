@@ -9,6 +9,7 @@ timeline, the share of time per emotion and an annotated H.264 MP4, encoded in m
 from __future__ import annotations
 
 import io
+import logging
 import os
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -22,6 +23,8 @@ from ..inference import faces as fer_faces
 from .frame_processor import FrameProcessor
 from ..base.progress import ProgressFn, stderr_progress
 from .timeline import timeline_csv, timeline_summary
+
+log = logging.getLogger(__name__)
 
 VIDEO_TYPES: tuple[str, ...] = ("mp4", "webm", "mov", "avi", "mkv", "m4v")
 MAX_OUTPUT_SIDE = 1280  # annotated videos are scaled down to this longer side (encode time, file size)
@@ -116,8 +119,8 @@ class Mp4Writer:
         """Drop a half-written video."""
         try:
             self._container.close()
-        except Exception:  # noqa: BLE001 — closing a half-written video may fail; it is discarded anyway
-            pass
+        except Exception as err:  # noqa: BLE001 — closing a half-written video may fail; it is discarded anyway
+            log.debug("closing an aborted video failed: %s: %s", type(err).__name__, err)
         self._buffer = io.BytesIO()
 
 
