@@ -1,5 +1,6 @@
 """The bottom layer: what every other layer shares and that imports nothing else of fer_core.
 
 Label sets and colours (`labels`), the progress callback type (`progress`), TensorFlow's log silencing
-(`quiet`), the compute device (`runtime`), input size limits (`limits`) and the LiteRT interpreter (`litert`).
+(`quiet`), the compute device (`runtime`), input size limits (`limits`), the LiteRT interpreter (`litert`)
+and atomic file writes (`files`).
 """

@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
-import uuid
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from ..base.files import atomic_write, write_temp
 from ..base.labels import label_set_name
 from .preprocess import Preprocessing
 
@@ -117,7 +116,7 @@ def read_card(folder: Path) -> dict:
 def write_card(folder: Path, card: dict) -> None:
     """Write a card atomically through a temp file of its own, so a crash never leaves half a card and
     concurrent writers never share a temp name. Read-modify-write callers use `update_card`."""
-    os.replace(_write_temp(Path(folder), CARD_FILE, card), Path(folder) / CARD_FILE)
+    atomic_write(Path(folder) / CARD_FILE, _card_json(card), mode=_CARD_MODE, fsync=True)
 
 
 def card_lock(folder: Path, timeout: float = 120):
@@ -147,31 +146,22 @@ def save_model_files(folder: Path, card: dict, write_model, model_file: str = MO
     folder.mkdir(parents=True, exist_ok=True)
     with card_lock(folder):
         _finish_commit(folder)
-        token = uuid.uuid4().hex[:12]
-        weights = folder / f".partial-{token}-{model_file}"  # keeps the suffix Keras checks
+        weights = write_temp(folder / model_file, write_model)  # its name keeps the suffix Keras checks
         try:
-            write_model(weights)
-            plan = {model_file: weights.name, CARD_FILE: _write_temp(folder, CARD_FILE, card).name}
+            plan = {model_file: weights.name,
+                    CARD_FILE: write_temp(folder / CARD_FILE, _card_json(card), mode=_CARD_MODE, fsync=True).name}
         except BaseException:
             weights.unlink(missing_ok=True)
             raise
-        os.replace(_write_temp(folder, COMMIT_FILE, plan), folder / COMMIT_FILE)
+        atomic_write(folder / COMMIT_FILE, _card_json(plan), mode=_CARD_MODE, fsync=True)
         _finish_commit(folder)
 
 
-def _write_temp(folder: Path, name: str, content: dict) -> Path:
-    """`content` as JSON in a new uniquely named temp file beside `name`, flushed to disk."""
-    fd, tmp = tempfile.mkstemp(prefix=f".partial-{name}-", dir=folder)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the card from a server running as another user
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(content, indent=1, sort_keys=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return Path(tmp)
+_CARD_MODE = 0o644  # whatever the umask: a server running as another user must read the cards
+
+
+def _card_json(content: dict) -> str:
+    return json.dumps(content, indent=1, sort_keys=False) + "\n"
 
 
 def _finish_commit(folder: Path) -> None:
