@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..base import limits
+from ..base.files import atomic_write
 from ..base.labels import EMOTIONS, canonical_emotion, sort_emotions
 from ..base.progress import ProgressFn
 
@@ -656,10 +657,8 @@ def _write_cache(path: Path, ds: FerDataset) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {"classes": ds.classes, "layout": ds.layout, "fingerprint": ds.fingerprint,
                 "problems": [[p.file, p.reason] for p in ds.problems]}
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, images=ds.images, labels=ds.labels, splits=ds.splits, files=ds.files,
-                 meta=np.array(json.dumps(meta)))
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: np.savez(tmp, images=ds.images, labels=ds.labels, splits=ds.splits,
+                                                files=ds.files, meta=np.array(json.dumps(meta))))
     except OSError as err:  # a read-only home just means no cache
         log.debug("dataset not cached at %s: %s", path, err)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import warnings
 import weakref
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.datasets import SPLITS, DataError, FerDataset, default_cache_dir
+from ..base.files import atomic_write
 from ..base.progress import ProgressFn
 
 log = logging.getLogger(__name__)
@@ -182,9 +182,7 @@ def dataset_features(dataset: FerDataset, rows: np.ndarray | None = None, model=
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npz")
-            np.savez(tmp, features=feats, probabilities=probs)
-            os.replace(tmp, path)
+            atomic_write(path, lambda tmp: np.savez(tmp, features=feats, probabilities=probs))
         except OSError as err:  # a read-only cache folder just means no cache
             log.debug("features not cached at %s: %s", path, err)
     return Features(rows, feats, probs, classifier.info.id, classifier.labels, trained_on)
