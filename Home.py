@@ -11,7 +11,7 @@ st.title("Facial Emotion Recognition Dashboard")
 import pandas as pd  # noqa: E402  (after the title, which then shows while these load)
 
 from fer_core.models import registry  # noqa: E402
-from fer_core.data.datasets import SUPPORTED_LAYOUTS  # noqa: E402
+from fer_core.data.fer_dataset import SUPPORTED_LAYOUTS  # noqa: E402
 from fer_core.base.runtime import quick_device_description  # noqa: E402
 from pages.common import dataset_sidebar, model_infos  # noqa: E402
 

@@ -18,7 +18,8 @@ from PIL import Image
 
 # `python bench/<script>.py` puts bench/, not the repository root, on sys.path: add the root (for fer_core)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fer_core.data.datasets import IMAGE_EXTENSIONS, default_data_dir, load_dataset  # noqa: E402
+from fer_core.data.datasets import default_data_dir, load_dataset  # noqa: E402
+from fer_core.data.image_folders import IMAGE_EXTENSIONS  # noqa: E402
 
 
 def naive_pil_load(root: Path) -> int:

@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-from .data.datasets import DataError
+from .data.fer_dataset import DataError
 from .models.registry import RegistryError
 
 USER_ERRORS = (DataError, RegistryError, FileNotFoundError, ValueError)
@@ -20,20 +20,20 @@ USER_ERRORS = (DataError, RegistryError, FileNotFoundError, ValueError)
 # for the command list. To add a command, write `add_cli` in your module (no heavy imports at its
 # top level) and add one line here.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("data.datasets", "load a dataset and print its counts and problems"),
+    "data": ("commands.data", "load a dataset and print its counts and problems"),
     "train": ("training.train", "train an architecture on a dataset and register it under models/"),
     "distill": ("training.train", "train a fast network on a teacher model's probabilities (knowledge distillation)"),
-    "evaluate": ("evaluation.evaluate", "score a registered model on a dataset split and save the results"),
-    "models": ("evaluation.evaluate", "list registered models with their card summaries"),
+    "evaluate": ("commands.evaluate", "score a registered model on a dataset split and save the results"),
+    "models": ("commands.evaluate", "list registered models with their card summaries"),
     "predict": ("inference.predict", "detect faces in photos and classify their emotions"),
     "video": ("video.files", "emotions over time in a video file (timeline CSV, annotated mp4)"),
-    "ensemble": ("models.ensemble", "register an ensemble of models (mean of their probabilities)"),
-    "robustness": ("evaluation.robustness", "accuracy under blur, noise, low light, occlusion … saved in the card"),
-    "card": ("evaluation.model_card", "a model's card as JSON, or as a model-card Markdown file (--markdown)"),
+    "ensemble": ("commands.ensemble", "register an ensemble of models (mean of their probabilities)"),
+    "robustness": ("commands.robustness", "accuracy under blur, noise, low light, occlusion … saved in the card"),
+    "card": ("commands.card", "a model's card as JSON, or as a model-card Markdown file (--markdown)"),
     "export": ("training.export", "convert a model to LiteRT (TFLite) or ONNX, optionally quantized, and register it"),
     "serve": ("serving.serve", "serve predictions over HTTP: a REST API with OpenAPI docs"),
     "batch": ("serving.batch", "score every face in folders, zips and videos into Parquet/CSV (Ray optional)"),
-    "label-issues": ("evaluation.label_issues", "rank files whose label is probably wrong (CSV for train --exclude)"),
+    "label-issues": ("commands.label_issues", "rank files whose label is probably wrong (CSV for train --exclude)"),
 }
 
 

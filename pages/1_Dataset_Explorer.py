@@ -16,6 +16,7 @@ from fer_core.evaluation import label_issues
 from fer_core.data import quality
 from fer_core.models import registry
 from fer_core.data import votes as crowd_votes
+from fer_core.data.crowd import agreement_frame, disputed_faces, finder_vs_crowd, label_vs_majority
 from fer_core.base.labels import label_set_name
 from pages.common import classifier, dataset_sidebar, emotion_color_map, label_set_picker, model_infos
 
@@ -218,8 +219,8 @@ st.header("Crowd labels (FER+)")
 @st.cache_data(show_spinner="Comparing labels with the crowd …", max_entries=8)
 def crowd_views(key: tuple, _part):
     """Agreement per emotion, label × majority counts and the most disputed faces of one split."""
-    return (crowd_votes.agreement_frame(_part), crowd_votes.label_vs_majority(_part),
-            crowd_votes.disputed_faces(_part, 30))
+    return (agreement_frame(_part), label_vs_majority(_part),
+            disputed_faces(_part, 30))
 
 
 if view.votes is None:
@@ -299,7 +300,7 @@ if result is not None:
     m1.metric("images checked", f"{len(issues):,}")
     m2.metric("likely label errors", f"{len(flagged):,}")
     m3.metric("share flagged", f"{len(flagged) / max(len(issues), 1):.1%}")
-    crowd = crowd_votes.finder_vs_crowd(issues, view)
+    crowd = finder_vs_crowd(issues, view)
     if crowd and crowd["faces_with_majority"]:
         c1, c2, c3 = st.columns(3)
         c1.metric("precision against the crowd", f"{crowd['precision']:.1%}",

@@ -6,7 +6,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from fer_core.evaluation import evaluate as ev
+from fer_core.evaluation import comparison, leaderboard, metrics
+from fer_core.evaluation.predictions import EVAL_SPLITS, Predictions, load_predictions, predictions_path
 from fer_core.evaluation import studies
 from fer_core.evaluation import robustness as rb
 from fer_core.training import distill
@@ -28,12 +29,12 @@ if not infos:
 
 @st.cache_data(show_spinner="Loading saved predictions …", max_entries=32)
 def saved_predictions(model_id: str, split: str, dataset_key: str, stamp: float, _info,
-                      _dataset) -> ev.Predictions | None:
-    return ev.load_predictions(_info, split, _dataset)
+                      _dataset) -> Predictions | None:
+    return load_predictions(_info, split, _dataset)
 
 
-def predictions_of(info, split: str, dataset) -> ev.Predictions | None:
-    path = ev.predictions_path(info, split, dataset)
+def predictions_of(info, split: str, dataset) -> Predictions | None:
+    path = predictions_path(info, split, dataset)
     key = f"{(dataset or {}).get('id')}|{(dataset or {}).get('name')}"
     return saved_predictions(info.id, split, key, path.stat().st_mtime, info, dataset) if path.exists() else None
 
@@ -44,11 +45,11 @@ with st.sidebar:
     label_sets = list(dict.fromkeys(i.label_set for i in infos))
     label_set = st.selectbox("Label set", label_sets, format_func=lambda s: (
         f"{s} ({len(next(i.labels for i in infos if i.label_set == s))} emotions)"))
-    split = st.radio("Evaluation split", ev.EVAL_SPLITS, horizontal=True, key="split",
+    split = st.radio("Evaluation split", EVAL_SPLITS, horizontal=True, key="split",
                      help="`test` is FER2013's PrivateTest where the data has it; otherwise the saved "
                           "evaluation says which images were measured.")
     candidates = [i for i in infos if i.label_set == label_set]
-    datasets = ev.dataset_choices(candidates, split)
+    datasets = leaderboard.dataset_choices(candidates, split)
     dataset = st.selectbox("Dataset", datasets, format_func=lambda d: d["label"], key="dataset",
                            help="Results are per dataset and never mixed; the default is the dataset most "
                                 "models were evaluated on.") if datasets else None
@@ -57,12 +58,12 @@ selected = [i for i in candidates if i.id in chosen]
 if not selected:
     st.info("Pick at least one model in the sidebar.")
     st.stop()
-evaluated = [i for i in selected if ev.is_evaluated(i, split, dataset)]
+evaluated = [i for i in selected if leaderboard.is_evaluated(i, split, dataset)]
 
 # ----------------------------------------------------------------------------- leaderboard
 data_name = dataset["name"] if dataset else "no dataset yet"
 st.header(f"Leaderboard — {label_set_name(selected[0].labels)}, {data_name}, {split} split")
-board = ev.leaderboard(selected, split, dataset)
+board = leaderboard.leaderboard(selected, split, dataset)
 st.dataframe(board, hide_index=True, column_config={
     "params": st.column_config.NumberColumn(format="localized"),
     "size MB": st.column_config.NumberColumn(format="%.2f"),
@@ -80,7 +81,7 @@ st.dataframe(board, hide_index=True, column_config={
                                                "model it was fine-tuned from (--init-from) and an ensemble's "
                                                "members, on the devices in 'trained on'"),
 })
-missing = [i.id for i in selected if not ev.is_evaluated(i, split, dataset)]
+missing = [i.id for i in selected if not leaderboard.is_evaluated(i, split, dataset)]
 if missing:
     st.warning(f"Not evaluated on the {split} split of {data_name}: {', '.join(missing)}. Run:")
     hint = (dataset or {}).get("source") or DATA_HINT
@@ -102,7 +103,7 @@ if len(evaluated) >= 2:
                                  title="Accuracy vs training time (minutes on the card's device)"))
 
 # ----------------------------------------------------------------------------- FER+ crowd labels
-crowd = ev.crowd_frame(infos, split, dataset)
+crowd = leaderboard.crowd_frame(infos, split, dataset)
 if not crowd.empty:
     st.header("Against the crowd (FER+)")
     st.caption(f"Every model with a saved score against the FER+ majority on the {split} split of {data_name}, "
@@ -114,7 +115,7 @@ if not crowd.empty:
         for c in ("FER+ accuracy (7-class view)", "FER+ accuracy (own emotions)", "FER2013 accuracy")})
 
 # ----------------------------------------------------------------------------- other datasets
-cross = ev.cross_dataset_frame(selected, dataset)
+cross = leaderboard.cross_dataset_frame(selected, dataset)
 if not cross.empty:
     st.header("On other datasets")
     st.caption(f"Each selected model's results on every dataset other than {data_name}, with the number of "
@@ -212,12 +213,13 @@ if not students.empty:
 
 # ----------------------------------------------------------------------------- training curves
 st.header("Training curves")
-history = ev.history_frame(selected)
+history = leaderboard.history_frame(selected)
 if history.empty:
     st.info("The selected models' cards hold no training history.")
 else:
     fig = px.line(history, x="epoch", y="value", color="model", line_dash="phase", facet_col="metric",
-                  category_orders={"metric": ["accuracy", "loss"], "phase": ["train", "validation", ev.SWA_PHASE]})
+                  category_orders={"metric": ["accuracy", "loss"],
+                                   "phase": ["train", "validation", leaderboard.SWA_PHASE]})
     fig.update_yaxes(matches=None, showticklabels=True)
     fig.for_each_annotation(lambda a: a.update(text=a.text.removeprefix("metric=")))
     st.plotly_chart(fig)
@@ -229,7 +231,7 @@ if not evaluated:
 
 # ----------------------------------------------------------------------------- per-class F1
 st.header("Per-class F1")
-per_class = ev.per_class_frame(evaluated, split, dataset)
+per_class = leaderboard.per_class_frame(evaluated, split, dataset)
 fig = px.bar(per_class, x="emotion", y="f1", color="model", barmode="group",
              hover_data=["precision", "recall", "support"],
              category_orders={"emotion": list(evaluated[0].labels)})
@@ -243,7 +245,7 @@ normalised = st.radio("Show", ["counts", "normalised (share of each true class)"
 columns = st.columns(min(3, len(evaluated)))
 for k, info in enumerate(evaluated):
     m = info.metrics(split, dataset)
-    cm = ev.normalize_rows(m["confusion_matrix"]) if normalised else m["confusion_matrix"]
+    cm = metrics.normalize_rows(m["confusion_matrix"]) if normalised else m["confusion_matrix"]
     fig = px.imshow(cm, x=m["labels"], y=m["labels"], text_auto=".0%" if normalised else True,
                     color_continuous_scale="Blues",
                     labels={"x": "predicted", "y": "true", "color": "share" if normalised else "images"},
@@ -253,7 +255,7 @@ for k, info in enumerate(evaluated):
 
 # ----------------------------------------------------------------------------- calibration
 st.header("Calibration")
-reliability = ev.reliability_frame(evaluated, split, dataset)
+reliability = leaderboard.reliability_frame(evaluated, split, dataset)
 fig = px.line(reliability, x="confidence", y="accuracy", color="model", markers=True, hover_data=["count"],
               title="Reliability diagram (15 confidence bins)")
 fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
@@ -272,11 +274,12 @@ if len(predictions) < 2:
     st.info("Needs saved per-image predictions of at least two models on this split "
             "(`python -m fer_core evaluate` writes them to models/<id>/eval/).")
 else:
-    pairs = ev.pairwise_mcnemar(predictions)
+    pairs = comparison.pairwise_mcnemar(predictions)
     if pairs.empty:
         st.warning("The selected models were evaluated on different images, so they cannot be paired.")
     else:
-        fig = px.imshow(ev.pvalue_matrix(pairs), text_auto=".3g", color_continuous_scale="RdBu", zmin=0, zmax=0.1,
+        fig = px.imshow(comparison.pvalue_matrix(pairs), text_auto=".3g", color_continuous_scale="RdBu",
+                        zmin=0, zmax=0.1,
                         title="p-values (small = the two models differ on the same images)")
         st.plotly_chart(fig)
         st.dataframe(pairs, hide_index=True,
@@ -292,7 +295,7 @@ if not predictions:
     st.stop()
 model_id = st.selectbox("Model", list(predictions))
 pred = predictions[model_id]
-worst = ev.top_confusions(pred, k=1)
+worst = comparison.top_confusions(pred, k=1)
 true_default, pred_default = worst[0][:2] if worst else pred.labels[:2]
 left, right = st.columns(2)
 true_label = left.selectbox("True emotion", pred.labels, index=pred.labels.index(true_default))
@@ -300,7 +303,7 @@ predicted_label = right.selectbox("Predicted as", pred.labels, index=pred.labels
 if true_label == predicted_label:
     st.info("Pick two different emotions to see mistakes.")
     st.stop()
-mistakes = ev.misclassified(pred, true_label, predicted_label)
+mistakes = comparison.misclassified(pred, true_label, predicted_label)
 st.write(f"**{len(mistakes):,}** {true_label} faces predicted as {predicted_label} by {model_id} "
          f"({pred.split_description}).")
 dataset = dataset_sidebar()
@@ -310,7 +313,7 @@ if dataset is None:
     st.info("Load the dataset in the sidebar to see these faces.")
     st.stop()
 shown = mistakes.head(40)
-images = ev.lookup_images(dataset, shown["file"])
+images = comparison.lookup_images(dataset, shown["file"])
 if all(img is None for img in images):
     st.warning("The loaded dataset does not contain these files; load the dataset the model was evaluated on.")
     st.stop()

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from fer_core.data import datasets as data
-from fer_core.data.datasets import DataError, load_dataset, resolve_split
+from fer_core.data.datasets import load_dataset
+from fer_core.data.fer_dataset import DataError, resolve_split
 from fer_core.base.labels import FOUR_CLASS
 from tests.fixtures import (encode, make_face_images, write_course_layout, write_fer_csv, write_kaggle_layout,
                             zip_folder)

@@ -7,7 +7,8 @@ import pytest
 
 from fer_core.evaluation import embeddings
 from fer_core.models import registry
-from fer_core.data.datasets import DataError, load_dataset
+from fer_core.data.datasets import load_dataset
+from fer_core.data.fer_dataset import DataError
 from fer_core.base.labels import FOUR_CLASS
 from fer_core.inference.predict import Classifier
 from tests.fixtures import grating_images, write_course_layout, write_mislabelled_gratings, zip_folder

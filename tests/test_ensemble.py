@@ -7,6 +7,7 @@ import pytest
 
 from fer_core import cli
 from fer_core.evaluation import evaluate as ev
+from fer_core.evaluation import leaderboard
 from fer_core.models import registry
 from fer_core.models.ensemble import create_ensemble, member_models
 from fer_core.inference.gradcam import ALL_MEMBERS, conv_layers, gradcam_face
@@ -143,7 +144,7 @@ def test_ensemble_budget_counts_shared_ancestors_once():
     base = {"command": "train a", "finished_at": "t0", "epochs_run": 40, "wall_time_s": 6000.0}
     child = {"command": "train b", "finished_at": "t1", "epochs_run": 10, "wall_time_s": 1200.0, "init_from": base}
     ensemble = {"members": [dict(base), child]}
-    assert ev.training_budget(ensemble) == (50, 120.0)
+    assert leaderboard.training_budget(ensemble) == (50, 120.0)
 
 
 def test_a_models_default_tta_is_set_from_the_cli(models, capsys):

@@ -10,7 +10,9 @@ from PIL import Image
 
 
 from fer_core.evaluation import evaluate as ev
-from fer_core.models import registry
+from fer_core.evaluation import leaderboard, scores
+from fer_core.evaluation.predictions import load_predictions, predictions_path
+from fer_core.models import eval_datasets, registry
 from fer_core.data.datasets import load_dataset
 from tests.fixtures import make_face_images, write_kaggle_layout
 from tests.model_fixtures import make_dataset, make_model
@@ -33,10 +35,10 @@ def test_second_dataset_keeps_first_results_and_leaderboard(env):
     for info in (a, b):
         ev.evaluate_model(info, first, "test", save=True, latency=False)
     infos = registry.list_models()
-    choice = ev.dataset_choices(infos, "test")[0]
-    board_before = ev.leaderboard(infos, "test", choice)
+    choice = leaderboard.dataset_choices(infos, "test")[0]
+    board_before = leaderboard.leaderboard(infos, "test", choice)
     saved_before = registry.get_model("bright_a").metrics("test")
-    npz_before = ev.predictions_path(registry.get_model("bright_a"), "test").read_bytes()
+    npz_before = predictions_path(registry.get_model("bright_a"), "test").read_bytes()
 
     second = load_dataset(make_second_dataset(env / "ck_plus"), cache=False)
     other = ev.evaluate_model("bright_a", second, "test", save=True, latency=False)
@@ -46,25 +48,25 @@ def test_second_dataset_keeps_first_results_and_leaderboard(env):
     infos = registry.list_models()
     bright_a = registry.get_model("bright_a")
     assert bright_a.metrics("test") == saved_before  # the home (first) dataset's result is untouched
-    assert ev.predictions_path(bright_a, "test").read_bytes() == npz_before
+    assert predictions_path(bright_a, "test").read_bytes() == npz_before
     assert len(bright_a.evaluations) == 2
-    choices = ev.dataset_choices(infos, "test")
+    choices = leaderboard.dataset_choices(infos, "test")
     assert [c["name"] for c in choices] == ["data", "ck_plus"]  # the most-evaluated dataset is the default
     assert choices[0]["id"] == choice["id"] and choices[1]["models"] == ["bright_a"]
-    board_after = ev.leaderboard(infos, "test", choices[0])
+    board_after = leaderboard.leaderboard(infos, "test", choices[0])
     assert board_after.equals(board_before)
-    assert ev.leaderboard(infos, "test", choices[1])["accuracy"].tolist()[0] == pytest.approx(4 / 6)
+    assert leaderboard.leaderboard(infos, "test", choices[1])["accuracy"].tolist()[0] == pytest.approx(4 / 6)
 
-    cross = ev.cross_dataset_frame(infos, choices[0])
+    cross = leaderboard.cross_dataset_frame(infos, choices[0])
     assert len(cross) == 1
     row = cross.iloc[0]
     assert (row["model"], row["dataset"], row["images"]) == ("bright_a", "ck_plus", 6)
     assert row["accuracy"] == pytest.approx(4 / 6) and row["macro-F1"] == pytest.approx(other["macro_f1"])
     # predictions are kept per dataset, so the Comparison page pairs the right images
-    pred = ev.load_predictions(bright_a, "test", choices[1])
+    pred = load_predictions(bright_a, "test", choices[1])
     assert len(pred) == 6 and all("/" in f and f.startswith("test/") for f in pred.files)
-    assert len(ev.load_predictions(bright_a, "test", choices[0])) == 7
-    assert ev.load_predictions(registry.get_model("bright_b"), "test", choices[1]) is None
+    assert len(load_predictions(bright_a, "test", choices[0])) == 7
+    assert load_predictions(registry.get_model("bright_b"), "test", choices[1]) is None
 
 
 def test_old_cards_are_read_and_replaced_by_the_same_data(env):
@@ -84,9 +86,9 @@ def test_old_cards_are_read_and_replaced_by_the_same_data(env):
 
     info = registry.get_model("bright")
     assert info.metrics("test")["accuracy"] == pytest.approx(5 / 7)
-    (choice,) = ev.dataset_choices([info], "test")
+    (choice,) = leaderboard.dataset_choices([info], "test")
     assert choice["name"] == "fer2013" and choice["id"] is None and "before dataset ids" in choice["label"]
-    assert ev.predictions_path(info, "test") == info.path / "eval" / "test.npz"
+    assert predictions_path(info, "test") == info.path / "eval" / "test.npz"
 
     ev.evaluate_model(info, load_dataset(make_second_dataset(env / "ck"), cache=False), "test", save=True,
                       latency=False)
@@ -96,10 +98,10 @@ def test_old_cards_are_read_and_replaced_by_the_same_data(env):
 
     ev.evaluate_model(info, first, "test", save=True, latency=False)
     info = registry.get_model("bright")
-    names = sorted(registry.dataset_name(e["dataset"]) for e in info.evaluations.values())
+    names = sorted(eval_datasets.dataset_name(e["dataset"]) for e in info.evaluations.values())
     assert names == ["ck", "fer2013"] and all(e["dataset"]["id"] for e in info.evaluations.values())
     assert not (info.path / "eval" / "test.npz").exists()
-    assert ev.dataset_choices([info], "test")[0]["id"] == ev.dataset_id(first)
+    assert leaderboard.dataset_choices([info], "test")[0]["id"] == scores.dataset_id(first)
 
 
 def test_clean_accuracy_leaves_out_training_duplicates(env):
@@ -114,10 +116,10 @@ def test_clean_accuracy_leaves_out_training_duplicates(env):
     result = ev.evaluate_model(info, ds, "validation", latency=False, save=True)
     clean = result["clean"]
     assert (clean["n"], clean["duplicates"]) == (3, 3) and clean["reference"] == "train"
-    pred = ev.load_predictions(registry.get_model("bright"), "validation")
+    pred = load_predictions(registry.get_model("bright"), "validation")
     assert pred.clean.tolist() == result.predictions.clean.tolist() and pred.clean.sum() == 3
     assert clean["accuracy"] == pytest.approx(pred.correct[pred.clean].mean())
-    board = ev.leaderboard(registry.list_models(), "validation")
+    board = leaderboard.leaderboard(registry.list_models(), "validation")
     assert board["clean accuracy"][0] == pytest.approx(clean["accuracy"])
     json.dumps(result)
     # a dataset without Training images has no clean part to report

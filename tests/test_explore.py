@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from fer_core.data import explore
-from fer_core.data.datasets import FerDataset
+from fer_core.data.fer_dataset import FerDataset
 from tests.fixtures import make_face_images
 
 

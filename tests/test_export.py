@@ -12,6 +12,7 @@ from fer_core import cli
 from fer_core.training import export
 from fer_core.models import registry
 from fer_core.evaluation import evaluate as ev
+from fer_core.evaluation.predictions import load_predictions
 from fer_core.base.labels import EMOTIONS
 from fer_core.inference.predict import Classifier
 from tests.fixtures import make_face_images, write_kaggle_layout
@@ -151,7 +152,7 @@ def test_evaluate_export_beside_parent(world):
     assert result["latency_batch_size"] == export.LATENCY_BATCH
     assert result["parent_latency"]["model"] == "tiny" and result["parent_latency"]["latency_ms_per_face"] > 0
     info = registry.get_model(info.id)
-    mine, theirs = ev.load_predictions(info, "validation"), ev.load_predictions(parent, "validation")
+    mine, theirs = load_predictions(info, "validation"), load_predictions(parent, "validation")
     share, n = export.agreement_with_parent(info, "validation")
     assert n == len(mine) == 14
     assert share == pytest.approx(float(np.mean(mine.y_pred == theirs.y_pred)))

@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 from fer_core.base import limits
 from fer_core.video import files as video
 from fer_core.cli import main as cli_main
-from fer_core.data.datasets import DataError, _decode, _jpeg_size, load_dataset
+from fer_core.data.datasets import load_dataset
+from fer_core.data.fer_dataset import DataError
+from fer_core.data.image_folders import _decode, _jpeg_size
 from tests.fixtures import encode, make_face_images, write_fer_csv, write_kaggle_layout, zip_folder
 from tests.hostile import (MiB, jpeg_with_size, lying_zip, many_entries_zip, peak_allocated, png_header_bomb,
                            zip_bomb)

@@ -9,6 +9,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fer_core.evaluation import evaluate as ev
+from fer_core.evaluation import comparison
+from fer_core.evaluation.predictions import load_predictions
 from fer_core.models import registry
 from fer_core.data.datasets import load_dataset
 from tests.model_fixtures import make_dataset, make_model
@@ -98,8 +100,8 @@ def test_page_from_fixture_evaluations(env):
             or "**1** sad faces predicted as happy by bright_a" in text)
     assert len(at.image) == 1
     mistake = "happy_3_60.png" if "happy faces predicted as sad" in text else "sad_2_180.png"
-    pred = ev.load_predictions(a, "test")
-    conf = ev.misclassified(pred, *(("happy", "sad") if mistake.startswith("happy") else ("sad", "happy")))
+    pred = load_predictions(a, "test")
+    conf = comparison.misclassified(pred, *(("happy", "sad") if mistake.startswith("happy") else ("sad", "happy")))
     assert at.image[0].captions == [f"{conf['confidence'][0]:.0%} / {conf['p_true'][0]:.0%}"]
 
     counts = json.loads(figures[4].proto.spec)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fer_core.data import quality
-from fer_core.data.datasets import FerDataset
+from fer_core.data.fer_dataset import FerDataset
 from tests.fixtures import make_face_images
 
 

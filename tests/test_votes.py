@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_core.data import votes as V
+from fer_core.data import crowd as C, votes as V
 from fer_core.data.datasets import load_dataset
 from fer_core.base.labels import EIGHT_CLASS, EMOTIONS, FOUR_CLASS
 from tests.ferplus_fixtures import votes_row, write_fer2013new, write_votes_csv
@@ -185,17 +185,17 @@ def test_training_label_sets():
 def test_agreement_matrix_and_disputed_faces(kaggle):
     root, written, _ = kaggle
     ds = V.attach_votes(load_dataset(root))
-    table = V.agreement_frame(ds).set_index("emotion")
+    table = C.agreement_frame(ds).set_index("emotion")
     assert table.loc["angry", "faces with votes"] == 7
     # angry: 5 faces with 8 of 10 votes for angry, one with 3, one with 4 contempt-as-disgust … and 4 angry
     assert table.loc["angry", "votes for the label"] == pytest.approx((5 * 0.8 + 0.3 + 0.4) / 7)
     assert table.loc["angry", "majority agrees"] == pytest.approx(5 / 7)
     assert table.loc["sad", "no majority"] == pytest.approx(1 / 6)
-    matrix = V.label_vs_majority(ds)
+    matrix = C.label_vs_majority(ds)
     assert matrix.loc["angry", "happy"] == 1 and matrix.loc["angry", "contempt"] == 1
     assert matrix.loc["sad", V.NO_MAJORITY] == 1 and matrix.loc["happy", V.NO_MAJORITY] == 1
     assert int(matrix.to_numpy().sum()) == 20
-    disputed = V.disputed_faces(ds, k=2)
+    disputed = C.disputed_faces(ds, k=2)
     assert disputed["file"].tolist()[0] == written[("sad", "train")][0]  # 4/4/2: the most spread
     assert disputed["votes"].iloc[0] == "sad 4 · neutral 4 · fear 2"
 
@@ -213,13 +213,13 @@ def test_finder_precision_and_recall_against_the_crowd(kaggle):
                            "label_issue": [True, False, True, True, False]},
                           index=[index[wrong], index[contempt], index[fine], index[no_majority],
                                  index[written[("happy", "train")][2]]])
-    crowd = V.finder_vs_crowd(issues, ds)
+    crowd = C.finder_vs_crowd(issues, ds)
     assert crowd["faces_with_majority"] == 3 and crowd["label_differs_from_majority"] == 1
     assert crowd["flagged"] == 2 and crowd["flagged_and_differs"] == 1
     assert crowd["precision"] == pytest.approx(0.5) and crowd["recall"] == pytest.approx(1.0)
     assert crowd["base_rate"] == pytest.approx(1 / 3) and crowd["suggestion_matches_majority"] == 1.0
     assert crowd["contempt"] == "outside the label set"
-    assert V.finder_vs_crowd(issues, load_dataset(root)) is None
+    assert C.finder_vs_crowd(issues, load_dataset(root)) is None
 
 
 def test_crowd_scores_use_the_majority_of_the_scored_faces(kaggle):
@@ -228,7 +228,7 @@ def test_crowd_scores_use_the_majority_of_the_scored_faces(kaggle):
     labels = ("angry", "sad")
     truth = {f: e for (e, s), files in written.items() for f in files if s == "validation"}
     y_pred = np.array([labels.index(truth[f]) for f in ds.files])  # the FER2013 label every time
-    scores = V.crowd_scores(ds, ds.files, y_pred, labels)
+    scores = C.crowd_scores(ds, ds.files, y_pred, labels)
     # 6 faces: one without votes, the contempt one has no majority among angry/sad (disgust is outside)
     assert scores["n"] == 4 and scores["without_votes"] == 1 and scores["no_majority"] == 1
     assert scores["accuracy"] == 1.0 and scores["contempt"] == "outside the label set"

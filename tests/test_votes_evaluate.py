@@ -12,6 +12,7 @@ import pytest
 from fer_core import cli
 from fer_core.models import registry
 from fer_core.evaluation import evaluate as ev
+from fer_core.evaluation import leaderboard
 from fer_core.data.datasets import load_dataset
 from tests.ferplus_fixtures import votes_row, write_votes_csv
 from tests.model_fixtures import make_dataset, make_model
@@ -43,7 +44,7 @@ def test_evaluate_scores_against_the_crowd_majority(env):
     assert scores["accuracy"] == 1.0 and scores["n"] == 5 and scores["no_majority"] == 2
     assert scores["ci"][0] < 0.9 and scores["ci"][1] == pytest.approx(1.0)  # 5 faces: a wide interval
     assert "against the FER+ majority (ferplus_votes.csv): accuracy 1.0000" in ev.format_report(result, info)
-    board = ev.leaderboard([registry.get_model("bright")], "test")
+    board = leaderboard.leaderboard([registry.get_model("bright")], "test")
     assert board.loc[0, "FER+ accuracy"] == 1.0 and board.loc[0, "FER+ faces"] == 5
     (data / "ferplus_votes.csv").unlink()
     assert ev.evaluate_model(info, load_dataset(data), split="test", latency=False)["ferplus"] is None
@@ -102,7 +103,8 @@ def test_an_eight_class_model_also_gets_a_seven_class_view(env, contempt_votes):
     seven = scores["seven_class"]  # contempt answers read as disgust, contempt votes as disgust
     assert seven["n"] == 9 and seven["accuracy"] == pytest.approx(3 / 9) and seven["contempt"] == "counted as disgust"
     ev.evaluate_model(bright, contempt_votes, split="test", latency=False, save=True)
-    frame = ev.crowd_frame([registry.get_model("bright"), registry.get_model("contempt8")], "test").set_index("model")
+    frame = leaderboard.crowd_frame([registry.get_model("bright"), registry.get_model("contempt8")], "test")
+    frame = frame.set_index("model")
     assert frame.loc["contempt8", "FER+ accuracy (7-class view)"] == pytest.approx(3 / 9)
     assert frame.loc["contempt8", "trained on labels"] == "ferplus-majority"
     assert pd.isna(frame.loc["bright", "FER+ accuracy (7-class view)"])  # a 2-class model has no 7-class view

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .datasets import FerDataset
+from .fer_dataset import FerDataset
 
 _CHUNK = 8192  # images per vectorised step: bounds the float copies to ~75 MB
 

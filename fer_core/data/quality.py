@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .datasets import FerDataset
+from .fer_dataset import FerDataset
 from ..base.progress import ProgressFn
 from .explore import image_stats
 

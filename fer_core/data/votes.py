@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..base import limits
-from .datasets import DataError, FerDataset
+from .fer_dataset import DataError, FerDataset
 from ..base.labels import CONTEMPT, EIGHT_CLASS
 
 FERPLUS_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
@@ -229,7 +229,8 @@ def _trimmed(votes: np.ndarray, labels) -> np.ndarray:
     return v
 
 
-def _columns(labels) -> list[int]:
+def vote_columns(labels) -> list[int]:
+    """The columns of `FerDataset.votes` that hold the votes for `labels`, in their order."""
     return [VOTE_ORDER.index(e) for e in labels]
 
 
@@ -239,7 +240,7 @@ def majority(votes: np.ndarray, labels) -> np.ndarray:
     outside `labels` wins)."""
     v = _trimmed(votes, labels)
     to_label = np.full(len(VOTE_ORDER), -1)
-    to_label[_columns(labels)] = np.arange(len(labels))
+    to_label[vote_columns(labels)] = np.arange(len(labels))
     won = v.max(axis=1) * 2 > v.sum(axis=1)
     return np.where(won, to_label[v.argmax(axis=1)], -1)
 
@@ -249,7 +250,7 @@ def soft_targets(votes: np.ndarray, labels) -> tuple[np.ndarray, np.ndarray]:
     those emotions hold more than half of its remaining votes (unknown, not a face and other emotions
     less than half)."""
     v = _trimmed(votes, labels)
-    part = v[:, _columns(labels)].astype(np.float32)
+    part = v[:, vote_columns(labels)].astype(np.float32)
     inside = part.sum(axis=1)
     usable = (inside > 0) & (inside * 2 > v.sum(axis=1))
     return part / np.maximum(inside, 1)[:, None], usable
@@ -310,116 +311,3 @@ def training_targets(rows: FerDataset, labels, source: str) -> np.ndarray | None
     if source != "ferplus-soft":
         return None
     return soft_targets(rows.votes, labels)[0]
-
-
-# ----------------------------------------------------------------------------- scoring against the crowd
-
-def crowd_scores(dataset: FerDataset, files, y_pred, labels) -> dict | None:
-    """Accuracy and macro-F1 of predictions (`y_pred`, indices into `labels`, for the dataset's `files`)
-    against the FER+ majority, on the faces that have one within `labels`; None without votes."""
-    from sklearn.metrics import accuracy_score, f1_score
-
-    if dataset.votes is None:
-        return None
-    index = {f: i for i, f in enumerate(dataset.files.tolist())}
-    rows = np.array([index[f] for f in np.asarray(files).tolist()], dtype=np.int64)
-    votes = dataset.votes[rows]
-    has = votes.sum(axis=1) > 0
-    truth = majority(votes, labels)
-    ok = truth >= 0
-    y_pred = np.asarray(y_pred)
-    info = dataset.votes_info or {}
-    return {"accuracy": float(accuracy_score(truth[ok], y_pred[ok])) if ok.any() else None,
-            "macro_f1": float(f1_score(truth[ok], y_pred[ok], average="macro")) if ok.any() else None,
-            "n": int(ok.sum()), "without_votes": int((~has).sum()), "no_majority": int((has & ~ok).sum()),
-            "protocol": MAJORITY_PROTOCOL, "contempt": contempt_handling(labels),
-            "votes_file": Path(str(info.get("file", ""))).name, "votes_fingerprint": info.get("fingerprint")}
-
-
-# ----------------------------------------------------------------------------- the Explorer's views
-
-def votes_text(counts) -> str:
-    """One face's votes, most first: `neutral 4 · sad 3 · unknown 1`."""
-    order = np.argsort(-np.asarray(counts), kind="stable")
-    return " · ".join(f"{VOTE_ORDER[c]} {int(counts[c])}" for c in order if counts[c] > 0)
-
-
-def agreement_frame(dataset: FerDataset):
-    """Per FER2013 emotion, over faces with votes: how many, the mean share of annotators who chose the
-    given label, how often the FER+ majority is that label or there is none, and the mean share of the
-    most-voted answer (how much annotators agree among themselves). Contempt counts as disgust here."""
-    import pandas as pd
-
-    has = dataset.votes.sum(axis=1) > 0
-    votes, given = fold_contempt(dataset.votes[has], dataset.classes), dataset.labels[has]
-    share = votes / votes.sum(axis=1, keepdims=True)
-    own = share[np.arange(len(given)), np.array(_columns(dataset.classes))[given]]
-    maj = majority(votes, dataset.classes)
-    rows = []
-    for k, emotion in enumerate(dataset.classes):
-        mine = given == k
-        n = int(mine.sum())
-        rows.append({"emotion": emotion, "faces with votes": n,
-                     "votes for the label": float(own[mine].mean()) if n else None,
-                     "majority agrees": float((maj[mine] == k).mean()) if n else None,
-                     "no majority": float((maj[mine] < 0).mean()) if n else None,
-                     "top answer's share": float(share[mine].max(axis=1).mean()) if n else None})
-    return pd.DataFrame(rows)
-
-
-def label_vs_majority(dataset: FerDataset):
-    """Counts of faces with votes: rows = the dataset's label, columns = FER+'s 8-emotion majority
-    (contempt its own column) or `no majority`."""
-    import pandas as pd
-
-    has = dataset.votes.sum(axis=1) > 0
-    names = majority_names(dataset)[has]
-    columns = [e for e in EIGHT_CLASS if e in set(names)] + [NO_MAJORITY]
-    table = pd.crosstab(pd.Categorical(dataset.label_names()[has], categories=dataset.classes),
-                        pd.Categorical(names, categories=columns), dropna=False)
-    table.index, table.columns = list(table.index), list(table.columns)
-    table.index.name, table.columns.name = "label", "FER+ majority"
-    return table
-
-
-def disputed_faces(dataset: FerDataset, k: int = 30):
-    """The `k` faces annotators disagreed on most (highest entropy of their ten answers), with the
-    dataset's label, FER+'s majority and the votes; indexed by dataset row."""
-    import pandas as pd
-
-    has = np.flatnonzero(dataset.votes.sum(axis=1) > 0)
-    v = dataset.votes[has].astype(np.float64)
-    p = v / v.sum(axis=1, keepdims=True)
-    entropy = -(p * np.log(np.where(p > 0, p, 1))).sum(axis=1) / np.log(len(VOTE_ORDER))
-    order = np.lexsort((p.max(axis=1), -entropy))[:k]
-    rows = has[order]
-    return pd.DataFrame({"file": dataset.files[rows], "split": dataset.splits[rows],
-                         "label": dataset.label_names()[rows], "FER+ majority": majority_names(dataset)[rows],
-                         "disagreement": np.round(entropy[order], 3),
-                         "votes": [votes_text(dataset.votes[r]) for r in rows]}, index=pd.Index(rows, name="row"))
-
-
-def finder_vs_crowd(issues, dataset: FerDataset) -> dict | None:
-    """How well the label-issue finder's flags (`label_issues.rank_label_issues`' frame, indexed by
-    dataset row) find the faces whose label differs from the FER+ majority: precision, recall, and the
-    share of disagreeing faces (the precision of flagging at random). Only faces with a majority in the
-    label set count; contempt votes count as disgust without a contempt class. None without votes."""
-    from sklearn.metrics import precision_score, recall_score
-
-    if dataset.votes is None:
-        return None
-    rows = np.asarray(issues.index, dtype=np.int64)
-    crowd = majority(dataset.votes[rows], dataset.classes)
-    ok = crowd >= 0
-    names = np.asarray(dataset.classes)[crowd[ok]]
-    wrong = issues["given_label"].to_numpy()[ok] != names
-    flagged = issues["label_issue"].to_numpy(bool)[ok]
-    caught = flagged & wrong
-    suggested = issues["suggested_label"].to_numpy()[ok]
-    return {"faces_with_majority": int(ok.sum()), "label_differs_from_majority": int(wrong.sum()),
-            "flagged": int(flagged.sum()), "flagged_and_differs": int(caught.sum()),
-            "precision": float(precision_score(wrong, flagged, zero_division=0)),
-            "recall": float(recall_score(wrong, flagged, zero_division=0)),
-            "base_rate": float(wrong.mean()) if ok.any() else None,
-            "suggestion_matches_majority": float((suggested[caught] == names[caught]).mean()) if caught.any() else None,
-            "protocol": MAJORITY_PROTOCOL, "contempt": contempt_handling(dataset.classes)}

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.datasets import SPLITS, DataError, FerDataset, default_cache_dir
+from ..data.datasets import default_cache_dir
+from ..data.fer_dataset import SPLITS, DataError, FerDataset
 from ..base.files import atomic_write
 from ..base.progress import ProgressFn
 

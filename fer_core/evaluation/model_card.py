@@ -7,10 +7,9 @@ Responsible Use page and `python -m fer_core card ID --markdown` both build on `
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ..models import registry
+from ..models import eval_datasets, registry
 
 STATEMENT_FILE = Path(__file__).resolve().parents[2] / "docs" / "responsible_use.md"
 REPORT_SPLITS = ("test", "validation")  # the protocol's reporting split first, PublicTest as fallback
@@ -87,13 +86,13 @@ def weaknesses(result: dict, k: int = 3) -> list[str]:
 def model_card(info: registry.ModelInfo) -> dict:
     """Everything a model card shows, from the card alone: identity, training budget, the reported
     result with its per-class rows and weaknesses, results on other datasets, robustness summary."""
-    from .evaluate import training_budget, training_devices
+    from .leaderboard import training_budget, training_devices
 
     result = reported_result(info)
     training = info.card.get("training") or {}
     epochs, minutes = training_budget(training)
     others = [e for e in info.evaluations.values()
-              if not registry.same_dataset(e.get("dataset") or {}, info.home_dataset())]
+              if not eval_datasets.same_dataset(e.get("dataset") or {}, info.home_dataset())]
     return {"id": info.id, "name": info.name, "architecture": info.card.get("architecture", ""),
             "description": info.card.get("description", ""), "labels": list(info.labels),
             "params": info.card.get("params"), "default": info.is_default(),
@@ -103,7 +102,7 @@ def model_card(info: registry.ModelInfo) -> dict:
             "export": info.card.get("export"),
             "result": result, "per_class": per_class_rows(result) if result else [],
             "weaknesses": weaknesses(result) if result else [],
-            "other_datasets": [{"dataset": registry.dataset_name(e.get("dataset") or {}),
+            "other_datasets": [{"dataset": eval_datasets.dataset_name(e.get("dataset") or {}),
                                 "split": e.get("split_description", e.get("split")), "n": e.get("n"),
                                 "accuracy": e.get("accuracy"), "macro_f1": e.get("macro_f1")} for e in others],
             "robustness": robustness_rows(info)}
@@ -176,7 +175,7 @@ def model_card_markdown(info: registry.ModelInfo, statement: dict[str, str] | No
         clean = result.get("clean") or {}
         desc = result.get("dataset") or {}
         lines += [f"Measured on {result.get('split_description', result.get('split'))} of "
-                  f"{registry.dataset_name(desc)} ({result['n']:,} images): accuracy {result['accuracy']:.3f}, "
+                  f"{eval_datasets.dataset_name(desc)} ({result['n']:,} images): accuracy {result['accuracy']:.3f}, "
                   f"macro-F1 {result['macro_f1']:.3f}"
                   + (f"; on the clean part (no duplicate in Training, {clean['n']:,} images) accuracy "
                      f"{clean['accuracy']:.3f}" if clean.get("n") else "") + ".", "",
@@ -207,31 +206,3 @@ def model_card_markdown(info: registry.ModelInfo, statement: dict[str, str] | No
         if heading in statement:
             lines += [f"## {heading}", "", statement[heading], ""]
     return "\n".join(lines).rstrip() + "\n"
-
-
-# ----------------------------------------------------------------------------- CLI
-
-def _cmd_card(args) -> int:
-    info = registry.get_model(args.model)
-    text = model_card_markdown(info) if args.markdown else json.dumps(info.card, indent=1) + "\n"
-    if args.out:
-        out = Path(args.out)
-        if out.is_dir():
-            raise ValueError(f"--out {out} is a folder; give a file name such as {out / (info.id + '.md')}")
-        if not out.parent.is_dir():
-            raise FileNotFoundError(f"the folder {out.parent} does not exist")
-        out.write_text(text, encoding="utf-8")
-        print(f"wrote {out}")
-    else:
-        print(text, end="")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    """Add `card` to the fer_core CLI."""
-    p = subparsers.add_parser("card", help="a model's card as JSON, or as a model-card Markdown file (--markdown)")
-    p.add_argument("model", help="model id under models/ (see `models`) or a model folder")
-    p.add_argument("--markdown", action="store_true", help="write a model card in Markdown (uses, data, "
-                                                           "per-class results, weaknesses, robustness, caveats)")
-    p.add_argument("--out", help="write to this file instead of printing")
-    p.set_defaults(func=_cmd_card)

@@ -9,14 +9,14 @@ the dataset's content id) and the Model Comparison page plots accuracy against s
 """
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timezone
 
 import numpy as np
 
-from ..models import registry
-from ..data.datasets import FerDataset, load_dataset, resolve_split
+from ..models import eval_datasets, registry
+from ..data.datasets import load_dataset
+from ..data.fer_dataset import FerDataset, resolve_split
 
 DEFAULT_N = 1000
 SEED = 0
@@ -175,7 +175,7 @@ def _largest_remainder(shares: dict, total: int) -> dict:
 
 
 def _scores(y_true, probabilities) -> dict:
-    from .evaluate import accuracy, log_loss, macro_f1
+    from .metrics import accuracy, log_loss, macro_f1
 
     y_pred = probabilities.argmax(axis=1)
     return {"accuracy": accuracy(y_true, y_pred), "macro_f1": macro_f1(y_true, y_pred),
@@ -186,7 +186,7 @@ def robustness_report(info_or_id, dataset, n: int = DEFAULT_N, seed: int = SEED,
                       corruptions=None, progress=None, save: bool = False) -> dict:
     """Score a registered model on a fixed stratified subset of the validation split under every
     corruption at every severity; with save=True store the report in the model's card."""
-    from .evaluate import dataset_description
+    from .scores import dataset_description
     from ..inference.predict import Classifier
 
     info = info_or_id if isinstance(info_or_id, registry.ModelInfo) else registry.get_model(str(info_or_id))
@@ -239,8 +239,8 @@ def report_of(info: registry.ModelInfo, dataset: dict | None = None) -> dict | N
     """A model's saved robustness report on `dataset` (a selector; default its home dataset, else its
     newest report), or None."""
     reports = list((info.card.get("robustness") or {}).values())
-    found = [r for r in reports
-             if registry.same_dataset(r.get("dataset") or {}, dataset if dataset is not None else info.home_dataset())]
+    wanted = dataset if dataset is not None else info.home_dataset()
+    found = [r for r in reports if eval_datasets.same_dataset(r.get("dataset") or {}, wanted)]
     found = found or (reports if dataset is None else [])
     return max(found, key=lambda r: str(r.get("evaluated_at") or "")) if found else None
 
@@ -291,38 +291,3 @@ def format_report(report: dict) -> str:
     for name, curve in report["corruptions"].items():
         lines.append(f"  {name:<16}" + "".join(f"{a:>10.4f}" for a in curve["accuracy"]))
     return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------- CLI
-
-def _cmd_robustness(args) -> int:
-    from ..base.progress import stderr_progress
-
-    info = registry.get_model(args.model)
-    dataset = load_dataset(args.data, progress=stderr_progress)
-    report = robustness_report(info, dataset, n=args.n, seed=args.seed, tta=args.tta, progress=stderr_progress,
-                               save=not args.no_save)
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print(format_report(report))
-        if not args.no_save:
-            print(f"\nSaved into {info.path / registry.CARD_FILE} (robustness, {report['dataset']['name']} "
-                  f"id {report['dataset']['id']})")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    """Add `robustness` to the fer_core CLI."""
-    from ..models.tta import add_tta_argument
-
-    p = subparsers.add_parser("robustness", help="accuracy under blur, noise, low light, occlusion … "
-                                                 "(validation subset) saved in the model's card")
-    p.add_argument("--model", required=True, help="model id under models/ (see `models`) or a model folder")
-    p.add_argument("--data", required=True, help="dataset folder, .zip or fer2013.csv (its validation split is used)")
-    p.add_argument("--n", type=int, default=DEFAULT_N, help=f"images in the stratified subset (default {DEFAULT_N})")
-    p.add_argument("--seed", type=int, default=SEED, help="seed of the subset and of random corruptions")
-    add_tta_argument(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--no-save", action="store_true", help="do not write the card")
-    p.set_defaults(func=_cmd_robustness)

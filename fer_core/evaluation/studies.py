@@ -55,7 +55,7 @@ def equal_budget_frame(infos, split: str = "validation", reference: tuple[str, s
     the most common one among them (ignoring the architecture) are listed, so the budget is equal."""
     import pandas as pd
 
-    from .evaluate import training_budget
+    from .leaderboard import training_budget
 
     candidates = [i for i in _trained_models(infos) if i.card.get("architecture") in SEED_ARCHITECTURES
                   and _from_scratch(i)
@@ -98,7 +98,7 @@ def ablation_frame(infos, arch: str = ABLATION_ARCH, split: str = "validation"):
     (augmentation level, input colour, random erasing): a row per run with those settings and its scores."""
     import pandas as pd
 
-    from .evaluate import training_budget
+    from .leaderboard import training_budget
 
     runs = [i for i in _trained_models(infos) if i.card.get("architecture") == arch and _from_scratch(i)]
     if len(runs) < 2:

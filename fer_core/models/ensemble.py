@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import registry
-from ..base.labels import label_set_name, parse_label_set, sort_emotions
+from ..base.labels import label_set_name, sort_emotions
 from .tta import tta_mode
 
 COMBINE = "mean of the members' class probabilities"
@@ -152,27 +152,3 @@ def _command_line(ids: list[str], out: Path, name: str, tta: str, labels, first_
     cmd = f"python -m fer_core ensemble --members {','.join(ids)} --out {shlex.quote(str(out))} --tta {tta}"
     cmd += f" --labels {','.join(labels)}" if tuple(labels) != tuple(first_labels) else ""
     return cmd + (f" --name {shlex.quote(name)}" if name else "")
-
-
-# ----------------------------------------------------------------------------- CLI
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("ensemble", help="register an ensemble of models (mean of their probabilities)")
-    p.add_argument("--members", required=True, help="comma-separated model ids with the same label set")
-    p.add_argument("--out", required=True, help="output folder, e.g. models/my_ensemble")
-    p.add_argument("--tta", default="none", type=tta_mode, metavar="{none,flip,tencrop}",
-                   help="the ensemble's default test-time augmentation (recorded in its card)")
-    p.add_argument("--labels", default="", help="serve a subset of the members' emotions, e.g. 4class or "
-                                                "happy,sad,surprise,neutral (probabilities renormalised)")
-    p.add_argument("--name", default="", help="display name for the model card")
-    p.set_defaults(func=_cmd_ensemble)
-
-
-def _cmd_ensemble(args) -> int:
-    ids = [m.strip() for m in args.members.split(",") if m.strip()]
-    labels = parse_label_set(args.labels) if args.labels else None
-    info = create_ensemble(ids, args.out, labels=labels, name=args.name, tta=args.tta)
-    print(f"saved {info.model_file}: {len(ids)} members, {info.card['params']:,} params, "
-          f"default TTA {info.card['inference']['tta']}")
-    print(f"evaluate it with: python -m fer_core evaluate --model {info.id} --data DIR --split validation")
-    return 0

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..base.files import atomic_write, write_temp
 from ..base.labels import label_set_name
+from .eval_datasets import dataset_name, dataset_selector, evaluation_key, migrated_card, same_dataset, split_rows
 from .preprocess import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class ModelInfo:
     def evaluations(self) -> dict[str, dict]:
         """Every saved evaluation, keyed `<dataset key>/<split>`; an old card's `metrics` (keyed by split
         alone) is read as evaluations on the dataset its results recorded."""
-        return _migrated(self.card).get("evaluations", {})
+        return migrated_card(self.card).get("evaluations", {})
 
     def home_dataset(self) -> dict:
         """The dataset `metrics(split)` means by default: the one the model was trained on (matched by
@@ -326,14 +327,14 @@ def save_metrics(info: ModelInfo, split: str, metrics: dict) -> list[dict]:
     dropped: list[dict] = []
 
     def change(card: dict) -> None:
-        migrated = _migrated(card)  # a copy only when an old `metrics` section moved
+        migrated = migrated_card(card)  # a copy only when an old `metrics` section moved
         if migrated is not card:
             card.clear()
             card.update(migrated)
         evaluations = card.setdefault("evaluations", {})
         replaced = [k for k, e in evaluations.items()
                     if e.get("split") == split and not (e.get("dataset") or {}).get("id") and new.get("id")
-                    and same_dataset(e.get("dataset") or {}, new) and _split_rows(e) == _split_rows(metrics)]
+                    and same_dataset(e.get("dataset") or {}, new) and split_rows(e) == split_rows(metrics)]
         key = evaluation_key(new, split)
         slot = replaced[0] if replaced and key not in evaluations else key  # the new result takes the old one's place
         card["evaluations"] = {(key if k == slot else k): (metrics if k == slot else e)
@@ -351,60 +352,6 @@ def save_card_section(info: ModelInfo, section: str, key: str, value) -> None:
         card.setdefault(section, {})[key] = value
 
     info.card = update_card(info.path, change)
-
-
-# ----------------------------------------------------------------------------- datasets of evaluations
-
-LEGACY_KEY = "legacy-"  # key prefix of results saved before datasets had content ids
-
-
-def dataset_name(desc: dict) -> str:
-    """A dataset's display name: its recorded name, else the last part of its source path."""
-    if desc.get("name"):
-        return str(desc["name"])
-    source = str(desc.get("source") or "").rstrip("/\\")
-    return Path(source).name or source or "unknown dataset"
-
-
-def dataset_selector(desc: dict) -> dict:
-    """The part of a dataset description that identifies it: content id (when recorded) and name."""
-    return {"id": desc.get("id"), "name": dataset_name(desc)}
-
-
-def same_dataset(desc: dict, selector: dict) -> bool:
-    """Whether a recorded dataset is the selected one: by content id when both have one, else by name
-    (results saved before content ids were recorded, whose file fingerprint changes with every copy)."""
-    if desc.get("id") and selector.get("id"):
-        return desc["id"] == selector["id"]
-    return dataset_name(desc).lower() == dataset_name(selector).lower()
-
-
-def evaluation_key(desc: dict, split: str) -> str:
-    """The card key of an evaluation: `<content id>/<split>` (old results: `legacy-<fingerprint>/<split>`)."""
-    return f"{desc.get('id') or LEGACY_KEY + str(desc.get('fingerprint') or 'unknown')}/{split}"
-
-
-def _split_rows(result: dict) -> int | None:
-    """Images in the evaluated split (scored + skipped), the size check for replacing an old result."""
-    return int(result["n"]) + int(result.get("skipped") or 0) if "n" in result else None
-
-
-def _migrated(card: dict) -> dict:
-    """A card with an old `metrics` {split: result} section moved into `evaluations` (a copy when changed)."""
-    legacy = card.get("metrics")
-    if not legacy:
-        return card
-    card = {k: v for k, v in card.items() if k != "metrics"}
-    evaluations = dict(card.get("evaluations") or {})
-    for split, result in legacy.items():
-        if isinstance(result, dict):
-            desc = {**(result.get("dataset") or {}), "id": None}
-            desc["name"] = dataset_name(desc)
-            entry = {**result, "split": result.get("split", split), "dataset": desc,
-                     "predictions": result.get("predictions", f"eval/{split}.npz")}
-            evaluations.setdefault(evaluation_key(desc, split), entry)
-    card["evaluations"] = evaluations
-    return card
 
 
 def set_default(model_id: str, models_dir: Path | None = None) -> ModelInfo:

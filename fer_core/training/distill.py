@@ -123,7 +123,7 @@ def students_frame(infos, split: str, dataset: dict | None = None):
     share of faces where both give the same top label (from their saved predictions)."""
     import pandas as pd
 
-    from ..evaluation.evaluate import load_predictions
+    from ..evaluation.predictions import load_predictions
     from .export import agreement
 
     by_id = {m.id: m for m in infos}

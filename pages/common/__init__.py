@@ -10,6 +10,7 @@ import os
 import streamlit as st
 
 from fer_core.data import datasets as fer_data
+from fer_core.data.fer_dataset import SUPPORTED_LAYOUTS, DataError, FerDataset
 from fer_core.models import registry
 from fer_core.base.labels import EMOTIONS, FOUR_CLASS, EMOTION_COLORS  # noqa: F401  (re-exported for pages)
 
@@ -20,7 +21,7 @@ DETECTOR_NAMES = {"haar": "Haar cascade (fast)", "mtcnn": "MTCNN (robust, slower
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _load_path(source: str, stamp: str) -> fer_data.FerDataset:
+def _load_path(source: str, stamp: str) -> FerDataset:
     bar = st.progress(0.0, text=f"Loading {source} …")
     ds = fer_data.load_dataset(source, progress=lambda d, t, m: bar.progress(d / max(t, 1), text=m))
     bar.empty()
@@ -28,7 +29,7 @@ def _load_path(source: str, stamp: str) -> fer_data.FerDataset:
 
 
 @st.cache_resource(show_spinner="Reading the uploaded zip …", max_entries=2)
-def _load_upload(digest: str, _data: bytes) -> fer_data.FerDataset:
+def _load_upload(digest: str, _data: bytes) -> FerDataset:
     return fer_data.load_dataset(_data, cache=False)  # uploads stay in memory
 
 
@@ -47,7 +48,7 @@ def _stamp(source: str) -> str:
         return ""
 
 
-def dataset_sidebar() -> fer_data.FerDataset | None:
+def dataset_sidebar() -> FerDataset | None:
     """Sidebar: dataset path (default $FER_DATA_DIR) or an uploaded zip; returns the loaded dataset."""
     default = fer_data.default_data_dir()
     if DATASET_KEY not in st.session_state:
@@ -64,11 +65,11 @@ def dataset_sidebar() -> fer_data.FerDataset | None:
             return _load_upload(hashlib.sha1(raw).hexdigest(), raw)
         if not source.strip():
             st.info("No dataset selected. Enter a folder in the sidebar, set `FER_DATA_DIR`, or upload a zip. "
-                    "Supported: " + "; ".join(fer_data.SUPPORTED_LAYOUTS) + ".")
+                    "Supported: " + "; ".join(SUPPORTED_LAYOUTS) + ".")
             return None
         path = str(fer_data.check_data_root(source.strip()))  # within $FER_DATA_ROOT when it is set
         return _load_path(path, _stamp(path))
-    except fer_data.DataError as err:
+    except DataError as err:
         st.error(f"Could not load the dataset: {err}")
         return None
 
