@@ -57,8 +57,8 @@ def analyze(digest: str, _data: bytes, model_id: str, detector: str, min_size: i
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def comparison_table(digest: str, settings: tuple, models: tuple, tta: str | None, _crops,
-                     _classifiers) -> pd.DataFrame:
-    return pd.DataFrame(compare_models(_crops, _classifiers, tta=tta))
+                     _classifiers, _answered) -> pd.DataFrame:
+    return pd.DataFrame(compare_models(_crops, _classifiers, tta=tta, answered=_answered))
 
 
 @st.cache_data(show_spinner="Loading the Keras model Grad-CAM differentiates …", max_entries=16)
@@ -142,7 +142,8 @@ for n, (name, data) in enumerate(photos):
     with st.spinner(f"Loading and asking {', '.join(compare)} …" if compare else "…"):
         others, broken = loadable(compare)
         table = comparison_table(digest, settings, tuple((c.id, by_id[c.id].model_file.stat().st_mtime)
-                                                         for c in others), tta, analysis.crops, others)
+                                                         for c in others), tta, analysis.crops, others,
+                                 {model_id: analysis.probabilities})
     doc = {"file": name, **analysis.to_dict(), "all_models": table.astype(object).where(table.notna(), None)
            .to_dict(orient="records")}
     with summary_col:
@@ -173,6 +174,13 @@ for n, (name, data) in enumerate(photos):
         st.caption(f"Occlusion explains this {by_id[model_id].format} export itself. Grad-CAM is computed on "
                    f"{clf.model.parent_id}, the Keras model it was converted from (a converted model has no "
                    "gradients; the first Grad-CAM loads TensorFlow). The predictions above are the export's own.")
+    # an explanation runs the model ~120 times per face (occlusion) or loads TensorFlow (Grad-CAM): on a group
+    # photo, one face at a time keeps the first answer fast
+    explain = 1
+    if len(analysis.faces) > 1:
+        explain = st.selectbox("Explain face", range(1, len(analysis.faces) + 1), key=f"explain_{n}",
+                               format_func=lambda i: f"Face {i}: {analysis.faces[i - 1].label}",
+                               help="Which face's heatmap to compute; the others keep their probabilities.")
     explained = image
     for i, (face, crop) in enumerate(zip(analysis.faces, analysis.crops), start=1):
         st.subheader(f"Face {i}: {face.label} {face.confidence:.0%}")
@@ -183,6 +191,9 @@ for n, (name, data) in enumerate(photos):
         fig.update_layout(showlegend=False, height=60 + 32 * len(probs), margin=dict(l=0, r=0, t=10, b=0),
                           yaxis=dict(categoryorder="array", categoryarray=list(reversed(clf.labels))))
         left.plotly_chart(fig, key=f"bars_{n}_{i}")
+        if i != explain:
+            right.caption("Pick this face in “Explain face” above to see which parts of it drove the answer.")
+            continue
         with right:
             c1, c2 = st.columns(2)
             target = c1.selectbox("Explain class", clf.labels, index=clf.labels.index(face.label),
@@ -206,8 +217,8 @@ for n, (name, data) in enumerate(photos):
                 st.image([crop, cam.overlay(crop, heat)], width=160,
                          caption=["face crop", f"{METHOD_NAMES[method]}: {target}{where}"])
                 explained = cam.overlay_on_image(explained, face.box, heat, margin=analysis.margin)
-    with st.expander("Heatmaps on the whole photo"):
-        st.image(explained, caption="each face's heatmap for its selected class, method and layer",
+    with st.expander("Heatmap on the whole photo"):
+        st.image(explained, caption="the explained face's heatmap for its selected class, method and layer",
                  width="stretch")
 
     st.subheader("The compared models on these faces")

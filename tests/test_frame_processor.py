@@ -40,11 +40,17 @@ class SpyClassifier:
 
     def __init__(self, inner):
         self.inner, self.labels, self.batches, self.ttas = inner, inner.labels, [], []
+        self.model, self.default_tta = inner.model, inner.default_tta
 
     def predict(self, crops, tta=None):
         self.batches.append(len(crops))
         self.ttas.append(tta)
         return self.inner.predict(crops, tta=tta)
+
+    def predict_preprocessed(self, x, tta=None):
+        self.batches.append(len(x))
+        self.ttas.append(tta)
+        return self.inner.predict_preprocessed(x, tta=tta)
 
 
 class JitterClassifier:
@@ -97,7 +103,9 @@ def test_processor_detects_classifies_and_draws_real_faces(classifier, clip, mon
 def test_processor_bgr_roundtrip_and_av_frames(classifier, clip):
     spy = SpyClassifier(classifier)
     frame_processor.warm_up(spy)
-    assert spy.batches == [1, 2, 3, 4]
+    assert spy.batches == [1, 2, 4], "one pass per padded batch size that 1–4 faces take"
+    spy.default_tta = "tencrop"
+    assert frame_processor._padded_batch_sizes(spy, 4) == [8, 16, 32]  # 10, 20, 30 and 32 + 8 views
     proc = frame_processor.FrameProcessor(classifier, detect_every=1)
     bgr = cv2.cvtColor(clip[0], cv2.COLOR_RGB2BGR)
     out_bgr, rows_bgr = proc.process(bgr, bgr=True)

@@ -22,7 +22,8 @@ from ..inference import faces as fer_faces
 from ..base.labels import emotion_rgb
 from .timeline import timeline_frame
 from .tracking import Track, box_shift, match_boxes, smooth
-from ..models.tta import tta_mode
+from ..inference.predict import BATCH_BUCKETS
+from ..models.tta import tta_mode, tta_views
 
 
 @dataclass(frozen=True)
@@ -278,12 +279,28 @@ class FrameProcessor:
 
 
 def warm_up(classifier, max_faces: int = 4) -> None:
-    """Compile the classifier for batches of 1…`max_faces` faces and load the net that confirms Haar
-    detections, so a stream's (or photo's) first frames aren't slow."""
-    size = classifier.preprocessing.input_size if hasattr(classifier, "preprocessing") else 48
-    for n in range(1, max_faces + 1):
-        classifier.predict(np.zeros((n, size, size), np.uint8))
+    """Compile a Keras classifier for the padded batch sizes that 1…`max_faces` faces take under its default
+    TTA (one pass per size, on zeros), and load the net that confirms Haar detections, so a stream's (or
+    photo's) first frames aren't slow. An edge export (LiteRT / ONNX) has nothing to compile."""
+    if not getattr(getattr(classifier, "model", None), "runtime", None):
+        for size in _padded_batch_sizes(classifier, max_faces):
+            classifier.predict_preprocessed(np.zeros((size, *classifier.model.input_shape[1:]), np.float32),
+                                            tta="none")
     fer_faces.onet_confirmer().probabilities(np.zeros((48, 48, 3), np.uint8), [(0, 0, 48, 48)])
+
+
+def _padded_batch_sizes(classifier, max_faces: int) -> list[int]:
+    """The batch sizes (`predict.BATCH_BUCKETS`) the forward pass sees for 1…`max_faces` faces and their TTA views."""
+    one = np.zeros((1, *classifier.model.input_shape[1:]), np.float32)
+    per_face = len(tta_views(one, classifier.default_tta))
+    sizes = set()
+    for views in range(per_face, per_face * max_faces + 1, per_face):
+        full, rest = divmod(views, BATCH_BUCKETS[-1])
+        if full:
+            sizes.add(BATCH_BUCKETS[-1])
+        if rest:
+            sizes.add(next(b for b in BATCH_BUCKETS if b >= rest))
+    return sorted(sizes)
 
 
 # --- drawing ------------------------------------------------------------------------------------
