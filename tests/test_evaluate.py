@@ -1,5 +1,5 @@
-"""fer_core.evaluation.evaluate: metrics against scikit-learn and hand-computed values, and evaluate_model
-on a fixture model whose every prediction is known in closed form."""
+"""fer_core.evaluation: metrics against scikit-learn and hand-computed values, the saved predictions, the
+comparison tables, and evaluate_model on a fixture model whose every prediction is known in closed form."""
 from __future__ import annotations
 
 import json
