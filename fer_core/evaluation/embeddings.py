@@ -115,7 +115,8 @@ def extract_features(classifier, images: np.ndarray, batch_size: int = 256,
 
     Batches are zero-padded to `batch_size` so the compiled forward pass is traced once.
     """
-    from ..inference.predict import as_probabilities, compiled_forward
+    from ..inference.predict import compiled_forward
+    from ..models.probabilities import as_probabilities
 
     forward = _FORWARDS.get(classifier.model)
     if forward is None:

@@ -18,6 +18,7 @@ from .faces import DEFAULT_MAX_SIDE, DEFAULT_MIN_SIZE, DETECTORS, Face, crop_fac
 from .images import ImageError, encode_png, read_image
 from ..base.labels import emotion_rgb
 from ..models.tta import TTA_MODES, add_tta_argument, tta_mode, tta_views  # noqa: F401  (re-exported for callers)
+from ..models.probabilities import as_probabilities
 from ..models.registry import ModelInfo, RegistryError, default_model, get_model, load_model
 
 BATCH_BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)  # inputs are zero-padded up to one of these sizes
@@ -111,15 +112,6 @@ def compiled_forward(model):
 
     forward = tf.function(lambda t: model(t, training=False))
     return lambda x: forward(x).numpy()
-
-
-def as_probabilities(out: np.ndarray) -> np.ndarray:
-    """Model outputs as probabilities: softmax outputs pass through, logits are soft-maxed."""
-    out = np.asarray(out, dtype=np.float32)
-    if out.size and (out.min() < 0 or np.abs(out.sum(axis=1) - 1).max() > 1e-3):
-        e = np.exp(out - out.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    return out
 
 
 @dataclass

@@ -2,7 +2,8 @@
 `predict.Classifier` uses for a Keras model (`input_shape`, `output_shape`, `__call__(x) -> probabilities`).
 
 `registry.load_model` picks one by the card's `format`; `fer_core.training.export` makes the files (and re-exports
-these names). This module imports nothing from the rest of fer_core but `litert`, so the registry can use it.
+these names). This module imports nothing from the rest of fer_core but `litert` and `probabilities`, so the
+registry can use it.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..base.litert import interpreter_for_batch
+from .probabilities import renormalise, softmax
 
 if TYPE_CHECKING:  # annotations only: the registry imports this module
     from .registry import ModelInfo
@@ -107,9 +109,4 @@ def to_probabilities(out: np.ndarray, outputs: str = "probabilities") -> np.ndar
     """Rows that sum to 1: a quantized softmax output renormalised (int8 steps of 1/256 leave sums a
     little off 1), or a softmax of logits."""
     out = np.asarray(out, dtype=np.float32)
-    if outputs == "logits":
-        e = np.exp(out - out.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    out = np.clip(out, 0.0, None)
-    total = out.sum(axis=1, keepdims=True)
-    return np.divide(out, total, out=np.full_like(out, 1.0 / max(1, out.shape[1])), where=total > 0)
+    return softmax(out, axis=1) if outputs == "logits" else renormalise(out, axis=1)

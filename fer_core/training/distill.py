@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..models import registry
+from ..models.probabilities import softmax
 from ..inference.predict import Classifier
 from ..base.progress import ProgressFn
 
@@ -28,10 +29,8 @@ TEACHER_FILE = "teacher.npz"  # the cached teacher probabilities, in the run fol
 
 def soften(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     """The teacher's distribution at `temperature`: softmax(log p / T), i.e. p^(1/T) renormalised."""
-    logp = np.log(np.clip(probabilities.astype(np.float64), 1e-12, 1.0)) / temperature
-    logp -= logp.max(axis=1, keepdims=True)
-    p = np.exp(logp)
-    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+    return softmax(np.log(np.clip(probabilities.astype(np.float64), 1e-12, 1.0)) / temperature, axis=1).astype(
+        np.float32)
 
 
 def pack_targets(labels: np.ndarray, teacher: np.ndarray | None, num_classes: int) -> np.ndarray:
