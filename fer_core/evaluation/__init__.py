@@ -1,5 +1,7 @@
 """How good a model is: imports the layers up to `inference`.
 
-Scores on a split (`evaluate`), robustness to corruptions (`robustness`), studies across models (`studies`),
+Scores on a split (`evaluate`, from `metrics`, `scores` and `latency`; per-image `predictions` saved beside
+the card; an export beside its `parents`), the tables that compare saved results (`leaderboard`,
+`comparison`), robustness to corruptions (`robustness`), studies across models (`studies`),
 embeddings (`embeddings`), likely label errors (`label_issues`) and model cards (`model_card`).
 """
