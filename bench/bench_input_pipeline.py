@@ -7,7 +7,7 @@ re-reads and re-decodes every JPEG and augments it image by image in Python/SciP
 `tf.keras.preprocessing.image.ImageDataGenerator` (keras.src.legacy.preprocessing.image), so the
 baseline here is that real class, not a re-implementation.
 
-Ours (`fer_core.training.train.make_tf_dataset`) holds the once-decoded uint8 faces in memory, augments each
+Ours (`fer_core.training.input_pipeline.make_tf_dataset`) holds the once-decoded uint8 faces in memory, augments each
 face with cheap TensorFlow ops in a parallel tf.data map, then batches, scales and prefetches.
 
 Both pipelines get comparable augmentation (horizontal flip, ±10 % shift, up to 12 % zoom: our
@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fer_core.data.datasets import default_data_dir, load_dataset  # noqa: E402
 from fer_core.base.labels import EMOTIONS  # noqa: E402
 
-# the seed generator's closest equivalent of fer_core.training.train.augment_face(level="standard"):
+# the seed generator's closest equivalent of fer_core.training.augment.augment_face(level="standard"):
 # flip, ±5 px shift (0.1 of 48), zoom up to 12 %
 SEED_AUGMENTATION = dict(horizontal_flip=True, width_shift_range=0.1, height_shift_range=0.1,
                          zoom_range=0.12, fill_mode="nearest")
@@ -71,7 +71,7 @@ def seed_pipeline(train_dir: Path, batch_size: int):
 def our_pipeline(images, labels, num_classes: int, batch_size: int):
     """fer_core's training pipeline over in-memory faces, repeated so fit can take any number of steps."""
     from fer_core.models.preprocess import Preprocessing
-    from fer_core.training.train import make_tf_dataset
+    from fer_core.training.input_pipeline import make_tf_dataset
 
     return make_tf_dataset(images, labels, Preprocessing(), num_classes, batch_size=batch_size,
                            augment="standard", shuffle=True, seed=0).repeat()

@@ -21,8 +21,8 @@ USER_ERRORS = (DataError, RegistryError, FileNotFoundError, ValueError)
 # top level) and add one line here.
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("commands.data", "load a dataset and print its counts and problems"),
-    "train": ("training.train", "train an architecture on a dataset and register it under models/"),
-    "distill": ("training.train", "train a fast network on a teacher model's probabilities (knowledge distillation)"),
+    "train": ("commands.train", "train an architecture on a dataset and register it under models/"),
+    "distill": ("commands.train", "train a fast network on a teacher model's probabilities (knowledge distillation)"),
     "evaluate": ("commands.evaluate", "score a registered model on a dataset split and save the results"),
     "models": ("commands.evaluate", "list registered models with their card summaries"),
     "predict": ("inference.predict", "detect faces in photos and classify their emotions"),

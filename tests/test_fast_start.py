@@ -36,7 +36,8 @@ def test_training_prints_no_ignored_shuffle_warning(tmp_path, monkeypatch):
     """The input pipeline shuffles itself, so `fit` is told not to (Keras warned it would ignore it)."""
     import warnings
 
-    from fer_core.training.train import TrainConfig, train
+    from fer_core.training.config import TrainConfig
+    from fer_core.training.train import train
     from tests.fixtures import write_kaggle_layout
 
     for name, sub in (("FER_CACHE_DIR", "cache"), ("FER_RUNS_DIR", "runs"), ("FER_MODELS_DIR", "models")):

@@ -15,7 +15,7 @@ from fer_core.evaluation import embeddings
 from fer_core.data.datasets import load_dataset
 from fer_core.evaluation.label_issues import COLUMNS, find_label_issues, out_of_sample_probabilities, rank_label_issues
 from fer_core.base.labels import FOUR_CLASS
-from fer_core.training.train import read_file_list
+from fer_core.training.selection import read_file_list
 from tests.fixtures import grating_images, write_fer_csv, write_mislabelled_gratings, zip_folder
 from tests.model_fixtures import make_fixture_model
 

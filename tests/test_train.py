@@ -15,9 +15,14 @@ from fer_core import cli
 from fer_core.models import registry
 from fer_core.evaluation.model_card import model_card_markdown
 from fer_core.models.preprocess import Preprocessing
-from fer_core.training import train as train_module
-from fer_core.training.train import (NumpyBatches, TrainConfig, augment_batch, make_tf_dataset, split_for_training,
-                             train)
+from fer_core.training import augment, fit, input_pipeline
+from fer_core.training.augment import augment_batch
+from fer_core.training.card import initial_weights
+from fer_core.training.config import TrainConfig
+from fer_core.training.input_pipeline import NumpyBatches, make_tf_dataset
+from fer_core.training.selection import split_for_training
+from fer_core.training.swa import SWA_FILE, apply_swa, recompute_batchnorm
+from fer_core.training.train import train
 from tests.fixtures import write_course_layout
 
 
@@ -80,7 +85,7 @@ def test_resume_continues_after_the_last_checkpoint(tiny_kaggle, tmp_path, capsy
 
 def test_sigterm_stops_training_and_still_ships_the_best_epoch(tiny_kaggle, tmp_path, monkeypatch, capsys):
     """A time limit (SIGTERM) or Ctrl-C mid-run: the finished epochs are kept and the card says where it stopped."""
-    real_callback = train_module._checkpoint_callback
+    real_callback = fit.checkpoint_callback
 
     def callback_that_gets_killed(*args):
         checkpoint = real_callback(*args)
@@ -93,7 +98,7 @@ def test_sigterm_stops_training_and_still_ships_the_best_epoch(tiny_kaggle, tmp_
         checkpoint.on_epoch_end = on_epoch_end
         return checkpoint
 
-    monkeypatch.setattr(train_module, "_checkpoint_callback", callback_that_gets_killed)
+    monkeypatch.setattr(fit, "checkpoint_callback", callback_that_gets_killed)
     before = signal.getsignal(signal.SIGTERM)
     info = train(TrainConfig(arch="baseline_cnn", data=str(tiny_kaggle), epochs=3, batch_size=8, patience=0,
                              out=str(tmp_path / "models" / "killed")), verbose=0)
@@ -105,14 +110,14 @@ def test_sigterm_stops_training_and_still_ships_the_best_epoch(tiny_kaggle, tmp_
 
 
 def test_a_stop_signal_during_a_checkpoint_waits_until_the_files_are_written(tiny_kaggle, tmp_path, monkeypatch):
-    real_write = train_module._replace_atomically
+    real_write = fit.replace_atomically
 
     def killed_while_writing(path, write):
         if path.name == "best.weights.h5":
             os.kill(os.getpid(), signal.SIGTERM)  # arrives before the best weights are on disk
         real_write(path, write)
 
-    monkeypatch.setattr(train_module, "_replace_atomically", killed_while_writing)
+    monkeypatch.setattr(fit, "replace_atomically", killed_while_writing)
     info = train(TrainConfig(arch="baseline_cnn", data=str(tiny_kaggle), epochs=3, batch_size=8, patience=0,
                              out=str(tmp_path / "models" / "mid_write")), verbose=0)
     assert info.card["training"]["stopped"] == "interrupted after epoch 1 of 3"
@@ -189,8 +194,8 @@ def test_numpy_batches_shuffle_scale_and_one_hot():
 def test_non_tensorflow_backends_train_through_numpy_batches(tiny_kaggle, tmp_path, monkeypatch):
     """What a JAX/PyTorch backend runs: the whole fit fed by NumpyBatches instead of tf.data."""
     used = []
-    monkeypatch.setattr(train_module.keras.backend, "backend", lambda: "jax")
-    monkeypatch.setattr(train_module, "NumpyBatches", lambda *a, **k: used.append(a[4:]) or NumpyBatches(*a, **k))
+    monkeypatch.setattr(input_pipeline.keras.backend, "backend", lambda: "jax")
+    monkeypatch.setattr(input_pipeline, "NumpyBatches", lambda *a, **k: used.append(a[4:]) or NumpyBatches(*a, **k))
     info = train(TrainConfig(arch="baseline_cnn", data=str(tiny_kaggle), epochs=1, batch_size=8,
                              out=str(tmp_path / "models" / "numpy_fed")), verbose=0)
     assert info.card["training"]["epochs_run"] == 1 and used[0][0] == 8  # the batch size reached it
@@ -217,7 +222,7 @@ def test_swa_ships_the_mean_of_the_last_epochs_with_fresh_batchnorm_statistics(t
     import keras
 
     seen = []
-    real_fold = train_module._fold_into_average
+    real_fold = fit.fold_into_average
 
     def fold_and_remember(run_dir, state, model, epoch):
         seen.append([keras.ops.convert_to_numpy(v).copy() for v in model.trainable_weights])
@@ -225,7 +230,7 @@ def test_swa_ships_the_mean_of_the_last_epochs_with_fresh_batchnorm_statistics(t
         if len(seen) == 1:
             os.kill(os.getpid(), signal.SIGTERM)  # a time limit strikes after the first averaged epoch
 
-    monkeypatch.setattr(train_module, "_fold_into_average", fold_and_remember)
+    monkeypatch.setattr(fit, "fold_into_average", fold_and_remember)
     config = TrainConfig(arch="baseline_cnn", data=str(tiny_kaggle), epochs=3, batch_size=8, patience=0, swa=2,
                          out=str(tmp_path / "models" / "averaged"))
     stopped = train(config, verbose=0)
@@ -256,19 +261,19 @@ def test_swa_batchnorm_statistics_can_come_from_augmented_faces(tmp_path):
     model = keras.Model(inputs, keras.layers.BatchNormalization(name="bn")(inputs))
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    np.savez(run_dir / train_module.SWA_FILE, **{f"w{i}": keras.ops.convert_to_numpy(w)
+    np.savez(run_dir / SWA_FILE, **{f"w{i}": keras.ops.convert_to_numpy(w)
                                                  for i, w in enumerate(model.trainable_weights)})
     faces = np.random.default_rng(1).integers(0, 256, (40, 48, 48), dtype=np.uint8)
     faces[:, :, :24] = 20  # a dark left half: flips and shifts move it, so augmented statistics differ
     pre = Preprocessing(input_size=48, channels=1, scale="unit")
     config = TrainConfig(arch="baseline_cnn", data=".", epochs=2, swa=1, augment="strong", erase=0.5, seed=7,
                          swa_batchnorm="augmented")
-    record = train_module.apply_swa(model, run_dir, {"swa_epochs": [2]}, faces, pre, config)
-    augmented = train_module.augment_batch(faces, "strong", np.random.default_rng(7), 0.5)
+    record = apply_swa(model, run_dir, {"swa_epochs": [2]}, faces, pre, config)
+    augmented = augment.augment_batch(faces, "strong", np.random.default_rng(7), 0.5)
     mean = keras.ops.convert_to_numpy(model.get_layer("bn").moving_mean)
     np.testing.assert_allclose(mean, pre.to_input(augmented).mean(axis=(0, 1, 2)), rtol=1e-4)
     assert record["batchnorm_faces"] == "augmented" and "augmented training faces (strong, erase 0.5)" in record["note"]
-    clean = train_module.apply_swa(model, run_dir, {"swa_epochs": [2]}, faces, pre,
+    clean = apply_swa(model, run_dir, {"swa_epochs": [2]}, faces, pre,
                                    TrainConfig(arch="baseline_cnn", data=".", epochs=2, swa=1))
     clean_mean = keras.ops.convert_to_numpy(model.get_layer("bn").moving_mean)
     np.testing.assert_allclose(clean_mean, pre.to_input(faces).mean(axis=(0, 1, 2)), rtol=1e-4)
@@ -281,7 +286,7 @@ def test_batchnorm_statistics_are_recomputed_as_the_plain_mean_over_the_inputs()
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.BatchNormalization()(inputs))
     x = np.random.default_rng(0).normal(3.0, 2.0, (1000, 4)).astype(np.float32)
-    assert train_module.recompute_batchnorm(model, x, batch_size=100) == 1
+    assert recompute_batchnorm(model, x, batch_size=100) == 1
     bn = model.layers[-1]
     np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_mean), x.mean(0), rtol=1e-4)
     batch_vars = x.reshape(10, 100, 4).var(axis=1)  # Keras' per-batch (biased) variance, averaged
@@ -300,19 +305,19 @@ def test_cards_say_what_weights_a_run_started_from():
     from fer_core.models.architectures import get_architecture
 
     config = TrainConfig(arch="efficientnet_transfer", data=".")
-    assert "ImageNet weights not used" in train_module.initial_weights(config, get_architecture(config.arch))
+    assert "ImageNet weights not used" in initial_weights(config, get_architecture(config.arch))
     resvgg = get_architecture("fer_resvgg")
-    assert train_module.initial_weights(replace(config, init_from="m1"), resvgg) == "layers of m1"
+    assert initial_weights(replace(config, init_from="m1"), resvgg) == "layers of m1"
 
 
 def test_random_erasing_paints_one_grey_rectangle_in_both_pipelines():
     faces = np.zeros((64, 48, 48), np.uint8)
-    x = train_module.erase_batch(faces.astype(np.float32), 1.0, np.random.default_rng(0))
+    x = augment.erase_batch(faces.astype(np.float32), 1.0, np.random.default_rng(0))
     for face in x:
         rows, cols = np.nonzero(face == 127.5)
         area = len(rows) / 48 ** 2
         assert 0 < area <= 0.3 and len(rows) == (np.ptp(rows) + 1) * (np.ptp(cols) + 1)  # one filled box
-    assert not train_module.erase_batch(faces.astype(np.float32), 0.0, np.random.default_rng(0)).any()
+    assert not augment.erase_batch(faces.astype(np.float32), 0.0, np.random.default_rng(0)).any()
     ds = make_tf_dataset(faces, np.zeros(64), Preprocessing(48, 1, "raw"), 3, batch_size=64, augment="none",
                          erase=1.0)
     xb, _ = next(iter(ds))
@@ -322,7 +327,7 @@ def test_random_erasing_paints_one_grey_rectangle_in_both_pipelines():
 
 def test_training_drops_duplicates_of_held_out_faces_and_listed_files(tiny_kaggle, tmp_path):
     from fer_core.data.datasets import load_dataset
-    from fer_core.training.train import exclude_training_rows
+    from fer_core.training.selection import exclude_training_rows
 
     full = load_dataset(tiny_kaggle)
     train_rows, _, _ = split_for_training(full, 0)
@@ -345,11 +350,11 @@ def test_training_drops_duplicates_of_held_out_faces_and_listed_files(tiny_kaggl
 
 def test_balanced_class_weights_reach_the_loss_in_both_pipelines(tiny_kaggle, tmp_path):
     labels = np.array([0] * 6 + [1] * 3 + [2])
-    weights = train_module.class_weights(labels, 4, "balanced")
+    weights = input_pipeline.class_weights(labels, 4, "balanced")
     np.testing.assert_allclose(weights[:3], [10 / 24, 10 / 12, 10 / 4])
     assert weights[3] == 0.0  # a class with no faces gets no weight, not a division by zero
     np.testing.assert_allclose([np.sum(weights[labels] * (labels == k)) for k in range(3)], 10 / 4)
-    assert train_module.class_weights(labels, 4, "none") is None
+    assert input_pipeline.class_weights(labels, 4, "none") is None
     faces = np.zeros((10, 48, 48), np.uint8)
     x, y, w = next(iter(make_tf_dataset(faces, labels, Preprocessing(48, 1, "unit"), 4, batch_size=10,
                                         weights=weights)))

@@ -42,11 +42,11 @@ def voted(env):
     ("ferplus-majority", ",".join(EMOTIONS), EMOTIONS),  # contempt counted as disgust
 ])
 def test_train_on_ferplus_labels_records_mode_and_votes(voted, env, source, labels, expected, capsys, monkeypatch):
-    from fer_core.training import train as train_module
+    from fer_core.training import fit
 
     fed = []
-    make_input = train_module.make_input
-    monkeypatch.setattr(train_module, "make_input",
+    make_input = fit.make_input
+    monkeypatch.setattr(fit, "make_input",
                         lambda *a, **kw: fed.append(kw.get("targets")) or make_input(*a, **kw))
     code = cli.main(["train", "--arch", "baseline_cnn", "--data", str(voted), "--epochs", "1", "--batch-size", "8",
                      "--limit", "20", "--label-source", source, "--labels", labels, "--patience", "0"])

@@ -22,7 +22,7 @@ import numpy as np
 from ..models import registry
 from ..models.probabilities import softmax
 from ..inference.predict import Classifier
-from ..base.progress import ProgressFn
+from ..base.progress import ProgressFn, stderr_progress
 
 TEACHER_FILE = "teacher.npz"  # the cached teacher probabilities, in the run folder
 
@@ -101,6 +101,31 @@ def distillation_record(config, teacher: dict) -> dict:
             "teacher_outputs": "cached: the teacher classified each clean training face once (with its TTA); "
                                "augmented copies share that target, since per-batch teaching would cost the "
                                "teacher's full TTA on every step"}
+
+
+def distillation_targets(config, labels, faces: np.ndarray, train_rows, val_rows, run_dir: Path):
+    """(train targets, validation targets, teacher record) for a distillation run; (None, None, None)
+    otherwise. The teacher answers once per training face (cached in the run folder), its classes put
+    in the student's order, renormalised and softened at the run's temperature."""
+    if not config.teacher:
+        return None, None, None
+    import keras
+
+    print(f"Teacher {config.teacher}: classifying {len(faces):,} training faces (cached in the run folder)",
+          flush=True)
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy("float32")  # the teacher answers as it was evaluated, not in bf16
+    try:
+        probs, record = teacher_probabilities(config.teacher, faces, train_rows.files, run_dir,
+                                              tta=config.teacher_tta or None, progress=stderr_progress)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    probs = probs[:, align_labels(record["labels"], labels)]
+    probs /= np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)
+    record["agreement_with_labels"] = round(float((probs.argmax(1) == train_rows.labels).mean()), 4)
+    soft = soften(probs, config.temperature)
+    return (pack_targets(train_rows.labels, soft, len(labels)), pack_targets(val_rows.labels, None, len(labels)),
+            record)
 
 
 def teacher_of(info: registry.ModelInfo) -> str | None:
