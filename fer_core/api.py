@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .inference.faces import DEFAULT_MIN_SIZE
-from .models.registry import ModelInfo, RegistryError, default_model, get_model
+from .models.registry import ModelInfo, get_model, resolve_model
 
 
 def load(model: str | ModelInfo | None = None):
@@ -39,9 +39,7 @@ def load(model: str | ModelInfo | None = None):
     >>> clf.labels
     ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral')
     """
-    info = model if isinstance(model, ModelInfo) else get_model(str(model)) if model is not None else default_model()
-    if info is None:
-        raise RegistryError("no models are registered; train one with `python -m fer_core train ...`")
+    info = resolve_model(model)
     return _load_cached(str(info.path), info.model_file.stat().st_mtime)
 
 

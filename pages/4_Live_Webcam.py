@@ -15,6 +15,7 @@ from fer_core.video import frame_processor
 from fer_core.video import timeline
 from fer_core.video import webrtc
 from fer_core.inference.faces import DETECTORS
+from fer_core.models import registry
 from pages.common import DETECTOR_NAMES, TTA_NAMES, classifier, emotion_color_map, model_infos
 
 webrtc.prepare_webrtc_import()  # before streamlit_webrtc: its SRTP library crashes if loaded after TensorFlow
@@ -47,8 +48,8 @@ def ice_servers() -> list[dict]:
 # ----------------------------------------------------------------------------- settings
 with st.sidebar:
     st.subheader("Model and speed")
-    default = next((i for i, m in enumerate(infos) if m.is_default()), 0)
-    info = st.selectbox("Model", infos, index=default, format_func=lambda m: f"{m.name} — {m.label_set}")
+    info = st.selectbox("Model", infos, index=infos.index(registry.pick_default(infos)),
+                        format_func=lambda m: f"{m.name} — {m.label_set}")
     detector = st.radio("Face detector", DETECTORS, format_func=DETECTOR_NAMES.get,
                         help="Haar keeps 25+ fps on a laptop CPU; MTCNN finds turned and small faces but is slower.")
     every = st.slider("Detect faces every N-th frame", 1, 10, 3,

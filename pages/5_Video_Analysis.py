@@ -15,6 +15,7 @@ import streamlit as st
 from fer_core.video import timeline
 from fer_core.video import files as video
 from fer_core.inference.faces import DETECTORS
+from fer_core.models import registry
 from pages.common import DETECTOR_NAMES, classifier, emotion_color_map, model_infos
 
 st.set_page_config(page_title="Video Analysis", page_icon="🎞️", layout="wide")
@@ -59,8 +60,8 @@ def results() -> _Results:
 # ----------------------------------------------------------------------------- inputs
 with st.sidebar:
     st.subheader("Analysis")
-    default = next((i for i, m in enumerate(infos) if m.is_default()), 0)
-    info = st.selectbox("Model", infos, index=default, format_func=lambda m: f"{m.name} — {m.label_set}")
+    info = st.selectbox("Model", infos, index=infos.index(registry.pick_default(infos)),
+                        format_func=lambda m: f"{m.name} — {m.label_set}")
     detector = st.radio("Face detector", DETECTORS, format_func=DETECTOR_NAMES.get)
     every = st.slider("Analyse every N-th frame", 1, 30, 5, help="1 analyses every frame (slowest, finest timeline).")
     smoothing = st.slider("Label smoothing", 0.0, 0.95, 0.5, 0.05,

@@ -69,9 +69,7 @@ def default_feature_model(labels=None):
     features, else (an ensemble or an export is the default) its most accurate single Keras model."""
     from ..models import registry
 
-    default = registry.default_model(labels) or registry.default_model()
-    if default is None:
-        raise registry.RegistryError("no models are registered; train one with `python -m fer_core train ...`")
+    default = registry.default_model(labels) or registry.resolve_model()
     if can_embed(default):
         return default
     singles = [i for i in registry.list_models() if i.labels == default.labels and can_embed(i)]

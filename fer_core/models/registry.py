@@ -229,10 +229,34 @@ def get_model(model_id: str, models_dir: Path | None = None) -> ModelInfo:
     raise RegistryError(f"no model {model_id!r}; registered models: {known}")
 
 
+NO_MODELS = "no models are registered; train one with `python -m fer_core train ...`"
+
+
+def pick_default(infos: list[ModelInfo], labels=None) -> ModelInfo | None:
+    """Among `infos`, those of label set `labels` (all when None): the one marked default, else the first
+    (`list_models` sorts each label set's default first); None when there are none."""
+    same = [m for m in infos if labels is None or m.labels == tuple(labels)]
+    return next((m for m in same if m.is_default()), same[0] if same else None)
+
+
 def default_model(labels=None, models_dir: Path | None = None) -> ModelInfo | None:
     """The model marked default for a label set (any label set when None), else the first one."""
-    models = [m for m in list_models(models_dir) if labels is None or m.labels == tuple(labels)]
-    return next((m for m in models if m.is_default()), models[0] if models else None)
+    return pick_default(list_models(models_dir), labels)
+
+
+def resolve_model(model=None, labels=None, models_dir: Path | None = None) -> ModelInfo:
+    """This model, else the default: `model` as given (a `ModelInfo`), the registered id or folder `model`,
+    or — when it is None or "" — the default model of label set `labels` (of any label set when None).
+    Raises `RegistryError` for an unknown id or when no model is registered."""
+    if isinstance(model, ModelInfo):
+        return model
+    if model is not None and str(model) != "":
+        return get_model(str(model), models_dir)
+    info = default_model(labels, models_dir)
+    if info is None:
+        raise RegistryError(NO_MODELS if labels is None else f"no {label_set_name(labels)} model is registered; "
+                            "train one with `python -m fer_core train ...`")
+    return info
 
 
 def validation_accuracy(info: ModelInfo) -> float | None:
@@ -272,8 +296,7 @@ def featured_models(infos: list[ModelInfo]) -> list[ModelInfo]:
     best edge export when one is registered), defaults first."""
     out: list[ModelInfo] = []
     for labels in dict.fromkeys(m.labels for m in infos):
-        same = [m for m in infos if m.labels == labels]
-        default = next((m for m in same if m.is_default()), same[0])  # as `default_model` picks
+        default = pick_default(infos, labels)
         best = most_accurate(infos, labels)
         for m in (default, fastest_equivalent(infos, best) if best else None):
             if m is not None and m not in out:
