@@ -124,7 +124,7 @@ def test_a_stop_signal_during_a_checkpoint_waits_until_the_files_are_written(tin
     run_dir = tmp_path / "runs" / "mid_write"
     state = json.loads((run_dir / "state.json").read_text())  # written in full, after the weights
     assert state["epochs_done"] == 1 and state["best_epoch"] == 1
-    assert (run_dir / "checkpoint.keras").exists() and not list(run_dir.glob("partial.*"))
+    assert (run_dir / "checkpoint.keras").exists() and not list(run_dir.glob(".partial-*"))
 
 
 def test_finish_ships_a_run_that_was_killed_for_good(tiny_kaggle, tmp_path):

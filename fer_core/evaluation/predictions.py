@@ -4,13 +4,12 @@ tests and show misclassified faces without re-running any model."""
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from ..base.files import atomic_write
 from ..models import registry
 from ..models.tta import tta_mode
 
@@ -90,12 +89,10 @@ def save_evaluation(info: registry.ModelInfo, result: dict, predictions: Predict
             "labels": list(predictions.labels), "skipped": predictions.skipped,
             "fingerprint": predictions.fingerprint, "tta": predictions.tta,
             "evaluated_at": result.get("evaluated_at")}
-    tmp = path.with_name(f"{split}.{uuid.uuid4().hex[:12]}.tmp.npz")  # one temp file per writer
     extra = {"clean": np.asarray(predictions.clean, bool)} if predictions.clean is not None else {}
-    np.savez_compressed(tmp, files=predictions.files.astype(str), y_true=predictions.y_true.astype(np.int16),
-                        probabilities=predictions.probabilities.astype(np.float16), meta=np.array(json.dumps(meta)),
-                        **extra)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: np.savez_compressed(
+        tmp, files=predictions.files.astype(str), y_true=predictions.y_true.astype(np.int16),
+        probabilities=predictions.probabilities.astype(np.float16), meta=np.array(json.dumps(meta)), **extra))
     replaced = registry.save_metrics(info, split, {**result, "predictions": path.relative_to(info.path).as_posix()})
     for old in replaced:  # an old-style result of the same data: its predictions go with it
         old_path = info.path / old.get("predictions", f"eval/{split}.npz")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..base.files import atomic_write
 from ..models import registry
 from ..models.probabilities import softmax
 from ..inference.predict import Classifier
@@ -72,11 +73,8 @@ def teacher_probabilities(teacher_id: str, faces: np.ndarray, files: np.ndarray,
             progress(min(start + batch_size, len(faces)), len(faces), f"teacher {info.id}: {start + batch_size} faces")
     probs = np.concatenate(out) if out else np.zeros((0, len(info.labels)), np.float32)
     run_dir.mkdir(parents=True, exist_ok=True)
-    partial = cache.with_name(f"partial.{cache.name}")
-    with open(partial, "wb") as f:
-        np.savez(f, probabilities=probs.astype(np.float32), files=files.astype(str),
-                 fingerprint=np.array(record["fingerprint"]))
-    partial.replace(cache)
+    atomic_write(cache, lambda tmp: np.savez(tmp, probabilities=probs.astype(np.float32), files=files.astype(str),
+                                             fingerprint=np.array(record["fingerprint"])))
     return probs, {**record, "cached": False}
 
 

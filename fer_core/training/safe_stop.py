@@ -5,15 +5,15 @@ on disk always agree with each other and an interrupted run can resume or ship i
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
+
+from ..base.files import atomic_write
 
 
 def replace_atomically(path: Path, write) -> None:
-    """`write(temporary path)` next to `path`, then rename it over `path`: a crash leaves the old file whole."""
-    partial = path.with_name(f"partial.{path.name}")  # keeps the suffix Keras checks (.keras, .weights.h5)
-    write(partial)
-    os.replace(partial, path)
+    """`write(temporary path)` next to `path`, then rename it over `path`: a crash leaves the old file whole
+    (`base.files.atomic_write`; the temp name keeps the suffix Keras checks, .keras or .weights.h5)."""
+    atomic_write(path, write)
 
 
 _STOP = {"deferring": False, "pending": False}  # a stop signal that arrived while a checkpoint was written
