@@ -1,6 +1,7 @@
 """Ensembles as first-class models, multi-crop TTA, and Grad-CAM on an ensemble."""
 from __future__ import annotations
 
+import json
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from fer_core import cli
 from fer_core.evaluation import evaluate as ev
 from fer_core.evaluation import leaderboard
 from fer_core.models import registry
-from fer_core.models.ensemble import create_ensemble, member_models
+from fer_core.models.ensemble import build_ensemble, create_ensemble, file_sha256, member_models, to_reference
 from fer_core.inference.gradcam import ALL_MEMBERS, conv_layers, gradcam_face
 from fer_core.base.labels import FOUR_CLASS
 from fer_core.inference.predict import Classifier, tta_mode, tta_views
@@ -45,6 +46,76 @@ def test_ensemble_is_the_mean_of_its_members(models, ensemble):
     expected = np.mean([m.predict(faces, tta="none") for m in members], axis=0)
     np.testing.assert_allclose(clf.predict(faces, tta="none"), expected, atol=1e-5)
     assert len(member_models(clf.model)) == 2
+
+
+def test_an_ensemble_names_its_members_by_hash_and_its_folder_is_small(models, ensemble):
+    info = registry.get_model(ensemble.id)
+    assert info.model_file.name == registry.ENSEMBLE_FILE and not (info.path / registry.MODEL_FILE).exists()
+    spec = json.loads(info.model_file.read_text())
+    assert [(m["id"], m["sha256"]) for m in spec["members"]] == [
+        (m, file_sha256(registry.get_model(m).model_file)) for m in ("a7", "b7")]
+    assert sum(f.stat().st_size for f in info.path.rglob("*") if f.is_file()) < 32_000  # no weights copied
+    assert info.card["file_size_bytes"] == sum(registry.get_model(m).model_file.stat().st_size for m in ("a7", "b7"))
+
+
+def test_loading_refuses_a_changed_or_missing_member(tmp_path, monkeypatch, capsys):
+    from tests.fixtures import write_kaggle_layout
+
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path))
+    make_fixture_model(tmp_path, "x7", seed=3)
+    make_fixture_model(tmp_path, "y7", seed=4, default=False)
+    info = create_ensemble(["x7", "y7"], tmp_path / "xy")
+    Classifier.from_registry("xy")  # loads while the members are the ones it was built from
+    make_fixture_model(tmp_path, "y7", seed=5, default=False)  # y7 retrained: other weights
+    with pytest.raises(registry.RegistryError, match="member 'y7' has changed since the ensemble was built"):
+        registry.load_keras_model(info)
+    write_kaggle_layout(tmp_path.parent / "xy_data", {"happy": (1, 2, 0), "sad": (1, 2, 0)})
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--model", "xy", "--data", str(tmp_path.parent / "xy_data"), "--no-save"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "member 'y7' has changed" in err and len(err.splitlines()) == 1  # one line, no traceback
+    create_ensemble(["x7", "y7"], tmp_path / "xy")  # rebuilt over the new member: loads again
+    Classifier.from_registry("xy")
+    import shutil
+
+    shutil.rmtree(tmp_path / "x7")
+    with pytest.raises(registry.RegistryError, match="needs member 'x7', which is not registered"):
+        registry.load_keras_model(registry.get_model("xy"))
+
+
+def test_an_old_ensemble_file_converts_to_references_keeping_its_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path))
+    make_fixture_model(tmp_path, "x7", seed=3)
+    make_fixture_model(tmp_path, "c4", FOUR_CLASS, seed=2, default=False)
+    new = create_ensemble(["x7", "c4"], tmp_path / "old", labels=FOUR_CLASS)
+    faces = crops(3, seed=6)
+    expected = Classifier.from_registry("old").predict(faces, tta="none")
+    # the former form: one model.keras holding copies of the members' weights
+    keep = [[registry.get_model("x7").labels.index(e) for e in FOUR_CLASS], None]
+    build_ensemble([registry.load_keras_model(registry.get_model(m)) for m in ("x7", "c4")], keep).save(
+        new.path / registry.MODEL_FILE)
+    card = {**new.card, "ensemble": {k: v for k, v in new.card["ensemble"].items() if k != "file"},
+            "evaluations": {"d/validation": {"split": "validation", "accuracy": 0.5, "dataset": {"id": "d"}}}}
+    registry.write_card(new.path, card)
+    (new.path / registry.ENSEMBLE_FILE).unlink()
+    assert registry.get_model("old").model_file.name == registry.MODEL_FILE
+    converted = to_reference("old")
+    assert converted.model_file.name == registry.ENSEMBLE_FILE and not (new.path / registry.MODEL_FILE).exists()
+    assert converted.evaluations == card["evaluations"]
+    np.testing.assert_allclose(Classifier.from_registry("old").predict(faces, tta="none"), expected, atol=1e-6)
+
+
+def test_the_shipped_ensembles_reference_their_members():
+    shipped = registry.default_models_dir()
+    ensembles = [i for i in registry.list_models(shipped) if isinstance(i.card.get("ensemble"), dict)]
+    if not ensembles:
+        pytest.skip("no shipped ensembles in this checkout")
+    for info in ensembles:
+        assert info.model_file.name == registry.ENSEMBLE_FILE, info.id
+        own = [f for f in info.path.rglob("*") if f.is_file() and registry.PREDICTIONS_DIR not in f.parts]
+        assert sum(f.stat().st_size for f in own) < 1_000_000, info.id  # rebuilding it adds < 1 MB to git
+        for entry in json.loads(info.model_file.read_text())["members"]:
+            assert file_sha256(shipped / entry["id"] / entry["file"]) == entry["sha256"], (info.id, entry["id"])
 
 
 def test_ensemble_card_and_default_inference(models, ensemble):

@@ -1,10 +1,15 @@
 """Ensembles: several registered models of one label set served as one model.
 
-An ensemble is an ordinary `models/<id>/model.keras` — one Keras graph that feeds the same input to
-every member (each a nested sub-model named `member_<i>`) and averages their probabilities — so the
-Classifier, `evaluate`, every page and the exports treat it like any model, and its latency is real.
-Its card lists the members and how they are combined, and may set a default test-time augmentation
-(`inference.tta`) that the app and `evaluate` apply unless told otherwise.
+An ensemble's folder holds no weights of its own: `models/<id>/ensemble.json` names each member by id
+and the SHA-256 of its model file, and loading it (`registry.load_keras_model`) builds one Keras graph
+from the members' own files that feeds the same input to every member (each a nested sub-model named
+`member_<i>`) and averages their probabilities — so the Classifier, `evaluate`, every page, Grad-CAM and
+the exports treat it like any model, its latency is real, and rebuilding it adds a few kB to git. A
+member that changed or disappeared since the ensemble was built is refused with a `RegistryError`
+(its old evaluations would describe other weights). Its card lists the members and how they are combined,
+and may set a default test-time augmentation (`inference.tta`) that the app and `evaluate` apply unless
+told otherwise. (Older ensembles were one `model.keras` holding copies of the members' weights; they
+still load, and `to_reference` converts one.)
 
 An ensemble may also serve a smaller label set than its members (e.g. the 4-class happy/sad/surprise/
 neutral task from 7-class models): each member's softmax head is cut to the kept emotions, which gives
@@ -12,6 +17,8 @@ exactly its probabilities restricted to them and renormalised, in plain Keras la
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import shlex
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +28,8 @@ from ..base.labels import label_set_name, sort_emotions
 from .tta import tta_mode
 
 COMBINE = "mean of the members' class probabilities"
+SPEC_FORMAT = "fer_core ensemble by reference"
+SPEC_VERSION = 1
 
 
 def member_models(model) -> list:
@@ -45,7 +54,8 @@ def restricted_head(model, keep: list[int], name: str):
 
 def narrowed(model, keep: list[int] | None):
     """`model`, or its softmax head cut to the classes `keep` (sharing the parent's weights, not copying them):
-    how an export (`fer_core.training.export`) and Grad-CAM on an export (`fer_core.inference.gradcam`) narrow a parent."""
+    how an export (`fer_core.training.export`) and Grad-CAM on an export (`fer_core.inference.gradcam`)
+    narrow a parent."""
     if keep is None:
         return model
     return restricted_head(model, keep, f"{model.name}_narrowed")
@@ -111,7 +121,8 @@ def create_ensemble(member_ids: list[str], out: str | Path, *, labels=None, name
     if out.resolve() in {i.path.resolve() for i in infos}:
         raise ValueError("--out must be a new folder, not one of the members")
     keep = [None if i.labels == labels else [i.labels.index(e) for e in labels] for i in infos]
-    model = build_ensemble([registry.load_keras_model(i) for i in infos], keep)
+    model = build_ensemble([registry.load_keras_model(i) for i in infos], keep)  # checks the members load
+    spec = ensemble_spec(infos, keep, labels)
     first = infos[0]
     ids = [i.id for i in infos]
     card = {
@@ -125,10 +136,10 @@ def create_ensemble(member_ids: list[str], out: str | Path, *, labels=None, name
         "labels": list(labels),
         "preprocessing": first.preprocessing.to_dict(),
         "params": int(model.count_params()),
-        "file_size_bytes": None,  # set once the file is written
+        "file_size_bytes": members_size(infos),  # what serving it loads: the members' files
         "default": False,
         "dataset": first.card.get("dataset", {}),
-        "ensemble": {"members": ids, "combine": COMBINE,
+        "ensemble": {"members": ids, "combine": COMBINE, "file": registry.ENSEMBLE_FILE,
                      "restricted": {i.id: list(i.labels) for i, k in zip(infos, keep) if k is not None}},
         "inference": {"tta": tta},
         "training": {"command": command or _command_line(ids, out, name, tta, labels, infos[0].labels),
@@ -138,14 +149,119 @@ def create_ensemble(member_ids: list[str], out: str | Path, *, labels=None, name
     }
     if (out / registry.CARD_FILE).exists():
         card["default"] = registry.read_card(out).get("default", False)
-
-    def write(path: Path) -> None:
-        model.save(path)
-        card["file_size_bytes"] = path.stat().st_size
-
-    registry.save_model_files(out, card, write)  # weights and card replace the old ones together
+    _write_spec(out, card, spec)
     registry.forget_predictions(out)
     return registry.ModelInfo(out.name, out, card)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ensemble_spec(infos: list[registry.ModelInfo], keep: list, labels) -> dict:
+    """What `ensemble.json` holds: each member's id, model file and its SHA-256, and the member's output
+    classes kept (None: all of them, in the ensemble's order)."""
+    return {"format": SPEC_FORMAT, "version": SPEC_VERSION, "combine": "mean", "labels": list(labels),
+            "members": [{"id": i.id, "file": i.model_file.name, "sha256": file_sha256(i.model_file),
+                         "classes": k} for i, k in zip(infos, keep)]}
+
+
+def members_size(infos: list[registry.ModelInfo]) -> int:
+    """Bytes of the weights an ensemble of `infos` loads (a nested ensemble's own members counted)."""
+    return sum(int(i.card.get("file_size_bytes") or 0) if i.model_file.name == registry.ENSEMBLE_FILE
+               else i.model_file.stat().st_size for i in infos)
+
+
+def _write_spec(out: Path, card: dict, spec: dict) -> None:
+    """Write `ensemble.json` and the card together (`registry.save_model_files`), then drop any old
+    `model.keras` (an ensemble that copied its members' weights)."""
+    def write(path: Path) -> None:
+        path.write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
+
+    registry.save_model_files(out, card, write, registry.ENSEMBLE_FILE)
+    (Path(out) / registry.MODEL_FILE).unlink(missing_ok=True)
+
+
+def read_spec(info: registry.ModelInfo) -> dict:
+    try:
+        spec = json.loads(info.model_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise registry.RegistryError(f"ensemble {info.id!r}: cannot read {info.model_file}: {err}") from None
+    if spec.get("format") != SPEC_FORMAT or not spec.get("members"):
+        raise registry.RegistryError(f"ensemble {info.id!r}: {info.model_file} is not an ensemble file")
+    return spec
+
+
+def find_member(member_id: str, ensemble: registry.ModelInfo) -> registry.ModelInfo:
+    """Member `member_id` of `ensemble`: beside the ensemble's folder, else in the models folder
+    ($FER_MODELS_DIR, else the repo's models/)."""
+    for root in dict.fromkeys([ensemble.path.parent, registry.default_models_dir()]):
+        folder = Path(root) / member_id
+        if (folder / registry.CARD_FILE).exists():
+            info = registry.ModelInfo(member_id, folder, registry.read_card(folder))
+            if info.model_file.exists():
+                return info
+    raise registry.RegistryError(f"ensemble {ensemble.id!r} needs member {member_id!r}, which is not registered "
+                                 f"(looked in {ensemble.path.parent}); restore models/{member_id} or rebuild "
+                                 f"the ensemble")
+
+
+def member_infos(info: registry.ModelInfo, check: bool = True) -> list[registry.ModelInfo]:
+    """The members an ensemble's `ensemble.json` names, each checked against the hash recorded when the
+    ensemble was built (`check`): a changed member is refused, since the ensemble's saved evaluations
+    describe the old weights."""
+    found = []
+    for entry in read_spec(info)["members"]:
+        member = find_member(entry["id"], info)
+        if check:
+            digest = file_sha256(member.model_file)
+            if digest != entry.get("sha256"):
+                raise registry.RegistryError(
+                    f"ensemble {info.id!r}: member {member.id!r} has changed since the ensemble was built "
+                    f"({member.model_file.name} sha256 {digest[:12]}, expected {str(entry.get('sha256'))[:12]}); "
+                    f"restore it, or rebuild the ensemble: {(info.card.get('training') or {}).get('command', '')}"
+                    .rstrip("; :"))
+        found.append(member)
+    return found
+
+
+def load_ensemble(info: registry.ModelInfo):
+    """The Keras model of an ensemble by reference, built from its members' own files (hashes checked)."""
+    spec = read_spec(info)
+    members = member_infos(info)
+    return build_ensemble([registry.load_keras_model(m) for m in members], [e.get("classes") for e in spec["members"]])
+
+
+def to_reference(model_id: str, *, faces=None, atol: float = 1e-5) -> registry.ModelInfo:
+    """Convert an old ensemble (a `model.keras` copying its members' weights) to the by-reference form,
+    keeping its card, evaluations and saved predictions: refused unless the ensemble built from the
+    members' files gives the old file's probabilities (within `atol`) on `faces` (preprocessed N×H×W×C,
+    default random ones)."""
+    import numpy as np
+
+    info = registry.get_model(model_id)
+    if info.model_file.name == registry.ENSEMBLE_FILE:
+        return info
+    members = [registry.get_model(m, info.path.parent) for m in info.card["ensemble"]["members"]]
+    labels = info.labels
+    keep = [None if m.labels == labels else [m.labels.index(e) for e in labels] for m in members]
+    old = registry.load_keras_model(info)
+    new = build_ensemble([registry.load_keras_model(m) for m in members], keep)
+    if faces is None:
+        faces = np.random.default_rng(0).random((64, *old.input_shape[1:]), dtype=np.float32)
+    gap = float(np.max(np.abs(np.asarray(old.predict(faces, verbose=0)) - np.asarray(new.predict(faces, verbose=0)))))
+    if gap > atol:
+        raise ValueError(f"{model_id}: the members' files give other probabilities than its model.keras "
+                         f"(largest difference {gap:.2e}); rebuild it with `python -m fer_core ensemble`")
+    card = dict(info.card)
+    card["ensemble"] = {**card["ensemble"], "file": registry.ENSEMBLE_FILE}
+    card["file_size_bytes"] = members_size(members)
+    _write_spec(info.path, card, ensemble_spec(members, keep, labels))
+    return registry.get_model(model_id, info.path.parent)
 
 
 def _command_line(ids: list[str], out: Path, name: str, tta: str, labels, first_labels) -> str:
