@@ -247,7 +247,8 @@ def _export_card(parent: registry.ModelInfo, new_id: str, fmt: str, quantize: st
     a narrowed export keeps the parent's classes `keep`, recorded as `export.classes_of_parent`."""
     import keras
 
-    size, parent_size = file.stat().st_size, parent.model_file.stat().st_size
+    size = file.stat().st_size  # against the parent's weights (an ensemble's: its members' files, on its card)
+    parent_size = parent.card.get("file_size_bytes") or parent.model_file.stat().st_size
     export = {"parent": parent.id, "format": fmt, "quantization": quantize,
               "quantization_description": QUANT_DESCRIPTIONS[quantize], "file_size_bytes": size,
               "parent_file_size_bytes": parent_size, "size_ratio": round(size / parent_size, 4),
