@@ -65,7 +65,7 @@ def classifier(model_id: str):
 
 def baseline(model_id: str, data: bytes, params: dict, rounds: int) -> float:
     """Calls/s of read_image + analyze_image in this process, sequentially (after a warm-up)."""
-    from fer_core.serving.batch import detector_for
+    from fer_core.serving.scoring import detector_for
     from fer_core.inference.images import read_image
     from fer_core.inference.predict import analyze_image
 

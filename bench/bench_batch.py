@@ -25,7 +25,9 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
-from fer_core.serving.batch import IMAGE_TYPES, ScoreOptions, run_batch  # noqa: E402
+from fer_core.serving.batch import run_batch  # noqa: E402
+from fer_core.serving.batch_inputs import IMAGE_TYPES  # noqa: E402
+from fer_core.serving.scoring import ScoreOptions  # noqa: E402
 
 
 def main() -> None:

@@ -18,7 +18,11 @@ from skimage import data as skdata
 
 from fer_core.serving import batch
 from fer_core.models import registry
-from fer_core.serving.batch import BatchingClassifier, ScoreOptions, expand_inputs, run_batch
+from fer_core.serving import scoring
+from fer_core.serving.batch import run_batch
+from fer_core.serving.batch_inputs import expand_inputs
+from fer_core.serving.batching import BatchingClassifier
+from fer_core.serving.scoring import ScoreOptions
 from fer_core.cli import main as cli_main
 from fer_core.inference.predict import Classifier, analyze_image
 from fer_core.video.files import sample_clip, write_mp4
@@ -84,7 +88,7 @@ def test_inputs_are_images_zip_members_and_videos(folder):
 
 def test_rows_are_what_predict_finds(folder, clf):
     item = next(it for it in expand_inputs([folder])[0] if it.file.endswith("astronaut.jpg"))
-    rows, error = batch.score_item(item, clf, ScoreOptions(tta="flip"))
+    rows, error = scoring.score_item(item, clf, ScoreOptions(tta="flip"))
     ref = analyze_image(skdata.astronaut(), clf, "haar", tta="flip")  # JPEG vs raw pixels: same face, close probs
     assert error is None and len(rows) == len(ref.faces) == 1
     face = ref.faces[0].to_dict()
@@ -94,9 +98,9 @@ def test_rows_are_what_predict_finds(folder, clf):
         assert rows[0][label] == pytest.approx(face["probabilities"][label], abs=0.05)
 
     crop = next(it for it in expand_inputs([folder / "crops"])[0])
-    rows, _ = batch.score_item(crop, clf, ScoreOptions(detector="none"))
+    rows, _ = scoring.score_item(crop, clf, ScoreOptions(detector="none"))
     pixels = np.asarray(Image.open(crop.path).convert("RGB"))
-    exact = analyze_image(pixels, clf, batch.WholeImageDetector(), whole_image_if_no_face=True)
+    exact = analyze_image(pixels, clf, scoring.WholeImageDetector(), whole_image_if_no_face=True)
     assert len(rows) == 1 and rows[0]["whole_image"] and (rows[0]["w"], rows[0]["h"]) == (48, 48)
     assert [rows[0][e] for e in clf.labels] == pytest.approx(list(exact.faces[0].probabilities.values()), abs=1e-6)
 

@@ -221,7 +221,7 @@ def test_batch_lists_bombs_and_liars_and_scores_the_rest(tmp_path, faces, models
 
 
 def test_batch_refuses_an_archive_of_too_many_entries(tmp_path, models_dir, monkeypatch):
-    from fer_core.serving.batch import expand_inputs
+    from fer_core.serving.batch_inputs import expand_inputs
 
     monkeypatch.setattr(limits, "MAX_ARCHIVE_ENTRIES", 100)
     (tmp_path / "many.zip").write_bytes(many_entries_zip(101))
@@ -230,13 +230,13 @@ def test_batch_refuses_an_archive_of_too_many_entries(tmp_path, models_dir, monk
 
 
 def test_a_big_image_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
-    from fer_core.serving.batch import Item, _read_item_bytes
+    from fer_core.serving.batch_inputs import Item, read_item_bytes
 
     path = tmp_path / "big.jpg"
     path.write_bytes(b"\xff\xd8" + bytes(3 * MiB))
     monkeypatch.setattr(limits, "MAX_MEMBER_BYTES", 2 * MiB)
     with pytest.raises(limits.LimitError, match=r"3\.0 MiB, over the 2 MiB limit per file"):
-        _read_item_bytes(Item(str(path), str(path), "image"))
+        read_item_bytes(Item(str(path), str(path), "image"))
 
 
 # --- videos ---------------------------------------------------------------------------------------------
@@ -270,7 +270,8 @@ def test_a_caller_cap_on_frames_analyses_the_start_of_a_long_video(clip_mp4):
 
 
 def test_batch_lists_a_video_over_the_limits(tmp_path, models_dir, monkeypatch, clip_mp4):
-    from fer_core.serving.batch import Item, ScoreOptions, score_item
+    from fer_core.serving.batch_inputs import Item
+    from fer_core.serving.scoring import ScoreOptions, score_item
     from fer_core.inference.predict import Classifier
     from fer_core.models import registry
 

@@ -294,7 +294,7 @@ def test_real_uvicorn_server_on_localhost(models_dir, astronaut):
 
 
 def test_pool_keeps_the_most_recently_used_models_and_a_dropped_one_still_answers(models_dir):
-    from fer_core.serving.serve import ModelPool
+    from fer_core.serving.model_pool import ModelPool
 
     pool = ModelPool(str(models_dir), max_models=1)
     try:

@@ -12,7 +12,6 @@ like any model.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import re
 import shutil
@@ -347,44 +346,3 @@ def exports_frame(infos, split: str, dataset: dict | None = None):
             f"parent ms/batch of {LATENCY_BATCH}": base.get("latency_ms_per_batch"),
             "note": export.get("note", "")})
     return pd.DataFrame(rows)
-
-
-# ----------------------------------------------------------------------------- CLI
-
-def _cmd_export(args) -> int:
-    import shlex
-
-    info = export_model(args.model, args.format, args.quantize, data=args.data, sample_size=args.sample_size,
-                        out_id=args.id, overwrite=args.overwrite, note=args.note, labels=args.labels,
-                        command="python -m fer_core " + shlex.join(args.argv))
-    export = info.card["export"]
-    sample = export.get("representative_sample")
-    print(f"{info.id}: {info.model_file} ({export['file_size_bytes'] / 1e6:.2f} MB, "
-          f"{export['size_ratio']:.0%} of {export['parent']}), {export['quantization_description']}")
-    if sample:
-        print(f"  calibrated on {sample['n']} training images of {sample['source']}: "
-              + ", ".join(f"{e} {k}" for e, k in sample["per_class"].items()))
-    print(f"  score it: python -m fer_core evaluate --model {info.id} --data DIR --split validation")
-    if args.json:
-        print(json.dumps(info.card))
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    """`export`: convert a registered model to LiteRT or ONNX (optionally quantized) and register it."""
-    p = subparsers.add_parser("export", help="convert a model to LiteRT (TFLite) or ONNX, optionally quantized")
-    p.add_argument("--model", required=True, help="registered Keras model id (see `models`) or model folder")
-    p.add_argument("--format", required=True, choices=FORMATS)
-    p.add_argument("--quantize", choices=QUANTIZATIONS, default="none",
-                   help="none (float32), float16, dynamic (int8 weights) or int8 (full integer, calibrated "
-                        "on training images); default none")
-    p.add_argument("--data", help="dataset for int8 calibration (default: the dataset in the model's card)")
-    p.add_argument("--sample-size", type=int, default=DEFAULT_SAMPLE_SIZE,
-                   help=f"training images for int8 calibration (default {DEFAULT_SAMPLE_SIZE})")
-    p.add_argument("--id", help="registry id of the export (default <model>-<format>-<quantize>)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing export of the same id")
-    p.add_argument("--note", help="a note stored in the export's card (e.g. why this quantization was shipped)")
-    p.add_argument("--labels", help="narrow the model's head to a label set (e.g. 4class: happy, neutral, sad, "
-                                    "surprise) — its probabilities restricted and renormalised")
-    p.add_argument("--json", action="store_true", help="also print the export's card as JSON")
-    p.set_defaults(func=_cmd_export)
