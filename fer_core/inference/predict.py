@@ -193,12 +193,15 @@ def predictions_document(model_id: str, labels, detector: str, tta: str, images:
     return {"model": model_id, "labels": list(labels), "detector": detector, "tta": tta, "images": images}
 
 
-def compare_models(crops, classifiers, tta=None) -> list[dict]:
+def compare_models(crops, classifiers, tta=None, answered: dict | None = None) -> list[dict]:
     """Every classifier's prediction for every crop: rows of face, model, top label, confidence and
-    the probability of each of that model's own labels (models may use different label sets)."""
+    the probability of each of that model's own labels (models may use different label sets).
+    `answered` maps a model id to probabilities already computed for these crops (N × labels, same TTA),
+    so the model a photo was analysed with is not run twice."""
     rows = []
     for clf in classifiers:
-        probs = clf.predict(crops, tta=tta)
+        probs = (answered or {}).get(clf.id)
+        probs = clf.predict(crops, tta=tta) if probs is None else np.asarray(probs)
         for i, p in enumerate(probs):
             top = int(np.argmax(p))
             rows.append({"face": i + 1, "model": clf.id, "label": clf.labels[top], "confidence": float(p[top]),
