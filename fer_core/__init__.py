@@ -5,8 +5,8 @@
     print(result.to_json())                       # the `python -m fer_core predict --json` document
 
 Packages by layer, each importing only from the ones below it (tests/test_import_graph.py checks):
-base → data → models → inference → evaluation | video → training | serving, with `api` (`analyze`, `load`)
-and `cli` on top. Each package's docstring says what it owns. Importable without Streamlit and without
+base → data → models → inference → evaluation | video → training | serving, with `api` (`analyze`, `load`),
+`cli` and `commands` (one file per CLI command) on top. Each package's docstring says what it owns. Importable without Streamlit and without
 loading TensorFlow until a model is used; `python -m fer_core` is its CLI.
 """
 __version__ = "0.1.0"

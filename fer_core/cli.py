@@ -16,9 +16,9 @@ from .models.registry import RegistryError
 
 USER_ERRORS = (DataError, RegistryError, FileNotFoundError, ValueError)
 
-# Every command: the fer_core module (package.module) whose `add_cli(subparsers)` registers it, and one line of help
-# for the command list. To add a command, write `add_cli` in your module (no heavy imports at its
-# top level) and add one line here.
+# Every command: its module under fer_core (e.g. "commands.train") whose `add_cli(subparsers)` registers it, and one
+# line of help for the command list. To add a command, write `fer_core/commands/<name>.py` with `add_cli` and a thin
+# `run(args)` (stage imports inside `run`, so no heavy imports at its top level) and add one line here.
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("commands.data", "load a dataset and print its counts and problems"),
     "train": ("commands.train", "train an architecture on a dataset and register it under models/"),
