@@ -6,8 +6,9 @@
 
 Packages by layer, each importing only from the ones below it (tests/test_import_graph.py checks):
 base → data → models → inference → evaluation | video → training | serving, with `api` (`analyze`, `load`),
-`cli` and `commands` (one file per CLI command) on top. Each package's docstring says what it owns. Importable without Streamlit and without
-loading TensorFlow until a model is used; `python -m fer_core` is its CLI.
+`cli` and `commands` (one file per CLI command) on top. Each package's docstring says what it owns.
+Importable without Streamlit and without loading TensorFlow until a model is used; `python -m fer_core`
+is its CLI.
 """
 __version__ = "0.1.0"
 
