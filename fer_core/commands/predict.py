@@ -32,11 +32,9 @@ def run(args) -> int:
     """Analyse every photo: a table per photo (or one JSON document); exit status 2 if any could not be read."""
     from ..inference.images import ImageError, read_image
     from ..inference.predict import Classifier, analyze_image, predictions_document
-    from ..models.registry import RegistryError, default_model, get_model
+    from ..models.registry import resolve_model
 
-    info = get_model(args.model) if args.model else default_model()
-    if info is None:
-        raise RegistryError("no models are registered; train one with `python -m fer_core train ...`")
+    info = resolve_model(args.model)
     if args.min_size < 1:
         raise ValueError("--min-size must be at least 1 pixel")
     clf = Classifier.from_registry(info)

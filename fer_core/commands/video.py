@@ -28,9 +28,7 @@ def run(args) -> int:
 
     if args.out and Path(args.out).suffix.lower() != ".mp4":
         raise ValueError("--out must name an .mp4 file (the annotated video is H.264 MP4)")
-    info = registry.get_model(args.model) if args.model else registry.default_model()
-    if info is None:
-        raise registry.RegistryError("no registered model; train one with `python -m fer_core train`")
+    info = registry.resolve_model(args.model)
     classifier = Classifier.from_registry(info)
 
     result = analyze_video(args.video, classifier, every_n=args.every, detector=args.detector,

@@ -50,12 +50,10 @@ def run_batch(inputs, out, model=None, options: ScoreOptions | None = None, work
     "ray://host:10001"): Ray Data actors score instead, each loading the model once.
     `progress(done, total, message)` hears after every chunk (e.g. `progress.stderr_progress`).
     """
-    from ..models.registry import RegistryError, default_model, get_model
+    from ..models.registry import resolve_model
 
     options = options or ScoreOptions()
-    info = get_model(str(model)) if model else default_model()
-    if info is None:
-        raise RegistryError("no models are registered; train one with `python -m fer_core train ...`")
+    info = resolve_model(model)
     items, problems = expand_inputs(inputs)
     if not items and not problems:
         raise ValueError(f"no images ({', '.join(IMAGE_TYPES)}), zips or videos found in: "

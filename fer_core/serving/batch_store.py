@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..base.files import atomic_write
+
 ROW_COLUMNS: tuple[str, ...] = ("file", "frame", "time", "face", "x", "y", "w", "h", "detector_score",
                                 "whole_image", "label", "confidence", "model")
 
@@ -88,11 +90,9 @@ class ResultStore:
         self._n += 1
         stem = self.partial / f"part-{self._n:06d}"
         frame = normalize(pd.DataFrame([r for res in results for r in res["rows"]]), self.labels)
-        frame.to_parquet(stem.with_suffix(".parquet.tmp"), index=False)
-        os.replace(stem.with_suffix(".parquet.tmp"), stem.with_suffix(".parquet"))
+        atomic_write(stem.with_suffix(".parquet"), lambda tmp: frame.to_parquet(tmp, index=False))
         manifest = {"items": [{"file": r["file"], "faces": len(r["rows"]), "error": r["error"]} for r in results]}
-        stem.with_suffix(".json.tmp").write_text(json.dumps(manifest))
-        os.replace(stem.with_suffix(".json.tmp"), stem.with_suffix(".json"))
+        atomic_write(stem.with_suffix(".json"), json.dumps(manifest))
 
     def errors(self) -> list[tuple[str, str]]:
         """(file, reason) of every item of this run's parts that could not be (fully) read."""
@@ -110,13 +110,9 @@ class ResultStore:
         table = normalize(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), self.labels)
         table = table.drop_duplicates(subset=["file", "frame", "face"], keep="last")
         table = table.sort_values(["file", "frame", "face"], na_position="first", kind="stable").reset_index(drop=True)
-        tmp = self.out.with_name(self.out.name + ".tmp")
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        if self.out.suffix.lower() == ".csv":
-            table.to_csv(tmp, index=False)
-        else:
-            table.to_parquet(tmp, index=False)
-        os.replace(tmp, self.out)
+        write = table.to_csv if self.out.suffix.lower() == ".csv" else table.to_parquet
+        atomic_write(self.out, lambda tmp: write(tmp, index=False))
         shutil.rmtree(self.partial, ignore_errors=True)
         return table
 

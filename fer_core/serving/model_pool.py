@@ -34,11 +34,13 @@ class ModelPool:
 
     def resolve(self, model_id: str | None):
         """The `ModelInfo` of `model_id` (None: the default model); 404 when it is not registered."""
+        from ..models.registry import NO_MODELS, pick_default
+
         models = self.registered()
         if model_id is None:
             if not models:
-                raise ApiError(404, "no models are registered; train one with `python -m fer_core train`")
-            return next((m for m in models if m.is_default()), models[0])  # as registry.default_model picks
+                raise ApiError(404, NO_MODELS)
+            return pick_default(models)
         info = next((m for m in models if m.id == model_id), None)
         if info is None:
             known = ", ".join(m.id for m in models) or "none"
