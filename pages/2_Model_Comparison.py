@@ -14,6 +14,7 @@ from fer_core.training import distill
 from fer_core.training import export
 from fer_core.data.datasets import default_data_dir
 from fer_core.base.labels import label_set_name
+from fer_core.models.groups import DEFAULTS, GROUP_HELP, non_empty_groups
 from pages.common import dataset_sidebar, model_infos
 
 st.set_page_config(page_title="Model Comparison", page_icon="📊", layout="wide")
@@ -42,13 +43,19 @@ def predictions_of(info, split: str, dataset) -> Predictions | None:
 # ----------------------------------------------------------------------------- filters
 with st.sidebar:
     st.subheader("Models")
-    label_sets = list(dict.fromkeys(i.label_set for i in infos))
+    groups = non_empty_groups(infos)
+    group = st.selectbox("Group", list(groups), index=list(groups).index(DEFAULTS) if DEFAULTS in groups else 0,
+                         key="group", format_func=lambda g: f"{g} ({len(groups[g])})",
+                         help="One group of models worth comparing at a time: "
+                              + "; ".join(f"**{g}**: {GROUP_HELP[g]}" for g in groups) + ".")
+    grouped = [i for i in infos if i.id in groups[group]]
+    label_sets = list(dict.fromkeys(i.label_set for i in grouped))
     label_set = st.selectbox("Label set", label_sets, format_func=lambda s: (
-        f"{s} ({len(next(i.labels for i in infos if i.label_set == s))} emotions)"))
+        f"{s} ({len(next(i.labels for i in grouped if i.label_set == s))} emotions)"))
     split = st.radio("Evaluation split", EVAL_SPLITS, horizontal=True, key="split",
                      help="`test` is FER2013's PrivateTest where the data has it; otherwise the saved "
                           "evaluation says which images were measured.")
-    candidates = [i for i in infos if i.label_set == label_set]
+    candidates = [i for i in grouped if i.label_set == label_set]
     datasets = leaderboard.dataset_choices(candidates, split)
     dataset = st.selectbox("Dataset", datasets, format_func=lambda d: d["label"], key="dataset",
                            help="Results are per dataset and never mixed; the default is the dataset most "
@@ -63,6 +70,7 @@ evaluated = [i for i in selected if leaderboard.is_evaluated(i, split, dataset)]
 # ----------------------------------------------------------------------------- leaderboard
 data_name = dataset["name"] if dataset else "no dataset yet"
 st.header(f"Leaderboard — {label_set_name(selected[0].labels)}, {data_name}, {split} split")
+st.caption(f"Group **{group}**: {GROUP_HELP[group]} (pick another group in the sidebar).")
 board = leaderboard.leaderboard(selected, split, dataset)
 st.dataframe(board, hide_index=True, column_config={
     "params": st.column_config.NumberColumn(format="localized"),

@@ -11,10 +11,17 @@ from streamlit.testing.v1 import AppTest
 from fer_core.evaluation import evaluate as ev
 from fer_core.evaluation import comparison
 from fer_core.evaluation.predictions import load_predictions
-from fer_core.models import registry
+from fer_core.models import groups, registry
 from fer_core.data.datasets import load_dataset
 from tests.model_fixtures import make_dataset, make_model
 from tests.page_fixtures import run_comparison_page as run_page
+
+
+def run_group(group: str) -> AppTest:
+    """The page with the sidebar's model group set to `group` (the page opens on `defaults`)."""
+    at = run_page()
+    at.selectbox(key="group").set_value(group).run()
+    return at
 
 
 def texts(at: AppTest) -> str:
@@ -56,7 +63,7 @@ def test_unevaluated_models_show_the_command(env):
     make_model(env / "models", "bright_a")
     partial = make_model(env / "models", "bright_b")
     registry.save_metrics(partial, "test", {"accuracy": 0.5})  # a card with a hand-written, partial result
-    at = run_page()
+    at = run_group("all")
     assert not at.exception
     board = at.dataframe[0].value
     assert list(board["model"]) == ["bright_b", "bright_a"] and board["accuracy"][0] == 0.5
@@ -73,7 +80,7 @@ def test_page_from_fixture_evaluations(env):
     b = make_model(env / "models", "bright_b", 0.8)
     ds = load_dataset(env / "data")
     results = {info.id: ev.evaluate_model(info, ds, "test", save=True) for info in (a, b)}
-    at = run_page()
+    at = run_group("all")
     assert not at.exception, at.exception
 
     board = at.dataframe[0].value
@@ -128,7 +135,8 @@ def test_page_from_shipped_models(monkeypatch):
     at = run_page()
     assert not at.exception, at.exception
     board = at.dataframe[0].value
-    first_set = [i for i in infos if i.label_set == infos[0].label_set]
+    defaults = groups.model_groups(infos)[groups.DEFAULTS]  # the page opens on the defaults group
+    first_set = [i for i in infos if i.label_set == infos[0].label_set and i.id in defaults]
     assert sorted(board["model"]) == sorted(i.id for i in first_set)
     for info in first_set:
         saved = info.metrics("test")
@@ -138,6 +146,39 @@ def test_page_from_shipped_models(monkeypatch):
         else:
             assert np.isnan(row["accuracy"])
     assert len(charts(at)) >= 1
+    in_members = groups.model_groups(infos)[groups.MEMBERS]
+    members = [i for i in infos if i.label_set == infos[0].label_set and i.id in in_members]
+    if members:
+        at.selectbox(key="group").set_value(groups.MEMBERS).run()
+        assert not at.exception, at.exception
+        assert sorted(at.dataframe[0].value["model"]) == sorted(i.id for i in members)
+
+
+def test_models_are_drawn_one_group_at_a_time(env):
+    from fer_core.models.ensemble import create_ensemble
+    from tests.model_fixtures import register_export, register_trained
+
+    root = env / "models"
+    register_trained(root, "net", "fer_resvgg", 0.60)
+    registry.set_default("net", root)
+    seed2 = register_trained(root, "seed2", "fer_resvgg", 0.55)
+    create_ensemble(["net", "seed2"], root / "ens")
+    export = register_export(root, seed2, 0.65)
+    registry.update_card(export.path, lambda card: card["export"].update(
+        file_size_bytes=1_300_000, parent_file_size_bytes=5_100_000, size_ratio=0.25))  # as `export` records them
+    at = run_page()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="group").value == groups.DEFAULTS
+    assert at.selectbox(key="group").options == [f"{g} ({n})" for g, n in (
+        (groups.DEFAULTS, 2), (groups.ARCHITECTURES, 1), (groups.MEMBERS, 3), (groups.EXPORTS, 2), (groups.ALL, 4))]
+    assert sorted(at.dataframe[0].value["model"]) == ["net", "seed2-int8"]  # the default and the most accurate
+    assert "Group **defaults**" in texts(at)
+    at.selectbox(key="group").set_value(groups.MEMBERS).run()
+    assert not at.exception, at.exception
+    assert sorted(at.dataframe[0].value["model"]) == ["ens", "net", "seed2"]
+    at.selectbox(key="group").set_value(groups.EXPORTS).run()
+    assert sorted(at.dataframe[0].value["model"]) == ["seed2", "seed2-int8"]
+    assert "Edge exports" in [h.value for h in at.header]
 
 
 def test_equal_budget_and_ablation_sections_come_from_the_cards(tmp_path, monkeypatch):
