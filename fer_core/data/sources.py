@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import zipfile
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from pathlib import Path
 
 from ..base import limits
 from .fer_dataset import SUPPORTED_LAYOUTS, DataError
+
+log = logging.getLogger(__name__)
 
 _FINGERPRINT_VERSION = "1"  # part of every fingerprint: bump only if the file identity rule changes
 
@@ -96,7 +99,8 @@ def _scan_dir(folder: Path | str, rel: str, out: list[Entry]) -> None:
     """Append every non-hidden file under `folder` (one os.scandir per folder, no os.walk)."""
     try:
         items = list(os.scandir(folder))
-    except OSError:
+    except OSError as err:  # an unreadable folder is left out of the dataset, not fatal
+        log.warning("skipping unreadable folder %s: %s", folder, err)
         return
     for item in items:
         if item.name.startswith((".", "__MACOSX")):
@@ -108,7 +112,8 @@ def _scan_dir(folder: Path | str, rel: str, out: list[Entry]) -> None:
             elif item.is_file():
                 st = item.stat()
                 out.append(Entry(path, st.st_size, st.st_mtime_ns))
-        except OSError:
+        except OSError as err:  # e.g. a file deleted while listing, or a broken link
+            log.warning("skipping %s: %s", item.path, err)
             continue
 
 
