@@ -17,7 +17,6 @@ exactly its probabilities restricted to them and renormalised, in plain Keras la
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
 from datetime import datetime, timezone
@@ -25,66 +24,16 @@ from pathlib import Path
 
 from . import registry
 from ..base.labels import label_set_name, sort_emotions
+from .ensemble_graph import (SPEC_FORMAT, SPEC_VERSION, build_ensemble, file_sha256, member_models,  # noqa: F401
+                             narrowed, restricted_head)  # (re-exported: Grad-CAM, export and the bench use them)
 from .tta import tta_mode
 
 COMBINE = "mean of the members' class probabilities"
-SPEC_FORMAT = "fer_core ensemble by reference"
-SPEC_VERSION = 1
-
-
-def member_models(model) -> list:
-    """The nested member sub-models of an ensemble's Keras graph, in card order (empty for a plain model)."""
-    return [layer for layer in model.layers if layer.name.startswith("member_") and hasattr(layer, "layers")]
-
-
-def restricted_head(model, keep: list[int], name: str):
-    """`model` with its softmax head cut to the classes `keep` (a new Dense layer holding those columns):
-    softmax over a subset of logits = the full probabilities restricted to it and renormalised."""
-    import keras
-
-    head = model.layers[-1]
-    if not (isinstance(head, keras.layers.Dense) and head.get_config().get("activation") == "softmax"):
-        raise ValueError(f"{model.name} does not end in a softmax Dense layer, so its label set cannot be narrowed")
-    kernel, bias = head.get_weights()
-    narrow = keras.layers.Dense(len(keep), activation="softmax", dtype="float32", name="probabilities")
-    out = narrow(head.input)
-    narrow.set_weights([kernel[:, keep], bias[keep]])
-    return keras.Model(model.input, out, name=name)
-
-
-def narrowed(model, keep: list[int] | None):
-    """`model`, or its softmax head cut to the classes `keep` (sharing the parent's weights, not copying them):
-    how an export (`fer_core.training.export`) and Grad-CAM on an export (`fer_core.inference.gradcam`)
-    narrow a parent."""
-    if keep is None:
-        return model
-    return restricted_head(model, keep, f"{model.name}_narrowed")
-
-
-def build_ensemble(members: list, keep: list[list[int] | None] | None = None):
-    """One Keras model averaging the probability outputs of `members` (loaded Keras models, same input);
-    `keep[i]`, where given, narrows member i to those output classes first."""
-    import keras
-
-    keep = keep or [None] * len(members)
-    inputs = keras.Input(members[0].input_shape[1:], name="face")
-    outputs = []
-    for i, (member, classes) in enumerate(zip(members, keep)):
-        # re-wrap so every member has a unique top-level name; the layers (and weights) are the member's own
-        name = f"member_{i}"
-        wrapped = (restricted_head(member, classes, name) if classes is not None
-                   else keras.Model(member.input, member.output, name=name))
-        outputs.append(wrapped(inputs))
-    if len(outputs) == 1:
-        mean = keras.layers.Identity(name="probabilities", dtype="float32")(outputs[0])
-    else:
-        mean = keras.layers.Average(name="probabilities", dtype="float32")(outputs)
-    return keras.Model(inputs, mean, name="ensemble")
 
 
 def _check_members(infos: list[registry.ModelInfo], labels: tuple[str, ...]) -> None:
-    narrowed = any(i.labels != labels for i in infos)
-    if len(infos) < 2 and not narrowed:
+    narrowing = any(i.labels != labels for i in infos)
+    if len(infos) < 2 and not narrowing:
         raise ValueError("an ensemble needs at least two members (--members ID,ID,...), or one model and a "
                          "smaller --labels set")
     if len({i.id for i in infos}) != len(infos):
@@ -154,14 +103,6 @@ def create_ensemble(member_ids: list[str], out: str | Path, *, labels=None, name
     return registry.ModelInfo(out.name, out, card)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def ensemble_spec(infos: list[registry.ModelInfo], keep: list, labels) -> dict:
     """What `ensemble.json` holds: each member's id, model file and its SHA-256, and the member's output
     classes kept (None: all of them, in the ensemble's order)."""
@@ -184,56 +125,6 @@ def _write_spec(out: Path, card: dict, spec: dict) -> None:
 
     registry.save_model_files(out, card, write, registry.ENSEMBLE_FILE)
     (Path(out) / registry.MODEL_FILE).unlink(missing_ok=True)
-
-
-def read_spec(info: registry.ModelInfo) -> dict:
-    try:
-        spec = json.loads(info.model_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise registry.RegistryError(f"ensemble {info.id!r}: cannot read {info.model_file}: {err}") from None
-    if spec.get("format") != SPEC_FORMAT or not spec.get("members"):
-        raise registry.RegistryError(f"ensemble {info.id!r}: {info.model_file} is not an ensemble file")
-    return spec
-
-
-def find_member(member_id: str, ensemble: registry.ModelInfo) -> registry.ModelInfo:
-    """Member `member_id` of `ensemble`: beside the ensemble's folder, else in the models folder
-    ($FER_MODELS_DIR, else the repo's models/)."""
-    for root in dict.fromkeys([ensemble.path.parent, registry.default_models_dir()]):
-        folder = Path(root) / member_id
-        if (folder / registry.CARD_FILE).exists():
-            info = registry.ModelInfo(member_id, folder, registry.read_card(folder))
-            if info.model_file.exists():
-                return info
-    raise registry.RegistryError(f"ensemble {ensemble.id!r} needs member {member_id!r}, which is not registered "
-                                 f"(looked in {ensemble.path.parent}); restore models/{member_id} or rebuild "
-                                 f"the ensemble")
-
-
-def member_infos(info: registry.ModelInfo, check: bool = True) -> list[registry.ModelInfo]:
-    """The members an ensemble's `ensemble.json` names, each checked against the hash recorded when the
-    ensemble was built (`check`): a changed member is refused, since the ensemble's saved evaluations
-    describe the old weights."""
-    found = []
-    for entry in read_spec(info)["members"]:
-        member = find_member(entry["id"], info)
-        if check:
-            digest = file_sha256(member.model_file)
-            if digest != entry.get("sha256"):
-                raise registry.RegistryError(
-                    f"ensemble {info.id!r}: member {member.id!r} has changed since the ensemble was built "
-                    f"({member.model_file.name} sha256 {digest[:12]}, expected {str(entry.get('sha256'))[:12]}); "
-                    f"restore it, or rebuild the ensemble: {(info.card.get('training') or {}).get('command', '')}"
-                    .rstrip("; :"))
-        found.append(member)
-    return found
-
-
-def load_ensemble(info: registry.ModelInfo):
-    """The Keras model of an ensemble by reference, built from its members' own files (hashes checked)."""
-    spec = read_spec(info)
-    members = member_infos(info)
-    return build_ensemble([registry.load_keras_model(m) for m in members], [e.get("classes") for e in spec["members"]])
 
 
 def to_reference(model_id: str, *, faces=None, atol: float = 1e-5) -> registry.ModelInfo:

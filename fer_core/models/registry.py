@@ -313,9 +313,9 @@ def load_keras_model(info: ModelInfo):
         raise RegistryError(f"model {info.id!r} is a {info.format} export and has no Keras model"
                             + (f" (its parent is {parent!r})" if parent else ""))
     if info.model_file.name == ENSEMBLE_FILE:  # built from its members' own files, their hashes checked
-        from .ensemble import load_ensemble
+        from .ensemble_graph import load_ensemble  # members beside the ensemble, else in the models folder
 
-        return load_ensemble(info)
+        return load_ensemble(info, [info.path.parent, default_models_dir()], load_keras_model, RegistryError)
     return keras.models.load_model(info.model_file, compile=False)
 
 
