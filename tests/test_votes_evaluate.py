@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 
 from fer_core import cli
@@ -60,6 +62,28 @@ def test_evaluate_cli_takes_a_votes_file(env, capsys):
     result = json.loads(capsys.readouterr().out)
     # the angry faces are outside the (happy, sad) model; of the 7 others the crowd calls all sad, the model 3
     assert result["ferplus"]["n"] == 7 and result["ferplus"]["accuracy"] == pytest.approx(3 / 7)
+
+
+def test_rescore_adds_the_crowd_to_a_saved_evaluation_without_running_the_model(env, capsys, monkeypatch):
+    """Votes that arrive after an evaluation: `evaluate --rescore` scores the saved predictions against them
+    and keeps the run's own accuracy; predictions of another copy of the data are refused."""
+    data = make_dataset(env / "data")
+    info = make_model(env / "models", "bright")
+    saved = ev.evaluate_model(info, load_dataset(data), split="test", latency=False, save=True)
+    assert saved["ferplus"] is None
+    ds = load_dataset(data)
+    write_votes_csv(data / "ferplus_votes.csv", [(f, s, votes_row(sad=10)) for f, s in zip(ds.files, ds.splits)])
+    monkeypatch.setattr(ev, "predict_split", lambda *a, **k: pytest.fail("--rescore must not run the model"))
+    rescore = ["evaluate", "--model", "bright", "--data", str(data), "--split", "test", "--rescore"]
+    assert cli.main(rescore) == 0, capsys.readouterr().err
+    assert "against the FER+ majority (ferplus_votes.csv): accuracy 0.4286" in capsys.readouterr().out
+    entry = registry.get_model("bright").metrics("test")
+    assert entry["ferplus"]["n"] == 7 and entry["accuracy"] == pytest.approx(saved["accuracy"])
+    assert entry["evaluated_at"] == saved["evaluated_at"] and entry["rescored_at"]
+    changed = data / "test" / "happy" / "happy_3_60.png"  # other data under the same name: one face redrawn
+    Image.fromarray(np.full((48, 48), 7, np.uint8)).save(changed)
+    assert cli.main(rescore) == 2
+    assert "run `evaluate` without --rescore" in capsys.readouterr().err
 
 
 def make_contempt_model(models_dir, model_id: str = "contempt8"):

@@ -22,6 +22,9 @@ def add_cli(subparsers) -> None:
     p.add_argument("--no-save", action="store_true", help="do not write the card or eval/<split>.npz")
     p.add_argument("--votes", help="FER+ votes CSV (ferplus_votes.csv or fer2013new.csv) to also score against the "
                                    "crowd's majority; default: one found beside the data")
+    p.add_argument("--rescore", action="store_true",
+                   help="score the saved per-image predictions again (e.g. against FER+ votes added since) "
+                        "instead of running the model")
     p.set_defaults(func=run_evaluate)
 
     p = subparsers.add_parser("models", help="list registered models with their card summaries")
@@ -35,14 +38,17 @@ def add_cli(subparsers) -> None:
 def run_evaluate(args) -> int:
     from ..base.progress import stderr_progress
     from ..data.datasets import load_dataset
-    from ..evaluation.evaluate import evaluate_model, format_report
+    from ..evaluation.evaluate import evaluate_model, format_report, rescore_saved
     from ..evaluation.predictions import predictions_path
     from ..models import eval_datasets, registry
 
     info = registry.get_model(args.model)
     dataset = load_dataset(args.data, progress=stderr_progress)
-    result = evaluate_model(info, dataset, args.split, tta=args.tta, batch_size=args.batch_size,
-                            progress=stderr_progress, save=not args.no_save, votes=args.votes)
+    if args.rescore:
+        result = rescore_saved(info, dataset, args.split, save=not args.no_save, votes=args.votes)
+    else:
+        result = evaluate_model(info, dataset, args.split, tta=args.tta, batch_size=args.batch_size,
+                                progress=stderr_progress, save=not args.no_save, votes=args.votes)
     if args.json:
         print(json.dumps(result))
         return 0

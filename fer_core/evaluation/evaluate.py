@@ -102,6 +102,38 @@ def evaluate_model(info_or_id, dataset, split: str = "test", tta=None, batch_siz
     return result
 
 
+def rescore_saved(info_or_id, dataset, split: str = "test", *, save: bool = False, votes=None) -> Evaluation:
+    """Score a model's saved per-image predictions on `split` of `dataset` again, without running the model:
+    for FER+ votes that arrived after the evaluation (a ten-crop ensemble takes ~20 minutes here to re-run),
+    or a changed clean part. The run's own facts (TTA, time, latency, device) are kept; with save=True the
+    card's entry is updated. Refuses predictions made on other data than `dataset`."""
+    from ..data.votes import attach_votes
+    from ..models.eval_datasets import dataset_selector
+    from .predictions import load_predictions
+
+    info = info_or_id if isinstance(info_or_id, registry.ModelInfo) else registry.get_model(str(info_or_id))
+    if not isinstance(dataset, FerDataset):
+        dataset = load_dataset(dataset)
+    if dataset.votes is None or votes is not None:
+        dataset = attach_votes(dataset, votes)
+    desc = dataset_description(dataset)
+    entry, pred = info.metrics(split, dataset_selector(desc)), load_predictions(info, split, dataset_selector(desc))
+    if entry is None or pred is None:
+        raise ValueError(f"{info.id} has no saved predictions on {split} of {desc['name']}: run `evaluate` "
+                         "without --rescore first")
+    if (entry.get("dataset") or {}).get("id") != desc["id"]:  # the content id: same pixels, labels and splits
+        raise ValueError(f"{info.id}'s saved {split} predictions were made on other data than this "
+                         f"{desc['name']} (its images, labels or splits differ): run `evaluate` without --rescore")
+    pred.clean = clean_mask(dataset, split, pred.files)
+    result = Evaluation({**entry, **evaluate_predictions(pred), "clean": clean_scores(pred),
+                         "ferplus": ferplus_scores(dataset, pred),
+                         "rescored_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    result.predictions = pred
+    if save:
+        registry.save_metrics(info, split, dict(result))
+    return result
+
+
 def format_report(result: dict, info: registry.ModelInfo) -> str:
     """A readable text report of one evaluation."""
     import pandas as pd
