@@ -49,7 +49,7 @@ def test_matches_a_hand_written_gradcam_on_logits(clf, face):
     """Reference: gradients of the pre-softmax score w.r.t. conv_b, averaged per channel (Selvaraju et al.)."""
     model = clf.model
     x = clf.preprocessing.apply(face)
-    feats = keras.Model(model.inputs, [model.get_layer("conv_b").output, model.get_layer("probabilities").input])
+    feats = keras.Model(model.inputs[0], [model.get_layer("conv_b").output, model.get_layer("probabilities").input])
     dense = model.get_layer("probabilities")
     with tf.GradientTape() as tape:
         conv, pre = feats(x)
