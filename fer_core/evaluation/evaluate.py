@@ -103,10 +103,10 @@ def evaluate_model(info_or_id, dataset, split: str = "test", tta=None, batch_siz
 
 
 def rescore_saved(info_or_id, dataset, split: str = "test", *, save: bool = False, votes=None) -> Evaluation:
-    """Score a model's saved per-image predictions on `split` of `dataset` again, without running the model:
-    for FER+ votes that arrived after the evaluation (a ten-crop ensemble takes ~20 minutes here to re-run),
-    or a changed clean part. The run's own facts (TTA, time, latency, device) are kept; with save=True the
-    card's entry is updated. Refuses predictions made on other data than `dataset`."""
+    """Score a model's saved per-image predictions on `split` of `dataset` against what lies beside the data,
+    without running the model: FER+ votes that arrived after the evaluation (a ten-crop ensemble takes ~20
+    minutes here to re-run) and the clean part. The run's own metrics and facts (TTA, time, latency, device)
+    are kept; with save=True the card's entry is updated. Refuses predictions made on other data."""
     from ..data.votes import attach_votes
     from ..models.eval_datasets import dataset_selector
     from .predictions import load_predictions
@@ -125,8 +125,8 @@ def rescore_saved(info_or_id, dataset, split: str = "test", *, save: bool = Fals
         raise ValueError(f"{info.id}'s saved {split} predictions were made on other data than this "
                          f"{desc['name']} (its images, labels or splits differ): run `evaluate` without --rescore")
     pred.clean = clean_mask(dataset, split, pred.files)
-    result = Evaluation({**entry, **evaluate_predictions(pred), "clean": clean_scores(pred),
-                         "ferplus": ferplus_scores(dataset, pred),
+    # the metrics stay the run's own (computed from float32; the saved probabilities are float16)
+    result = Evaluation({**entry, "clean": clean_scores(pred), "ferplus": ferplus_scores(dataset, pred),
                          "rescored_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     result.predictions = pred
     if save:
