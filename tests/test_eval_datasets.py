@@ -140,8 +140,10 @@ def test_comparison_page_keeps_datasets_apart(env, monkeypatch):
     ev.evaluate_model("bright_a", load_dataset(make_second_dataset(env / "ck_plus"), cache=False), "test",
                       save=True, latency=False)
     at = run_page()
+    at.selectbox(key="group").set_value("all").run()  # the page opens on the defaults group: bright_a alone
     assert not at.exception, at.exception
     board = at.dataframe[0].value
+    assert set(board["model"]) == {"bright_a", "bright_b"}
     for _, row in board.iterrows():
         assert row["accuracy"] == pytest.approx(results[row["model"]]["accuracy"])
     cross = at.dataframe[1].value
