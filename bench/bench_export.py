@@ -45,7 +45,9 @@ def main() -> int:
                                                       for c in contenders}, rounds=60).items()}
         many = {k: med for k, (med, _) in interleaved({c.id: (lambda c=c: c.predict(faces))
                                                        for c in contenders}, rounds=20).items()}
-        print(f"\n{parent_id} (Keras, {parent.info.model_file.stat().st_size / 1e6:.2f} MB) vs its exports")
+        # an ensemble's file only names its members: its card counts their bytes
+        parent_bytes = parent.info.card.get("file_size_bytes") or parent.info.model_file.stat().st_size
+        print(f"\n{parent_id} (Keras, {parent_bytes / 1e6:.2f} MB) vs its exports")
         print(f"  {'model':34s}{'MB':>7s}{'1 face':>10s}{'speed-up':>10s}{f'{BATCH} faces':>11s}{'speed-up':>10s}")
         for c in contenders:
             size = c.info.model_file.stat().st_size / 1e6

@@ -79,8 +79,8 @@ def heatmap(digest: str, settings: tuple, face: int, class_index: int, layer: st
 with st.sidebar:
     st.subheader("Model")
     ids = [i.id for i in infos]
-    default = next((i.id for i in infos if i.is_default()), ids[0])
-    model_id = st.selectbox("Model", ids, index=ids.index(default), key="model", format_func=model_label)
+    model_id = st.selectbox("Model", ids, index=ids.index(registry.pick_default(infos).id), key="model",
+                            format_func=model_label)
     compare = st.multiselect("Compare with", ids, default=[m.id for m in registry.featured_models(infos)],
                              key="compare", format_func=model_label,
                              help="Models asked about the same faces below the explanations. Default: each label "
