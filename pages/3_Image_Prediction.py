@@ -81,11 +81,13 @@ with st.sidebar:
     ids = [i.id for i in infos]
     model_id = st.selectbox("Model", ids, index=ids.index(registry.pick_default(infos).id), key="model",
                             format_func=model_label)
-    compare = st.multiselect("Compare with", ids, default=[m.id for m in registry.featured_models(infos)],
+    featured = registry.featured_models(infos, accurate_for=registry.pick_default(infos).labels)
+    compare = st.multiselect("Compare with", ids, default=[m.id for m in featured],
                              key="compare", format_func=model_label,
                              help="Models asked about the same faces below the explanations. Default: each label "
-                                  "set's default and its most accurate model (as its int8 edge export, which "
-                                  "answers the same without TensorFlow). Each loads once per server process.")
+                                  "set's default and the main label set's most accurate model (as its int8 edge "
+                                  "export, which answers the same without TensorFlow). Each loads once per server "
+                                  "process.")
     st.subheader("Faces")
     detector = st.selectbox("Detector", DETECTORS, format_func=DETECTOR_NAMES.get, key="detector")
     min_size = st.slider("Minimum face size (pixels)", 12, 256, DEFAULT_MIN_SIZE, step=4, key="min_size")

@@ -154,6 +154,8 @@ def test_featured_models_are_each_label_sets_default_and_its_most_accurate_as_an
     infos = registry.list_models()
     assert registry.most_accurate(infos, EMOTIONS).id == "tiny"
     assert [m.id for m in registry.featured_models(infos)] == ["tiny", best.id, other.id]
+    # only one label set's most accurate model: the 7-class one drops out when the 4-class set is asked for
+    assert [m.id for m in registry.featured_models(infos, accurate_for=other.labels)] == ["tiny", other.id]
 
 
 # ----------------------------------------------------------------------------- no TensorFlow

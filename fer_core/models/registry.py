@@ -291,13 +291,14 @@ def model_roles(infos: list[ModelInfo]) -> dict[str, str]:
     return roles
 
 
-def featured_models(infos: list[ModelInfo]) -> list[ModelInfo]:
+def featured_models(infos: list[ModelInfo], accurate_for=None) -> list[ModelInfo]:
     """What a page compares by default: every label set's default model and its most accurate one (run as its
-    best edge export when one is registered), defaults first."""
+    best edge export when one is registered), defaults first. `accurate_for` (a label set) keeps only that
+    label set's most accurate model: a ten-crop ensemble is the costliest thing a page can run."""
     out: list[ModelInfo] = []
     for labels in dict.fromkeys(m.labels for m in infos):
         default = pick_default(infos, labels)
-        best = most_accurate(infos, labels)
+        best = most_accurate(infos, labels) if accurate_for is None or tuple(accurate_for) == labels else None
         for m in (default, fastest_equivalent(infos, best) if best else None):
             if m is not None and m not in out:
                 out.append(m)
