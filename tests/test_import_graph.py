@@ -145,3 +145,15 @@ def test_the_cli_sits_on_top():
     for module, deps in import_graph().items():  # a stage importing the CLI (even inside a function) closes a circle
         if module not in ("cli", "__main__"):
             assert "cli" not in deps, f"fer_core.{module} imports the CLI"
+
+
+def test_the_wheel_ships_every_package():
+    """pyproject's package discovery finds every layer (a plain `packages = ["fer_core"]` would ship none)."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    config = tomllib.loads((ROOT.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    shipped = set(find_packages(str(ROOT.parent), include=config["include"]))
+    on_disk = {".".join(p.parent.relative_to(ROOT.parent).parts) for p in ROOT.rglob("__init__.py")}
+    assert on_disk <= shipped, f"packages the wheel leaves out: {sorted(on_disk - shipped)}"
