@@ -10,7 +10,7 @@ st.title("Facial Emotion Recognition Dashboard")
 
 import pandas as pd  # noqa: E402  (after the title, which then shows while these load)
 
-from fer_core.models import registry  # noqa: E402
+from fer_core.models.roles import model_roles  # noqa: E402
 from fer_core.data.fer_dataset import SUPPORTED_LAYOUTS  # noqa: E402
 from fer_core.base.runtime import quick_device_description  # noqa: E402
 from pages.common import dataset_sidebar, model_infos  # noqa: E402
@@ -57,7 +57,7 @@ if not models:
     st.info("No trained models found under `models/`. Train one with "
             "`python -m fer_core train --arch fer_resvgg --data <dataset folder>`.")
 else:
-    rows, roles = [], registry.model_roles(models)
+    rows, roles = [], model_roles(models)
     for m in models:
         val = m.metrics("validation") or {}
         rows.append({"model": m.name, "id": m.id, "labels": m.label_set, "role": roles[m.id],

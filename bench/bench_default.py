@@ -124,6 +124,7 @@ def main() -> int:
     from PIL import Image
 
     from fer_core.models import registry
+    from fer_core.models.roles import most_accurate
     from fer_core.data.datasets import load_dataset
     from fer_core.base.labels import parse_label_set
     from fer_core.inference.predict import Classifier
@@ -132,7 +133,7 @@ def main() -> int:
     infos = registry.list_models()
     same = [m for m in infos if set(m.labels) == set(labels) or (args.labels == "7class" and len(m.labels) == 7)]
     default = next(m for m in same if m.is_default())
-    best = registry.most_accurate(infos, default.labels)
+    best = most_accurate(infos, default.labels)
     plain = registry.get_model(PLAIN[args.labels])
     faces = load_dataset(args.data).split("validation").images[:args.faces]
     with tempfile.TemporaryDirectory() as tmp:

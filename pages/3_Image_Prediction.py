@@ -11,6 +11,7 @@ import streamlit as st
 
 from fer_core.inference import gradcam as cam
 from fer_core.models import registry
+from fer_core.models.roles import featured_models, model_roles
 from fer_core.inference.faces import DEFAULT_MIN_SIZE, DETECTORS
 from fer_core.inference.images import SAMPLES, ImageError, encode_png, read_image, sample_image
 from fer_core.inference.predict import TTA_MODES, Classifier, analyze_image, annotate, compare_models
@@ -30,7 +31,7 @@ if not infos:
             "`python -m fer_core train --arch fer_resvgg --data DIR`; it appears here automatically.")
     st.stop()
 by_id = {i.id: i for i in infos}
-roles = registry.model_roles(infos)
+roles = model_roles(infos)
 
 
 def classifier_of(model_id: str) -> Classifier:
@@ -81,7 +82,7 @@ with st.sidebar:
     ids = [i.id for i in infos]
     model_id = st.selectbox("Model", ids, index=ids.index(registry.pick_default(infos).id), key="model",
                             format_func=model_label)
-    featured = registry.featured_models(infos, accurate_for=registry.pick_default(infos).labels)
+    featured = featured_models(infos, accurate_for=registry.pick_default(infos).labels)
     compare = st.multiselect("Compare with", ids, default=[m.id for m in featured],
                              key="compare", format_func=model_label,
                              help="Models asked about the same faces below the explanations. Default: each label "

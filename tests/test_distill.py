@@ -15,7 +15,7 @@ from fer_core import cli
 from fer_core.training import distill
 from fer_core.training import distill_loss
 from fer_core.training import export
-from fer_core.models import registry
+from fer_core.models import registry, roles
 from fer_core.base.labels import EMOTIONS, FOUR_CLASS
 from fer_core.inference.predict import Classifier
 from tests.model_fixtures import make_parent
@@ -152,10 +152,10 @@ def test_featured_models_are_each_label_sets_default_and_its_most_accurate_as_an
     registry.save_card_section(registry.get_model("tiny-fast"), "evaluations", "fer/validation",
                                {"split": "validation", "accuracy": 0.69, "dataset": {"name": "fer"}})
     infos = registry.list_models()
-    assert registry.most_accurate(infos, EMOTIONS).id == "tiny"
-    assert [m.id for m in registry.featured_models(infos)] == ["tiny", best.id, other.id]
+    assert roles.most_accurate(infos, EMOTIONS).id == "tiny"
+    assert [m.id for m in roles.featured_models(infos)] == ["tiny", best.id, other.id]
     # only one label set's most accurate model: the 7-class one drops out when the 4-class set is asked for
-    assert [m.id for m in registry.featured_models(infos, accurate_for=other.labels)] == ["tiny", other.id]
+    assert [m.id for m in roles.featured_models(infos, accurate_for=other.labels)] == ["tiny", other.id]
 
 
 # ----------------------------------------------------------------------------- no TensorFlow

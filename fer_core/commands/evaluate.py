@@ -64,6 +64,7 @@ def run_evaluate(args) -> int:
 def run_models(args) -> int:
     from ..evaluation.leaderboard import model_summary
     from ..models import registry
+    from ..models.roles import model_roles
 
     if args.set_default:
         info = registry.set_default(args.set_default)
@@ -79,7 +80,7 @@ def run_models(args) -> int:
     elif not rows:
         print(f"no models under {registry.default_models_dir()}; train one with `python -m fer_core train`")
     else:
-        print(_models_table(rows, registry.model_roles(infos)).to_string(index=False))
+        print(_models_table(rows, model_roles(infos)).to_string(index=False))
     return 0
 
 

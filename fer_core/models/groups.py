@@ -5,7 +5,8 @@ little. A model may belong to several groups (a default that is also an ensemble
 """
 from __future__ import annotations
 
-from .registry import ModelInfo, featured_models, model_roles
+from .registry import ModelInfo
+from .roles import featured_models, model_roles
 
 DEFAULTS, ARCHITECTURES, ABLATIONS, MEMBERS, EXPORTS, STUDENTS, ALL = (
     "defaults", "architectures", "ablations", "ensemble members", "exports", "distilled students", "all")
