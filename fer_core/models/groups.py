@@ -6,7 +6,7 @@ little. A model may belong to several groups (a default that is also an ensemble
 from __future__ import annotations
 
 from .registry import ModelInfo
-from .roles import featured_models, model_roles
+from .roles import featured_models, model_roles, validation_accuracy
 
 DEFAULTS, ARCHITECTURES, ABLATIONS, MEMBERS, EXPORTS, STUDENTS, ALL = (
     "defaults", "architectures", "ablations", "ensemble members", "exports", "distilled students", "all")
@@ -45,8 +45,8 @@ def _config(info: ModelInfo) -> dict:
 
 
 def _accuracy(info: ModelInfo) -> float:
-    found = info.metrics("validation")
-    return float(found["accuracy"]) if found and found.get("accuracy") is not None else -1.0
+    found = validation_accuracy(info)
+    return -1.0 if found is None else float(found)
 
 
 def model_groups(infos: list[ModelInfo]) -> dict[str, list[str]]:
