@@ -14,9 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 
 
-def table_rows(heading: str) -> list[list[str]]:
+def table_rows(heading: str, document: str = "README.md") -> list[list[str]]:
     """The cells of the first Markdown table after the line starting with `heading` (header row skipped)."""
-    lines = (ROOT / "README.md").read_text().splitlines()
+    lines = (ROOT / document).read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(heading))
     rows = []
     for line in lines[start:]:
@@ -59,3 +59,25 @@ def test_exports_table_quotes_the_cards(row):
     accuracy, f1 = (float(c.split()[0]) for c in row[2:4])
     measured = [(round(a, 4), round(f, 4)) for a, f, _ in validation_scores(model_id(row[0]))]
     assert (accuracy, f1) in measured
+
+
+CROWD_ROWS = table_rows("| model | TTA | FER+ majority", "docs/ferplus.md")
+
+
+@pytest.mark.parametrize("row", CROWD_ROWS, ids=[model_id(r[0]) for r in CROWD_ROWS])
+def test_ferplus_table_quotes_the_cards(row):
+    """docs/ferplus.md's crowd table: each figure equals the card's PublicTest evaluation at its default TTA."""
+    def number(cell: str) -> float | None:
+        found = re.search(r"\d\.\d{4}", cell)
+        return float(found.group()) if found else None
+
+    info = registry.get_model(model_id(row[0]), MODELS)
+    tta = (info.card.get("inference") or {}).get("tta", "none")
+    saved = [e for e in info.evaluations.values() if e["split"] == "validation" and e.get("tta", "none") == tta]
+    assert saved and len(CROWD_ROWS) >= 5
+    crowd = saved[0].get("ferplus") or {}
+    seven = crowd.get("seven_class", crowd) if len(info.labels) == 8 else crowd
+    expected = [crowd.get("accuracy") if len(info.labels) == 8 else None, seven.get("accuracy"), saved[0]["accuracy"]]
+    for cell, value in zip(row[2:5], expected):
+        if number(cell) is not None:
+            assert number(cell) == round(value, 4), f"{row[0]}: {cell} vs the card's {value}"
