@@ -1,6 +1,6 @@
 """Benchmark: the REST API under a bounded load on localhost — requests/s and p50/p99 latency.
 
-    python bench/bench_api.py [--requests 200] [--concurrency 16] [--model ID]
+    python -m bench.bench_api [--requests 200] [--concurrency 16] [--model ID]
 
 Starts `python -m fer_core serve` on a free localhost port (the shipped default model unless --model)
 and sends a fixed number of requests from `--concurrency` httpx clients for three photos: one face
@@ -25,8 +25,6 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
-# `python bench/<script>.py` puts bench/, not the repository root, on sys.path: add the root (for fer_core)
-sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402

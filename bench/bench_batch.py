@@ -1,6 +1,6 @@
 """Benchmark: batch scoring images/s — one loop vs threads on this machine vs Ray Data actors.
 
-    python bench/bench_batch.py [FOLDER] [--images 500] [--detector none] [--model ID]
+    python -m bench.bench_batch [FOLDER] [--images 500] [--detector none] [--model ID]
 
 FOLDER defaults to ../shared/datasets/fer2013/test (pre-cropped 48×48 faces: `--detector none`
 classifies each image as one face). The first N images (sorted) are scored three ways into
@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
-# `python bench/<script>.py` puts bench/, not the repository root, on sys.path: add the root (for fer_core)
-sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Benchmark: cold start of the dashboard, as a new user sees it in a browser.
 
-    python bench/bench_cold_start.py [--runs 3] [--app Home.py]
+    python -m bench.bench_cold_start [--runs 3] [--app Home.py]
 
 Each run launches a fresh `streamlit run <app>` and opens it in headless Chromium (Debian's
 /usr/bin/chromium, as the end-to-end test; `.ci/install_browser.sh` installs it) and measures,

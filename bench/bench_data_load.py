@@ -1,6 +1,6 @@
 """Benchmark: dataset load time, cold (no on-disk cache) and warm, against a naive PIL loop.
 
-    python bench/bench_data_load.py [DATASET]   # default: $FER_DATA_DIR or ../shared/datasets/fer2013
+    python -m bench.bench_data_load [DATASET]   # default: $FER_DATA_DIR or ../shared/datasets/fer2013
 
 The baseline decodes every image with PIL one by one (os.walk + Image.open) in the same process,
 so the printed ratios are comparable across machines. Targets: cold ≤ 10 s, warm ≤ 1 s on full FER2013.
@@ -15,9 +15,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-# `python bench/<script>.py` puts bench/, not the repository root, on sys.path: add the root (for fer_core)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fer_core.data.datasets import default_data_dir, load_dataset  # noqa: E402
 from fer_core.data.image_folders import IMAGE_EXTENSIONS  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Benchmark: the fast default beside the ensemble and the plain network, in one process.
 
-    python bench/bench_default.py [--labels 7class] [--data ../shared/datasets/fer2013] [--accuracy]
+    python -m bench.bench_default [--labels 7class] [--data ../shared/datasets/fer2013] [--accuracy]
 
 For each of the label set's default model (with its default inference), the most accurate model (the
 ensemble, ten-crop) and the plain network (`fer_resvgg_7class`, no TTA):
@@ -120,7 +120,6 @@ def main() -> int:
     parser.add_argument("--accuracy", action="store_true", help="measure validation accuracy now instead of "
                                                                 "reading each card's saved evaluation")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     from PIL import Image
 
     from fer_core.models import registry

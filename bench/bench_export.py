@@ -1,6 +1,6 @@
 """Benchmark: edge exports (LiteRT / ONNX, quantized) against their Keras parent, in one process.
 
-    python bench/bench_export.py [EXPORT_ID ...]   # default: every registered export
+    python -m bench.bench_export [EXPORT_ID ...]   # default: every registered export
 
 For each parent, its Keras model (the app's compiled `predict.Classifier` path) and each of its
 exports classify the same faces through `Classifier.predict` (preprocessing included), interleaved
@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# `python bench/<script>.py` puts bench/, not the repository root, on sys.path: add the root (for fer_core)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
@@ -23,7 +20,7 @@ from fer_core.training import export  # noqa: E402
 from fer_core.models import registry  # noqa: E402
 from fer_core.inference.predict import Classifier  # noqa: E402
 
-from bench_predict import interleaved  # noqa: E402  (same folder: the shared interleaved timer)
+from bench.bench_predict import interleaved  # noqa: E402  (the shared interleaved timer)
 
 BATCH = export.LATENCY_BATCH
 

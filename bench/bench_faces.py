@@ -1,6 +1,6 @@
 """Benchmark: face-detector precision and recall (and time per photo), before and after false-face filtering.
 
-    python bench/bench_faces.py [--detectors haar,mtcnn]
+    python -m bench.bench_faces [--detectors haar,mtcnn]
 
 Photos, all bundled (no download):
 - faces with boxes checked by eye: scikit-image's astronaut (as-is, upscaled 4× as in the tests,
@@ -19,14 +19,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import cv2
 import numpy as np
-
-# `python bench/<script>.py` puts bench/, not the repository root, on sys.path: add the root (for fer_core)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer_core.inference.faces import box_iou, detect_faces, drop_enclosing, get_detector  # noqa: E402
 

@@ -4,7 +4,7 @@ A 4 MB zip whose one member, `train/happy/Training_1.jpg`, inflates to 4 GiB of 
 runs in its own process; its peak RSS is compared with the same command on a harmless zip (same
 imports), so "extra" is what the bomb cost. Run from the repository root:
 
-    python bench/bench_hostile.py [--gib 4]
+    python -m bench.bench_hostile [--gib 4]
 """
 from __future__ import annotations
 
@@ -17,8 +17,6 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# `python bench/<script>.py` puts bench/, not the repository root, on sys.path: add the root (for fer_core)
-sys.path.insert(0, str(ROOT))
 
 from tests.fixtures import encode, make_face_images  # noqa: E402
 from tests.hostile import zip_bomb  # noqa: E402

@@ -18,7 +18,7 @@ Measured:
 Rounds alternate between the two; the medians are reported as images per wall-clock second and as
 process CPU milliseconds per image (robust when other jobs share the cores), with ratios ours / seed.
 
-    python bench/bench_input_pipeline.py [--data DIR] [--arch baseline_cnn] [--batches 40] [--rounds 3]
+    python -m bench.bench_input_pipeline [--data DIR] [--arch baseline_cnn] [--batches 40] [--rounds 3]
 
 Uses the FER2013 train folder at $FER_DATA_DIR or ../shared/datasets/fer2013 when present, else a
 generated folder of random JPEG faces (numbers then only show pipeline overhead, not accuracy).
@@ -33,9 +33,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-# `python bench/<script>.py` puts bench/, not the repository root, on sys.path: add the root (for fer_core)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer_core.data.datasets import default_data_dir, load_dataset  # noqa: E402
 from fer_core.base.labels import EMOTIONS  # noqa: E402

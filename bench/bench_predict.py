@@ -1,6 +1,6 @@
 """Benchmark: photo inference — one-face classification, detect+classify per photo, Grad-CAM and occlusion per face.
 
-    python bench/bench_predict.py [MODEL_ID]   # default: the default registered model, else fer_resvgg untrained
+    python -m bench.bench_predict [MODEL_ID]   # default: the default registered model, else fer_resvgg untrained
 
 Baselines run in the same process on the same model, so the printed ratios compare across
 machines: `model.predict` (Keras' general-purpose loop) and an eager `model(x)` call for one face,
@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# `python bench/<script>.py` puts bench/, not the repository root, on sys.path: add the root (for fer_core)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cv2  # noqa: E402
 from skimage import data as skdata  # noqa: E402

@@ -4,19 +4,16 @@ cycle, with the pool's default cap on loaded models and, for comparison, with no
 Each model answers one request through the API (FastAPI's TestClient, one process). Flat figures
 from the second cycle on mean the pool does not grow. Run from the repository root:
 
-    python bench/bench_serve_memory.py [--cycles 3] [--max-models 4]
+    python -m bench.bench_serve_memory [--cycles 3] [--max-models 4]
 """
 from __future__ import annotations
 
 import argparse
 import io
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# `python bench/<script>.py` puts bench/, not the repository root, on sys.path: add the root (for fer_core)
-sys.path.insert(0, str(ROOT))
 
 
 def rss_mb() -> float:

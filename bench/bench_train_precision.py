@@ -1,6 +1,6 @@
 """Benchmark: one training step of an architecture under each precision policy, with and without XLA.
 
-    python bench/bench_train_precision.py [ARCH] [BATCH]   # default: fer_resvgg 128
+    python -m bench.bench_train_precision [ARCH] [BATCH]   # default: fer_resvgg 128
 
 The float32 step without XLA (what `--mixed-precision off` runs on a CPU) is the baseline in the same
 process; steps are interleaved round by round so background load hits every variant alike. On a CPU
@@ -12,11 +12,8 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# `python bench/<script>.py` puts bench/, not the repository root, on sys.path: add the root (for fer_core)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

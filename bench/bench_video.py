@@ -1,6 +1,6 @@
 """Benchmark: the live per-frame pipeline (`fer_core.video.frame_processor.FrameProcessor`) against a naive loop.
 
-    python bench/bench_video.py [MODEL_ID] [--frames N]   # default: the default registered model,
+    python -m bench.bench_video [MODEL_ID] [--frames N]   # default: the default registered model,
                                                           # else an untrained fer_resvgg (≈1.2 M params)
 
 Clip: 640×480 frames of two real faces (scikit-image's astronaut photo and its mirror image)
@@ -21,8 +21,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# `python bench/<script>.py` puts bench/, not the repository root, on sys.path: add the root (for fer_core)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
