@@ -72,15 +72,15 @@ class Classifier:
     def _run(self, x: np.ndarray) -> np.ndarray:
         if self._forward is None:
             self._forward = compiled_forward(self.model)
-        top = BATCH_BUCKETS[-1]
-        outs = []
-        for start in range(0, len(x), top):
-            chunk = x[start:start + top]
-            size = next(b for b in BATCH_BUCKETS if b >= len(chunk))
-            if size != len(chunk):
-                pad = np.zeros((size - len(chunk),) + chunk.shape[1:], np.float32)
+        outs, start = [], 0
+        for size in padded_batch_sizes(len(x)):
+            chunk = x[start:start + size]
+            real = len(chunk)
+            if size != real:
+                pad = np.zeros((size - real,) + chunk.shape[1:], np.float32)
                 chunk = np.concatenate([chunk, pad])
-            outs.append(np.asarray(self._forward(chunk))[: min(top, len(x) - start)])
+            outs.append(np.asarray(self._forward(chunk))[:real])
+            start += real
         return np.concatenate(outs).astype(np.float32)
 
     def _check_shapes(self) -> None:
@@ -93,6 +93,14 @@ class Classifier:
         if got != want:
             raise RegistryError(f"model {self.info.id!r} expects input {got} but its card's preprocessing "
                                 f"produces {want}")
+
+
+def padded_batch_sizes(n: int) -> list[int]:
+    """The batch sizes the forward pass runs for `n` inputs: full chunks of the largest of `BATCH_BUCKETS`, then
+    the rest zero-padded up to the smallest bucket that holds it (one compiled graph per size, not per count)."""
+    top = BATCH_BUCKETS[-1]
+    full, rest = divmod(n, top)
+    return [top] * full + ([next(b for b in BATCH_BUCKETS if b >= rest)] if rest else [])
 
 
 def compiled_forward(model):

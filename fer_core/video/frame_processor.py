@@ -22,7 +22,7 @@ from ..inference import faces as fer_faces
 from ..base.labels import emotion_rgb
 from .timeline import timeline_frame
 from .tracking import Track, box_shift, match_boxes, smooth
-from ..inference.predict import BATCH_BUCKETS
+from ..inference.predict import padded_batch_sizes
 from ..models.tta import tta_mode, tta_views
 
 
@@ -290,17 +290,11 @@ def warm_up(classifier, max_faces: int = 4) -> None:
 
 
 def _padded_batch_sizes(classifier, max_faces: int) -> list[int]:
-    """The batch sizes (`predict.BATCH_BUCKETS`) the forward pass sees for 1…`max_faces` faces and their TTA views."""
+    """The batch sizes (`predict.padded_batch_sizes`) the forward pass sees for 1…`max_faces` faces and their
+    TTA views."""
     one = np.zeros((1, *classifier.model.input_shape[1:]), np.float32)
     per_face = len(tta_views(one, classifier.default_tta))
-    sizes = set()
-    for views in range(per_face, per_face * max_faces + 1, per_face):
-        full, rest = divmod(views, BATCH_BUCKETS[-1])
-        if full:
-            sizes.add(BATCH_BUCKETS[-1])
-        if rest:
-            sizes.add(next(b for b in BATCH_BUCKETS if b >= rest))
-    return sorted(sizes)
+    return sorted({size for faces in range(1, max_faces + 1) for size in padded_batch_sizes(faces * per_face)})
 
 
 # --- drawing ------------------------------------------------------------------------------------
