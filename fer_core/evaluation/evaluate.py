@@ -69,13 +69,7 @@ def evaluate_model(info_or_id, dataset, split: str = "test", tta=None, batch_siz
     exist (found beside the data, or the `votes` file), `ferplus` also scores the model against the
     FER+ majority of the same faces.
     """
-    from ..data.votes import attach_votes
-
-    info = info_or_id if isinstance(info_or_id, registry.ModelInfo) else registry.get_model(str(info_or_id))
-    if not isinstance(dataset, FerDataset):
-        dataset = load_dataset(dataset, progress=progress)
-    if dataset.votes is None or votes is not None:
-        dataset = attach_votes(dataset, votes)
+    info, dataset = _model_and_data(info_or_id, dataset, votes, progress)
     model = model if model is not None else registry.load_model(info)
     started = time.perf_counter()
     pred = predict_split(info, dataset, split, tta=tta, batch_size=batch_size, progress=progress, model=model)
@@ -107,15 +101,10 @@ def rescore_saved(info_or_id, dataset, split: str = "test", *, save: bool = Fals
     without running the model: FER+ votes that arrived after the evaluation (a ten-crop ensemble takes ~20
     minutes here to re-run) and the clean part. The run's own metrics and facts (TTA, time, latency, device)
     are kept; with save=True the card's entry is updated. Refuses predictions made on other data."""
-    from ..data.votes import attach_votes
     from ..models.eval_datasets import dataset_selector
     from .predictions import load_predictions
 
-    info = info_or_id if isinstance(info_or_id, registry.ModelInfo) else registry.get_model(str(info_or_id))
-    if not isinstance(dataset, FerDataset):
-        dataset = load_dataset(dataset)
-    if dataset.votes is None or votes is not None:
-        dataset = attach_votes(dataset, votes)
+    info, dataset = _model_and_data(info_or_id, dataset, votes)
     desc = dataset_description(dataset)
     entry, pred = info.metrics(split, dataset_selector(desc)), load_predictions(info, split, dataset_selector(desc))
     if entry is None or pred is None:
@@ -132,6 +121,19 @@ def rescore_saved(info_or_id, dataset, split: str = "test", *, save: bool = Fals
     if save:
         registry.save_metrics(info, split, dict(result))
     return result
+
+
+def _model_and_data(info_or_id, dataset, votes=None, progress: ProgressFn | None = None):
+    """The registered model and the dataset (loaded if given as a path) with its FER+ votes attached: the
+    ones found beside it, or the `votes` file when one is named."""
+    from ..data.votes import attach_votes
+
+    info = info_or_id if isinstance(info_or_id, registry.ModelInfo) else registry.get_model(str(info_or_id))
+    if not isinstance(dataset, FerDataset):
+        dataset = load_dataset(dataset, progress=progress)
+    if dataset.votes is None or votes is not None:
+        dataset = attach_votes(dataset, votes)
+    return info, dataset
 
 
 def format_report(result: dict, info: registry.ModelInfo) -> str:
