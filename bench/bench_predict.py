@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 
 from fer_core.inference import gradcam  # noqa: E402
 from fer_core.models import registry  # noqa: E402
-from fer_core.models.ensemble import member_models  # noqa: E402
+from fer_core.models.ensemble_graph import member_models  # noqa: E402
 from fer_core.inference.faces import crop_faces, detect_faces, get_detector  # noqa: E402
 from fer_core.base.labels import EMOTIONS  # noqa: E402
 from fer_core.inference.predict import Classifier, analyze_image  # noqa: E402

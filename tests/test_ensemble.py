@@ -10,7 +10,8 @@ from fer_core import cli
 from fer_core.evaluation import evaluate as ev
 from fer_core.evaluation import leaderboard
 from fer_core.models import registry
-from fer_core.models.ensemble import build_ensemble, create_ensemble, file_sha256, member_models, to_reference
+from fer_core.models.ensemble import create_ensemble, to_reference
+from fer_core.models.ensemble_graph import build_ensemble, file_sha256, member_models
 from fer_core.inference.gradcam import ALL_MEMBERS, conv_layers, gradcam_face
 from fer_core.base.labels import FOUR_CLASS
 from fer_core.inference.predict import Classifier, tta_mode, tta_views

@@ -113,7 +113,7 @@ def gradient_model(classifier):
 def _load_parent(runtime):
     """An export's parent Keras model from the registry, its head narrowed as the export's was."""
     from ..models import registry
-    from ..models.ensemble import narrowed
+    from ..models.ensemble_graph import narrowed
 
     try:
         parent = registry.get_model(runtime.parent_id, runtime.info.path.parent)
@@ -169,7 +169,7 @@ def overlay_on_image(image_rgb: np.ndarray, box, heatmap: np.ndarray, alpha: flo
 
 
 def _members(model) -> list:
-    from ..models.ensemble import member_models
+    from ..models.ensemble_graph import member_models
 
     return member_models(model)
 

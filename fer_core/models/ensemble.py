@@ -24,8 +24,7 @@ from pathlib import Path
 
 from . import registry
 from ..base.labels import label_set_name, sort_emotions
-from .ensemble_graph import (SPEC_FORMAT, SPEC_VERSION, build_ensemble, file_sha256, member_models,  # noqa: F401
-                             narrowed, restricted_head)  # (re-exported: Grad-CAM, export and the bench use them)
+from .ensemble_graph import SPEC_FORMAT, SPEC_VERSION, build_ensemble, file_sha256
 from .tta import tta_mode
 
 COMBINE = "mean of the members' class probabilities"

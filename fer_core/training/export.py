@@ -27,7 +27,7 @@ from ..models import registry
 from ..base.labels import label_set_name
 from ..data.datasets import default_data_dir, load_dataset
 from ..data.fer_dataset import DataError
-from ..models.ensemble import narrowed
+from ..models.ensemble_graph import narrowed
 # An export beside its parent is part of its evaluation (evaluation.parents); the names stay here too.
 from ..evaluation.latency import LATENCY_BATCH  # noqa: F401  (re-exported)
 from ..evaluation.parents import agreement, parent_figures, parent_latency, parent_of, parent_scores  # noqa: F401
