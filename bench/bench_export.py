@@ -16,13 +16,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from fer_core.evaluation.latency import LATENCY_BATCH  # noqa: E402
 from fer_core.training import export  # noqa: E402
 from fer_core.models import registry  # noqa: E402
 from fer_core.inference.predict import Classifier  # noqa: E402
 
 from bench.bench_predict import interleaved  # noqa: E402  (the shared interleaved timer)
 
-BATCH = export.LATENCY_BATCH
+BATCH = LATENCY_BATCH
 
 
 def main() -> int:

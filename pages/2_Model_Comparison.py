@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from fer_core.evaluation import comparison, leaderboard, metrics
+from fer_core.evaluation.latency import LATENCY_BATCH
 from fer_core.evaluation.predictions import EVAL_SPLITS, Predictions, load_predictions, predictions_path
 from fer_core.evaluation import studies
 from fer_core.evaluation import robustness as rb
@@ -194,7 +195,7 @@ if not edge.empty:
     st.header("Edge exports")
     st.caption(f"LiteRT / ONNX exports (`python -m fer_core export`) beside their parent on the {split} split of "
                f"{data_name}. Agreement: share of faces with the same top label as the parent, from both models' "
-               f"saved per-image predictions. Latencies: median per face and per batch of {export.LATENCY_BATCH}, "
+               f"saved per-image predictions. Latencies: median per face and per batch of {LATENCY_BATCH}, "
                "export and parent measured in the same run by the export's evaluation, on this machine's CPU.")
     st.dataframe(edge, hide_index=True, column_config={
         **{c: st.column_config.NumberColumn(format="%.2f") for c in edge.columns if "MB" in c or "ms/" in c},

@@ -12,6 +12,7 @@ from fer_core import cli
 from fer_core.training import export
 from fer_core.models import registry
 from fer_core.evaluation import evaluate as ev
+from fer_core.evaluation.latency import LATENCY_BATCH
 from fer_core.evaluation.predictions import load_predictions
 from fer_core.base.labels import EMOTIONS
 from fer_core.inference.predict import Classifier
@@ -149,7 +150,7 @@ def test_evaluate_export_beside_parent(world):
     info = export.export_model("tiny", "onnx", "int8", data=world["data"], sample_size=20, overwrite=True)
     result = ev.evaluate_model(info, world["data"], "validation", save=True)
     assert result["latency_ms_per_face"] > 0 and result["latency_ms_per_batch"] > 0
-    assert result["latency_batch_size"] == export.LATENCY_BATCH
+    assert result["latency_batch_size"] == LATENCY_BATCH
     assert result["parent_latency"]["model"] == "tiny" and result["parent_latency"]["latency_ms_per_face"] > 0
     info = registry.get_model(info.id)
     mine, theirs = load_predictions(info, "validation"), load_predictions(parent, "validation")

@@ -146,7 +146,7 @@ def students_frame(infos, split: str, dataset: dict | None = None):
     import pandas as pd
 
     from ..evaluation.predictions import load_predictions
-    from .export import agreement
+    from ..evaluation.parents import agreement
 
     by_id = {m.id: m for m in infos}
     rows = []

@@ -28,13 +28,10 @@ from ..base.labels import label_set_name
 from ..data.datasets import default_data_dir, load_dataset
 from ..data.fer_dataset import DataError
 from ..models.ensemble_graph import narrowed
-# An export beside its parent is part of its evaluation (evaluation.parents); the names stay here too.
-from ..evaluation.latency import LATENCY_BATCH  # noqa: F401  (re-exported)
-from ..evaluation.parents import agreement, parent_figures, parent_latency, parent_of, parent_scores  # noqa: F401
+from ..evaluation.latency import LATENCY_BATCH
+from ..evaluation.parents import agreement, parent_figures, parent_of
 from ..evaluation.predictions import load_predictions
-# The runtimes live below the registry, which loads them (registry.load_runtime); their names stay here too.
-from ..models.registry import load_runtime  # noqa: F401  (re-exported)
-from ..models.runtimes import EdgeRuntime, LiteRTRuntime, OnnxRuntime, to_probabilities  # noqa: F401  (re-exported)
+from ..models.registry import load_runtime
 
 FORMATS: tuple[str, ...] = ("litert", "onnx")
 QUANTIZATIONS: tuple[str, ...] = ("none", "float16", "dynamic", "int8")
