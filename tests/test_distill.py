@@ -1,5 +1,5 @@
-"""Distillation (a student trained on a cached teacher's probabilities), narrowed edge exports, the featured
-models a page compares, and inference that never imports TensorFlow."""
+"""Distillation (a student trained on a teacher's cached or per-batch probabilities), narrowed edge exports,
+the featured models a page compares, and inference that never imports TensorFlow."""
 from __future__ import annotations
 
 import json
@@ -104,6 +104,48 @@ def test_distill_trains_on_cached_teacher_answers_and_says_so_in_the_card(tiny, 
     assert other["cached"] is False  # another TTA is another teacher
 
 
+def test_per_batch_teaching_answers_each_augmented_view_the_student_sees(tiny, capsys):
+    """--teacher-outputs per-batch: every training batch's soft half is the teacher's answer on that very
+    augmented batch (not a cached clean-face answer), and the card says so."""
+    from fer_core.data.datasets import load_dataset
+    from fer_core.training.config import TrainConfig
+    from fer_core.training.input_pipeline import NumpyBatches, make_tf_dataset
+
+    data, root = tiny
+    rows = load_dataset(str(data)).split("train")
+    teacher = Classifier.from_registry("teacher")
+    config = TrainConfig(arch="baseline_cnn", data=str(data), teacher="teacher", teacher_outputs="per-batch",
+                         temperature=2.0)
+    pre = teacher.preprocessing
+    teach, record = distill.batch_teacher(config, teacher.labels, pre)
+    assert record["tta"] == "none" and record["id"] == "teacher"
+    faces = pre.prepare_uint8(rows.images)
+    expected = distill.soften(teacher.predict_preprocessed(pre.to_input(faces[:8])), 2.0)
+    np.testing.assert_allclose(teach(faces[:8, ..., None].astype(np.float32)), expected, atol=1e-5)
+
+    k = len(teacher.labels)
+    placeholder = distill.pack_targets(rows.labels, None, k)
+    for batches in (NumpyBatches(faces, rows.labels, pre, k, 8, "standard", shuffle=True, targets=placeholder,
+                                 teach=teach),
+                    make_tf_dataset(faces, rows.labels, pre, k, 8, "standard", shuffle=True, targets=placeholder,
+                                    teach=teach)):
+        x, y = next(iter(batches)) if not isinstance(batches, NumpyBatches) else batches[0]
+        x, y = np.asarray(x), np.asarray(y)
+        assert y.shape == (len(x), 2 * k) and np.allclose(y[:, :k].sum(1), 1)
+        # the soft half is the teacher on these augmented pixels (x is scaled back to 0–255)
+        np.testing.assert_allclose(y[:, k:], teach(np.round(x * 255.0)), atol=2e-3)
+        assert not np.allclose(y[:, k:], y[:, :k])
+
+    argv = ["distill", "--teacher", "teacher", "--teacher-outputs", "per-batch", "--arch", "baseline_cnn",
+            "--data", str(data), "--epochs", "1", "--batch-size", "8", "--out", str(root / "models" / "pb"),
+            "--no-evaluate"]
+    assert cli.main(argv) == 0
+    card = registry.get_model("pb").card
+    assert card["training"]["distillation"]["teacher_outputs"].startswith("per-batch")
+    assert card["training"]["config"]["teacher_outputs"] == "per-batch"
+    assert not (root / "runs" / "pb" / distill.TEACHER_FILE).exists()  # nothing cached
+
+
 def test_distill_refuses_a_teacher_that_lacks_the_students_emotions(tiny, capsys):
     from tests.model_fixtures import make_fixture_model
 
@@ -168,11 +210,12 @@ def test_inference_with_an_export_and_haar_never_imports_tensorflow(parent, tmp_
     from PIL import Image
 
     from fer_core.video import files as video
+    from fer_core.video import sample
 
     photo = tmp_path / "astronaut.jpg"
     Image.fromarray(skdata.astronaut()).save(photo)
     clip = tmp_path / "clip.mp4"
-    clip.write_bytes(video.write_mp4(video.sample_clip(6)))
+    clip.write_bytes(video.write_mp4(sample.sample_clip(6)))
     script = textwrap.dedent(f"""
         import contextlib, io, json, sys
         import fer_core

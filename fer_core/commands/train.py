@@ -6,7 +6,7 @@ import logging
 import shlex
 
 from ..data.votes import LABEL_SOURCES
-from ..training.config import AUGMENTATIONS, CLASS_WEIGHTS, SCHEDULES, SWA_BATCHNORM, TrainConfig
+from ..training.config import AUGMENTATIONS, CLASS_WEIGHTS, SCHEDULES, SWA_BATCHNORM, TEACHER_OUTPUTS, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,13 @@ def add_cli(subparsers) -> None:
     p.add_argument("--teacher", required=True, help="registered model whose answers the network learns, "
                                                     "e.g. fer_ensemble_7class")
     p.add_argument("--teacher-tta", default="", choices=("", "none", "flip", "tencrop"),
-                   help="the teacher's test-time augmentation (default: its card's)")
+                   help="the teacher's test-time augmentation (default: its card's; none with --teacher-outputs "
+                        "per-batch)")
+    p.add_argument("--teacher-outputs", choices=TEACHER_OUTPUTS, default="cached",
+                   help="cached: the teacher answers once per clean training face (cheap; augmented copies share "
+                        "that answer); per-batch: it answers every augmented batch the student sees (consistent "
+                        "teaching: costs the teacher's forward pass on every step, so pick a fast teacher such "
+                        "as an int8 export)")
     p.add_argument("--temperature", type=float, default=2.0, help="distillation temperature T (default 2)")
     p.add_argument("--alpha", type=float, default=0.9,
                    help="weight of the teacher's term; 1 − alpha goes to the hard label (default 0.9)")

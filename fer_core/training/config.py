@@ -13,6 +13,7 @@ AUGMENTATIONS = ("none", "light", "standard", "strong")
 SCHEDULES = ("onecycle", "cosine", "constant")
 CLASS_WEIGHTS = ("none", "balanced")
 SWA_BATCHNORM = ("clean", "augmented")
+TEACHER_OUTPUTS = ("cached", "per-batch")  # distillation: the teacher answers once per face, or per augmented batch
 
 
 @dataclass
@@ -46,7 +47,8 @@ class TrainConfig:
     label_source: str = "fer2013"  # fer2013 | ferplus-majority | ferplus-soft (FER+ crowd votes, fer_core.data.votes)
     votes: str = ""  # the FER+ votes CSV ("" = ferplus_votes.csv or fer2013new.csv found beside the data)
     teacher: str = ""  # distillation: a registered model whose probabilities the network learns (training.distill)
-    teacher_tta: str = ""  # the teacher's test-time augmentation ("" = its card's default)
+    teacher_tta: str = ""  # the teacher's test-time augmentation ("" = its card's default; "none" when per-batch)
+    teacher_outputs: str = "cached"  # cached | per-batch: when the teacher answers (fer_core.training.distill)
     temperature: float = 2.0  # distillation temperature T (teacher and student softened as softmax(log p / T))
     alpha: float = 0.9  # distillation: weight of the teacher's term; 1 − alpha goes to the hard label
     extra: dict = field(default_factory=dict)
@@ -70,5 +72,7 @@ class TrainConfig:
             raise ValueError(f"--swa-batchnorm must be one of {', '.join(SWA_BATCHNORM)}")
         if self.label_source not in LABEL_SOURCES:
             raise ValueError(f"--label-source must be one of {', '.join(LABEL_SOURCES)}")
+        if self.teacher_outputs not in TEACHER_OUTPUTS:
+            raise ValueError(f"--teacher-outputs must be one of {', '.join(TEACHER_OUTPUTS)}")
         if self.temperature <= 0 or not 0.0 <= self.alpha <= 1.0:
             raise ValueError("--temperature must be positive and --alpha between 0 and 1")

@@ -72,12 +72,14 @@ def _inputs(config: TrainConfig, pre: Preprocessing, labels, train_rows: FerData
     """(training input, validation input, teacher record or None): shuffled, augmented, class-weighted
     training batches with one-hot, FER+ vote or teacher targets, and plain validation batches."""
     faces = pre.prepare_uint8(train_rows.images)
-    targets, val_targets, teacher = distillation_targets(config, labels, faces, train_rows, val_rows, run_dir)
+    targets, val_targets, teacher, teach = distillation_targets(config, labels, faces, train_rows, val_rows, run_dir,
+                                                                pre)
     if targets is None:  # FER+ soft labels: each face's vote distribution (None: one-hot labels)
         targets = training_targets(train_rows, labels, config.label_source)
     train_ds = make_input(faces, train_rows.labels, pre, len(labels), config.batch_size,
                           config.augment, shuffle=True, seed=config.seed, erase=config.erase,
-                          weights=class_weights(train_rows.labels, len(labels), config.class_weight), targets=targets)
+                          weights=class_weights(train_rows.labels, len(labels), config.class_weight), targets=targets,
+                          teach=teach)
     val_ds = make_input(pre.prepare_uint8(val_rows.images), val_rows.labels, pre, len(labels), 256,
                         targets=val_targets)
     return train_ds, val_ds, teacher

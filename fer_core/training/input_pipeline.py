@@ -43,11 +43,13 @@ def _scale_tf(x, pre: Preprocessing):
 
 def make_tf_dataset(images: np.ndarray, labels: np.ndarray, preprocessing: Preprocessing, num_classes: int,
                     batch_size: int = 64, augment: str = "none", shuffle: bool = False, seed: int = 0,
-                    erase: float = 0.0, weights: np.ndarray | None = None, targets: np.ndarray | None = None):
+                    erase: float = 0.0, weights: np.ndarray | None = None, targets: np.ndarray | None = None,
+                    teach=None):
     """A tf.data pipeline over in-memory uint8 faces (already `Preprocessing.prepare_uint8`-ed): shuffle,
     augment each face in parallel, batch, scale to the model's preprocessing, prefetch. Labels come
     out one-hot so label smoothing works, or as the given per-face `targets` rows (distillation); with
-    per-class `weights`, each batch also carries sample weights."""
+    per-class `weights`, each batch also carries sample weights. `teach` (per-batch distillation) maps
+    each augmented batch to the teacher's distribution, which replaces the targets' second half."""
     import tensorflow as tf
 
     targets = _one_hot(labels, num_classes) if targets is None else targets.astype(np.float32)
@@ -61,8 +63,11 @@ def make_tf_dataset(images: np.ndarray, labels: np.ndarray, preprocessing: Prepr
             return x, target
         return x, target, tf.gather(tf.constant(weights), y)
 
-    def per_batch(x, *target):
-        return (_scale_tf(x, preprocessing), *target)
+    def per_batch(x, target, *weight):
+        if teach is not None:
+            soft = tf.numpy_function(teach, [x], tf.float32, stateful=False)
+            target = tf.concat([target[:, :num_classes], tf.ensure_shape(soft, [None, num_classes])], axis=1)
+        return (_scale_tf(x, preprocessing), target, *weight)
 
     opts = tf.data.Options()
     opts.deterministic = True
@@ -81,9 +86,10 @@ class NumpyBatches(keras.utils.PyDataset):
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, preprocessing: Preprocessing, num_classes: int,
                  batch_size: int = 64, augment: str = "none", shuffle: bool = False, seed: int = 0,
-                 erase: float = 0.0, weights: np.ndarray | None = None, targets: np.ndarray | None = None):
+                 erase: float = 0.0, weights: np.ndarray | None = None, targets: np.ndarray | None = None,
+                 teach=None):
         super().__init__()
-        self.erase, self.weights = erase, weights
+        self.erase, self.weights, self.teach = erase, weights, teach
         self.targets = _one_hot(labels, num_classes) if targets is None else targets.astype(np.float32)
         self.images, self.labels, self.pre = images, labels.astype(np.int64), preprocessing
         self.num_classes, self.batch_size, self.augment, self.shuffle = num_classes, batch_size, augment, shuffle
@@ -96,7 +102,10 @@ class NumpyBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         faces = augment_batch(self.images[rows], self.augment, self.rng, self.erase)
-        batch = self.pre.to_input(faces), self.targets[rows]
+        targets = self.targets[rows]
+        if self.teach is not None:  # per-batch distillation: the teacher's answer on these very views
+            targets = np.concatenate([targets[:, :self.num_classes], self.teach(faces[..., None])], axis=1)
+        batch = self.pre.to_input(faces), targets
         return batch if self.weights is None else (*batch, self.weights[self.labels[rows]])
 
     def on_epoch_end(self) -> None:
@@ -106,8 +115,9 @@ class NumpyBatches(keras.utils.PyDataset):
 
 def make_input(images: np.ndarray, labels: np.ndarray, preprocessing: Preprocessing, num_classes: int,
                batch_size: int = 64, augment: str = "none", shuffle: bool = False, seed: int = 0,
-               erase: float = 0.0, weights: np.ndarray | None = None, targets: np.ndarray | None = None):
+               erase: float = 0.0, weights: np.ndarray | None = None, targets: np.ndarray | None = None,
+               teach=None):
     """The fastest input pipeline the Keras backend can use: tf.data on TensorFlow, NumPy batches elsewhere."""
     maker = make_tf_dataset if keras.backend.backend() == "tensorflow" else NumpyBatches
     return maker(images, labels, preprocessing, num_classes, batch_size, augment, shuffle, seed, erase, weights,
-                 targets)
+                 targets, teach)
