@@ -32,7 +32,7 @@ from PIL import Image  # noqa: E402
 from skimage import data as skdata  # noqa: E402
 
 from fer_core.models import registry  # noqa: E402
-from fer_core.video.files import _astronaut_head, sample_clip  # noqa: E402
+from fer_core.video.sample import group_photo  # noqa: E402
 
 
 def encoded(image: np.ndarray, fmt: str = "JPEG") -> bytes:
@@ -43,8 +43,7 @@ def encoded(image: np.ndarray, fmt: str = "JPEG") -> bytes:
 
 def payloads() -> dict[str, tuple[bytes, dict, int]]:
     """name → (image bytes, query parameters, faces expected)."""
-    head = _astronaut_head()
-    group = sample_clip(1, size=(1280, 400), faces=[head, head[:, ::-1], head, head[:, ::-1]])[0]
+    group = group_photo(4, size=(1280, 400))
     from skimage.data import lfw_subset
     import cv2
 

@@ -36,14 +36,6 @@ COLD_SCRIPT = ("import sys, contextlib, io\nfrom fer_core import cli\n"
                "print(code, 'tensorflow' in sys.modules)\n")
 
 
-def group_photo(n_faces: int = 6) -> np.ndarray:
-    """A 6-face photo: the astronaut's head six times, alternately mirrored (real faces Haar finds)."""
-    from fer_core.video.files import _astronaut_head, sample_clip
-
-    head = _astronaut_head()
-    return sample_clip(1, size=(1600, 560), faces=[head if i % 2 else head[:, ::-1] for i in range(n_faces)])[0]
-
-
 def per_face_ms(clf, face: np.ndarray, repeats: int = 50) -> float:
     clf.predict(face[None])  # compile / allocate first
     times = []
@@ -127,6 +119,7 @@ def main() -> int:
     from fer_core.data.datasets import load_dataset
     from fer_core.base.labels import parse_label_set
     from fer_core.inference.predict import Classifier
+    from fer_core.video.sample import group_photo
 
     labels = parse_label_set("all" if args.labels == "7class" else args.labels)
     infos = registry.list_models()
@@ -137,7 +130,7 @@ def main() -> int:
     faces = load_dataset(args.data).split("validation").images[:args.faces]
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(tmp) / "six_faces.jpg"
-        Image.fromarray(group_photo()).save(photo, quality=92)
+        Image.fromarray(group_photo(6)).save(photo, quality=92)
         rows = []
         for role, info in (("plain network (baseline)", plain), ("default", default), ("most accurate", best)):
             clf = Classifier.from_registry(info)

@@ -9,6 +9,7 @@ and for a batch of 32, and each export's speed-up over its parent (parent ms / e
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -27,8 +28,10 @@ BATCH = LATENCY_BATCH
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("exports", nargs="*", metavar="EXPORT_ID", help="export ids (default: every registered export)")
+    wanted = parser.parse_args().exports
     infos = registry.list_models()
-    wanted = sys.argv[1:]
     exports = [i for i in infos if export.is_export(i) and (not wanted or i.id in wanted)]
     if not exports:
         print("no edge exports registered; make one with `python -m fer_core export --model ID --format litert`")

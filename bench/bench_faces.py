@@ -92,7 +92,7 @@ def evaluation_set():
     """[(name, RGB image, true face boxes)]."""
     from skimage import data as sk
 
-    from fer_core.video.files import sample_clip
+    from fer_core.video.sample import sample_clip
 
     astro = _rgb(sk.astronaut())
     items = [("astronaut", astro, [ASTRONAUT_FACE]),

@@ -8,6 +8,7 @@ and one-call-per-face for several faces. Targets on a 2-core CPU: one face ≤ 5
 """
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import sys
@@ -62,7 +63,10 @@ def classifier(model_id: str | None) -> Classifier:
 
 
 def main() -> int:
-    clf = classifier(sys.argv[1] if len(sys.argv) > 1 else None)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("model", nargs="?", default=None,
+                        help="registered model id (default: the default model, else fer_resvgg untrained)")
+    clf = classifier(parser.parse_args().model)
     photo = skdata.astronaut()
     (face,) = crop_faces(photo, detect_faces(photo, "haar"))
     x = clf.preprocessing.apply(face)

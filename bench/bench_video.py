@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 from fer_core.video import frame_processor  # noqa: E402
 from fer_core.models import registry  # noqa: E402
-from fer_core.video import files as video  # noqa: E402
+from fer_core.video import sample  # noqa: E402
 from fer_core.inference.faces import crop_faces, get_detector  # noqa: E402
 from fer_core.base.labels import EMOTIONS  # noqa: E402
 from fer_core.inference.predict import Classifier  # noqa: E402
@@ -75,7 +75,7 @@ def main() -> int:
     args = parser.parse_args()
 
     clf = load_classifier(args.model)
-    clip = video.sample_clip(args.frames)
+    clip = sample.sample_clip(args.frames)
     haar = get_detector("haar")
     print(f"model {clf.id} ({clf.model.count_params():,} params), clip {len(clip)} frames "
           f"{clip.shape[2]}×{clip.shape[1]} with 2 moving faces, {os.cpu_count()} CPU cores")

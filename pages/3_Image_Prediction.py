@@ -14,7 +14,8 @@ from fer_core.models import registry
 from fer_core.models.roles import featured_models, model_roles
 from fer_core.inference.faces import DEFAULT_MIN_SIZE, DETECTORS
 from fer_core.inference.images import SAMPLES, ImageError, encode_png, read_image, sample_image
-from fer_core.inference.predict import TTA_MODES, Classifier, analyze_image, annotate, compare_models
+from fer_core.inference.predict import Classifier, analyze_image, annotate, compare_models
+from fer_core.models.tta import TTA_MODES
 from pages.common import DETECTOR_NAMES, TTA_NAMES, classifier, emotion_color_map, model_infos
 
 st.set_page_config(page_title="Image Prediction", page_icon="🙂", layout="wide")

@@ -14,6 +14,7 @@ import streamlit as st
 
 from fer_core.video import timeline
 from fer_core.video import files as video
+from fer_core.video import sample
 from fer_core.inference.faces import DETECTORS
 from fer_core.models import registry
 from pages.common import DETECTOR_NAMES, classifier, emotion_color_map, model_infos
@@ -29,7 +30,7 @@ if not infos:
 
 @st.cache_data(show_spinner="Generating the sample clip …")
 def sample_video() -> bytes:
-    return video.write_mp4(video.sample_clip(90), fps=15)
+    return video.write_mp4(sample.sample_clip(90), fps=15)
 
 
 class _Results:

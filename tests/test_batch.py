@@ -25,7 +25,8 @@ from fer_core.serving.batching import BatchingClassifier
 from fer_core.serving.scoring import ScoreOptions
 from fer_core.cli import main as cli_main
 from fer_core.inference.predict import Classifier, analyze_image
-from fer_core.video.files import sample_clip, write_mp4
+from fer_core.video.files import write_mp4
+from fer_core.video.sample import sample_clip
 from tests.fixtures import encode, make_face_images
 from tests.model_fixtures import make_fixture_model
 

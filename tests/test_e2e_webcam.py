@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_core.video import files as video
+from fer_core.video import sample
 from tests.model_fixtures import make_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,7 +97,7 @@ def test_webcam_page_reports_faces_from_a_fake_camera(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
     clip = tmp_path / "faces.y4m"
-    write_y4m(clip, video.sample_clip(30))
+    write_y4m(clip, sample.sample_clip(30))
     args = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-video-capture={clip}", "--no-sandbox", "--disable-gpu", "--disable-quic",
             "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -14,7 +14,8 @@ from fer_core.models.ensemble import create_ensemble, to_reference
 from fer_core.models.ensemble_graph import build_ensemble, file_sha256, member_models
 from fer_core.inference.gradcam import ALL_MEMBERS, conv_layers, gradcam_face
 from fer_core.base.labels import FOUR_CLASS
-from fer_core.inference.predict import Classifier, tta_mode, tta_views
+from fer_core.inference.predict import Classifier
+from fer_core.models.tta import tta_mode, tta_views
 from tests.model_fixtures import crops, make_fixture_model
 
 

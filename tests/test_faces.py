@@ -162,7 +162,7 @@ def test_duplicate_boxes_keep_the_higher_score_for_every_detector():
 
 
 def test_mtcnn_finds_every_face_of_a_group_frame_at_any_min_size():
-    from fer_core.video.files import sample_clip
+    from fer_core.video.sample import sample_clip
 
     frame = sample_clip(8)[0]  # two faces of ~85 px
     for min_size in (24, 40, 60):

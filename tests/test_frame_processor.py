@@ -1,7 +1,7 @@
 """The per-frame processor (live webcam and video files): detect every N-th frame, follow boxes in between,
 classify in one batch, smooth labels, draw; settings change while it runs.
 
-Frames come from `video.sample_clip` (real faces: scikit-image's astronaut photo); the model is a
+Frames come from `sample.sample_clip` (real faces: scikit-image's astronaut photo); the model is a
 tiny untrained Keras net (tests/test_video.py builds it).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from fer_core.inference import faces as fer_faces
 from fer_core.video import frame_processor
 from fer_core.models import registry
 from fer_core.video import timeline
-from fer_core.video import files as video
+from fer_core.video import sample
 from fer_core.base.labels import EMOTIONS
 from tests.model_fixtures import VIDEO_MODEL_ID as MODEL_ID
 from tests.model_fixtures import make_tiny_model
@@ -32,7 +32,7 @@ def classifier(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clip():
-    return video.sample_clip(24)
+    return sample.sample_clip(24)
 
 
 class SpyClassifier:
@@ -138,7 +138,7 @@ def test_smoothing_reduces_label_flips(clip):
 
 
 def test_boxes_follow_moving_faces_between_detections(classifier):
-    clip = video.sample_clip(30)
+    clip = sample.sample_clip(30)
     truth = [sorted(f.box[:2] for f in fer_faces.detect_faces(f, min_size=40, max_side=640)) for f in clip]
 
     def box_error(follow):

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from fer_core.base import limits
 from fer_core.video import files as video
+from fer_core.video import sample
 from fer_core.cli import main as cli_main
 from fer_core.data.datasets import load_dataset
 from fer_core.data.fer_dataset import DataError
@@ -242,7 +243,7 @@ def test_a_big_image_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
 # --- videos ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def clip_mp4() -> bytes:
-    return video.write_mp4(video.sample_clip(12, size=(160, 120)), fps=12)
+    return video.write_mp4(sample.sample_clip(12, size=(160, 120)), fps=12)
 
 
 def test_videos_over_the_limits_are_refused_from_their_header(clip_mp4):

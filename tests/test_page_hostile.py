@@ -10,6 +10,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from fer_core.video import files as video
+from fer_core.video import sample
 from tests.fixtures import encode, make_face_images, write_kaggle_layout
 from tests.hostile import MiB, peak_allocated, zip_bomb
 
@@ -93,14 +94,14 @@ def analyse(clip: bytes) -> AppTest:
 
 def test_video_page_refuses_frames_over_its_limits(models, monkeypatch):
     monkeypatch.setattr(video, "PAGE_LIMITS", video.VideoLimits(max_pixels=100 * 100, max_frames=100))
-    at = analyse(video.write_mp4(video.sample_clip(4, size=(160, 120)), fps=8))
+    at = analyse(video.write_mp4(sample.sample_clip(4, size=(160, 120)), fps=8))
     assert not at.exception
     assert "a frame is 160×120" in at.error[0].value and "Trim or downscale" in at.error[0].value
 
 
 def test_video_page_analyses_only_its_first_frames_and_keeps_no_video_in_session_state(models, monkeypatch):
     monkeypatch.setattr(video, "PAGE_LIMITS", video.VideoLimits(max_frames=6))
-    at = analyse(video.write_mp4(video.sample_clip(10, size=(160, 120)), fps=10))
+    at = analyse(video.write_mp4(sample.sample_clip(10, size=(160, 120)), fps=10))
     assert not at.exception and not at.error
     assert "Only the first 6 frames" in texts(at)
     assert "video_job" in at.session_state.keys()

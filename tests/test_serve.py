@@ -25,7 +25,7 @@ from skimage import data as skdata
 from fer_core.cli import main as cli_main
 from fer_core.base.labels import FOUR_CLASS
 from fer_core.serving.serve import ServeConfig, create_app
-from fer_core.video.files import _astronaut_head, sample_clip
+from fer_core.video import sample
 from tests.fixtures import encode
 from tests.model_fixtures import make_fixture_model
 
@@ -40,8 +40,7 @@ def jpeg(image: np.ndarray, quality: int = 92) -> bytes:
 
 def group_photo() -> np.ndarray:
     """Four real faces side by side (the astronaut photo's head, alternately mirrored), 1280×400."""
-    head = _astronaut_head()
-    return sample_clip(1, size=(1280, 400), faces=[head, head[:, ::-1], head, head[:, ::-1]])[0]
+    return sample.group_photo(4, size=(1280, 400))
 
 
 @pytest.fixture(scope="module")

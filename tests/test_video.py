@@ -1,6 +1,6 @@
 """The per-frame video processor, video-file analysis, the `video` CLI and the two video pages.
 
-Frames come from `video.sample_clip` (real faces: scikit-image's astronaut photo); the model is
+Frames come from `sample.sample_clip` (real faces: scikit-image's astronaut photo); the model is
 a tiny untrained Keras net registered under a temporary FER_MODELS_DIR.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 
 from fer_core.models import registry
 from fer_core.video import files as video
+from fer_core.video import sample
 from fer_core.video import webrtc
 from fer_core.cli import main as cli_main
 from tests.model_fixtures import VIDEO_MODEL_ID as MODEL_ID
@@ -44,7 +45,7 @@ def classifier(models_dir):
 
 @pytest.fixture(scope="module")
 def clip():
-    return video.sample_clip(24)
+    return sample.sample_clip(24)
 
 
 # ----------------------------------------------------------------------------- timelines

@@ -13,7 +13,7 @@ import numpy as np
 
 from .faces import DEFAULT_MAX_SIDE, DEFAULT_MIN_SIZE, Face, crop_faces, detect_faces
 from ..base.labels import emotion_rgb
-from ..models.tta import TTA_MODES, add_tta_argument, tta_mode, tta_views  # noqa: F401  (re-exported for callers)
+from ..models.tta import tta_mode, tta_views
 from ..models.probabilities import as_probabilities
 from ..models.registry import ModelInfo, RegistryError, get_model, load_model
 

@@ -71,7 +71,7 @@ class PredictOptions(BaseModel):
     def _tta(cls, value):
         if value is None or value == "":
             return None
-        from ..inference.predict import tta_mode
+        from ..models.tta import tta_mode
 
         text = str(value).strip().lower()
         return tta_mode({"true": "flip", "1": "flip", "yes": "flip", "false": "none", "0": "none",

@@ -4,7 +4,7 @@
 decoded from memory and never touch the disk; `analyze_video` runs the per-frame processor
 (`fer_core.video.frame_processor`, the same as the live webcam) over every N-th frame and returns the
 timeline, the share of time per emotion and an annotated H.264 MP4, encoded in memory too;
-`write_mp4` encodes frames; `sample_clip` makes a clip of real faces without any download.
+`write_mp4` encodes frames.
 """
 from __future__ import annotations
 
@@ -223,7 +223,8 @@ def read_frames(source, every_n: int = 1, max_frames: int | None = None, limits:
     first `max_frames`. Bytes are decoded in memory. ValueError when it is not a decodable video, or
     when it is over `limits` (refused from its header, or where decoding finds it over).
 
-    >>> from fer_core.video.files import read_frames, sample_clip, write_mp4
+    >>> from fer_core.video.files import read_frames, write_mp4
+    >>> from fer_core.video.sample import sample_clip
     >>> [f.index for f in read_frames(write_mp4(sample_clip(6)), every_n=2)]
     [0, 2, 4]
     """
@@ -344,41 +345,3 @@ def analyze_video(source, classifier, every_n: int = 5, detector: str = "haar", 
     return VideoAnalysis(timeline=timeline, summary=timeline_summary(timeline, processor.labels),
                          labels=processor.labels, fps=fps, frames=frames, analyzed=analyzed,
                          duration=last_t + 1.0 / fps, width=width, height=height, video=video)
-
-
-# --- a sample clip of real faces ----------------------------------------------------------------
-def _astronaut_head() -> np.ndarray:
-    from skimage import data as skdata
-
-    return np.ascontiguousarray(skdata.astronaut()[0:260, 90:350, :3])  # head and shoulders, 260×260
-
-
-def sample_clip(n_frames: int = 45, size=(640, 480), faces=None, seed: int = 0) -> np.ndarray:
-    """A clip of real faces gliding over a textured background (N×H×W×3 uint8), looping seamlessly.
-
-    Default faces: scikit-image's astronaut photo (Eileen Collins, NASA, public domain) and its
-    mirror image, so it needs no download. Used by the Video Analysis demo, benchmarks and tests.
-    """
-    W, H = size
-    rng = np.random.default_rng(seed)
-    if faces is None:
-        head = _astronaut_head()
-        faces = [head, head[:, ::-1]]
-    faces = [np.repeat(f[..., None], 3, -1) if f.ndim == 2 else f[..., :3] for f in faces]
-    side = int(min(H * 0.5, W / (len(faces) + 0.5)))
-    tiles = [cv2.resize(np.asarray(f, np.uint8), (side, side), interpolation=cv2.INTER_AREA) for f in faces]
-    ramp = np.linspace(50, 170, W, dtype=np.float32)[None, :, None]
-    bg = np.clip(ramp + rng.normal(0, 6, (H, W, 1)), 0, 255).astype(np.uint8).repeat(3, axis=-1)
-    slot = W / len(tiles)
-    clip = np.empty((n_frames, H, W, 3), np.uint8)
-    for i in range(n_frames):
-        frame = bg.copy()
-        for k, tile in enumerate(tiles):
-            phase = 2 * np.pi * (i / n_frames + k / len(tiles))
-            cx = slot * (k + 0.5) + 0.12 * slot * np.sin(phase)
-            cy = H / 2 + 0.1 * H * np.cos(phase)
-            x0 = int(np.clip(cx - side / 2, 0, W - side))
-            y0 = int(np.clip(cy - side / 2, 0, H - side))
-            frame[y0:y0 + side, x0:x0 + side] = tile
-        clip[i] = frame
-    return clip
