@@ -5,8 +5,9 @@
 For each of the label set's default model (with its default inference), the most accurate model (the
 ensemble, ten-crop) and the plain network (`fer_resvgg_7class`, no TTA):
 
-- per-face latency: median of `Classifier.predict` on one face (the app's own path), 50 repeats;
-- batch throughput: faces per second over one batch of `--faces` faces (default 256);
+- per-face latency: median of `Classifier.predict` on one face (the app's own path), 50 rounds;
+- batch throughput: faces per second over one batch of `--faces` faces (default 256), median of 3 rounds;
+  the three models take turns round after round, so background load hits each alike;
 - cold `predict`: `python -m fer_core predict` of one 6-face photo as a fresh process (median of 2),
   and whether that process imported TensorFlow;
 - accuracy on the validation split (PublicTest): from the model's card (a saved real evaluation), or
@@ -36,21 +37,15 @@ COLD_SCRIPT = ("import sys, contextlib, io\nfrom fer_core import cli\n"
                "print(code, 'tensorflow' in sys.modules)\n")
 
 
-def per_face_ms(clf, face: np.ndarray, repeats: int = 50) -> float:
-    clf.predict(face[None])  # compile / allocate first
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        clf.predict(face[None])
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+def speeds(classifiers: dict, faces: np.ndarray) -> dict[str, tuple[float, float]]:
+    """Per role: median ms for one face (50 rounds) and faces per second over one batch of `faces` (3 rounds),
+    the contenders interleaved round after round so background load hits each alike."""
+    from bench.bench_predict import interleaved
 
-
-def faces_per_second(clf, faces: np.ndarray) -> float:
-    clf.predict(faces[:32])
-    start = time.perf_counter()
-    clf.predict(faces)
-    return len(faces) / (time.perf_counter() - start)
+    one = interleaved({role: (lambda c=clf: c.predict(faces[:1])) for role, clf in classifiers.items()}, rounds=50)
+    batch = interleaved({role: (lambda c=clf: c.predict(faces)) for role, clf in classifiers.items()}, rounds=3,
+                        warmup=1)
+    return {role: (one[role][0], 1000 * len(faces) / batch[role][0]) for role in classifiers}
 
 
 def cold_predict(photo: Path, model_id: str, runs: int = 2) -> tuple[float, bool]:
@@ -131,13 +126,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(tmp) / "six_faces.jpg"
         Image.fromarray(group_photo(6)).save(photo, quality=92)
+        roles = {"plain network (baseline)": plain, "default": default, "most accurate": best}
+        classifiers = {role: Classifier.from_registry(info) for role, info in roles.items()}
+        speed = speeds(classifiers, faces)
         rows = []
-        for role, info in (("plain network (baseline)", plain), ("default", default), ("most accurate", best)):
-            clf = Classifier.from_registry(info)
+        for role, info in roles.items():
             acc, source = accuracy(info, args.data if args.accuracy else None)
             cold, tf = cold_predict(photo, info.id)
-            rows.append((role, info.id, clf.default_tta, per_face_ms(clf, faces[0]), faces_per_second(clf, faces),
-                         cold, tf, acc, source))
+            rows.append((role, info.id, classifiers[role].default_tta, *speed[role], cold, tf, acc, source))
         page = page_first_photo(photo)
     base = rows[0]
     print(f"{args.labels}: default vs most accurate vs plain network, one process, "
