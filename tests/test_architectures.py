@@ -11,6 +11,7 @@ SEED_AND_OURS = [
     ("complex_cnn", 1.7e6, 1.95e6),
     ("fer_resvgg", 1.0e6, 1.4e6),
     ("fer_resvgg_wide", 2.6e6, 3.0e6),
+    ("fer_resvgg_slim", 0.28e6, 0.34e6),
 ]
 
 
