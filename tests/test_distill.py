@@ -119,6 +119,9 @@ def test_per_batch_teaching_answers_each_augmented_view_the_student_sees(tiny, c
     pre = teacher.preprocessing
     teach, record = distill.batch_teacher(config, teacher.labels, pre)
     assert record["tta"] == "none" and record["id"] == "teacher"
+    from dataclasses import replace
+    with pytest.raises(ValueError, match="same face preparation"):  # faces the teacher was not made for
+        distill.batch_teacher(config, teacher.labels, replace(pre, equalize=not pre.equalize))
     faces = pre.prepare_uint8(rows.images)
     expected = distill.soften(teacher.predict_preprocessed(pre.to_input(faces[:8])), 2.0)
     np.testing.assert_allclose(teach(faces[:8, ..., None].astype(np.float32)), expected, atol=1e-5)

@@ -107,7 +107,7 @@ TEACHER_OUTPUTS_RECORD = {  # what a card says of each `--teacher-outputs` mode
 }
 
 
-def distillation_targets(config, labels, faces: np.ndarray, train_rows, val_rows, run_dir: Path, pre=None):
+def distillation_targets(config, labels, faces: np.ndarray, train_rows, val_rows, run_dir: Path, pre):
     """(train targets, validation targets, teacher record, per-batch teacher) for a distillation run; all
     None otherwise. Cached: the teacher answers once per training face (kept in the run folder), its
     classes put in the student's order, renormalised and softened at the run's temperature. Per-batch:
@@ -147,10 +147,10 @@ def batch_teacher(config, labels, pre):
     (same size and equalisation); its own scaling and channels are applied here."""
     info = registry.get_model(config.teacher)
     clf = Classifier.from_registry(info)
-    mine, theirs = pre, clf.preprocessing
-    if pre is not None and (theirs.input_size, theirs.equalize) != (mine.input_size, mine.equalize):
+    theirs = clf.preprocessing
+    if (theirs.input_size, theirs.equalize) != (pre.input_size, pre.equalize):
         raise ValueError(f"teacher {info.id!r} expects {theirs.input_size}-px faces (equalised: {theirs.equalize}); "
-                         f"the student's are {mine.input_size}-px (equalised: {mine.equalize}): per-batch teaching "
+                         f"the student's are {pre.input_size}-px (equalised: {pre.equalize}): per-batch teaching "
                          "needs the same face preparation (use --teacher-outputs cached)")
     mode = clf.resolve_tta(config.teacher_tta or "none")
     align_labels(info.labels, labels)  # fails now, not mid-epoch, if the teacher lacks one of the student's classes
