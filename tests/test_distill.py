@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 import sys
 import textwrap
 from pathlib import Path
@@ -119,7 +120,6 @@ def test_per_batch_teaching_answers_each_augmented_view_the_student_sees(tiny, c
     pre = teacher.preprocessing
     teach, record = distill.batch_teacher(config, teacher.labels, pre)
     assert record["tta"] == "none" and record["id"] == "teacher"
-    from dataclasses import replace
     with pytest.raises(ValueError, match="same face preparation"):  # faces the teacher was not made for
         distill.batch_teacher(config, teacher.labels, replace(pre, equalize=not pre.equalize))
     faces = pre.prepare_uint8(rows.images)

@@ -50,6 +50,12 @@ def teacher_fingerprint(teacher: registry.ModelInfo, tta: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def teacher_record(teacher: registry.ModelInfo, tta: str) -> dict:
+    """Which teacher answered and how, as a run keeps it: id, TTA mode, file fingerprint, its labels."""
+    return {"id": teacher.id, "tta": tta, "fingerprint": teacher_fingerprint(teacher, tta),
+            "labels": list(teacher.labels)}
+
+
 def teacher_probabilities(teacher_id: str, faces: np.ndarray, files: np.ndarray, run_dir: Path, *,
                           tta: str | None = None, batch_size: int = 512,
                           progress: ProgressFn | None = None) -> tuple[np.ndarray, dict]:
@@ -59,8 +65,7 @@ def teacher_probabilities(teacher_id: str, faces: np.ndarray, files: np.ndarray,
     info = registry.get_model(teacher_id)
     clf = Classifier.from_registry(info)
     mode = clf.resolve_tta(tta)
-    record = {"id": info.id, "tta": mode, "fingerprint": teacher_fingerprint(info, mode),
-              "labels": list(info.labels)}
+    record = teacher_record(info, mode)
     cache = run_dir / TEACHER_FILE
     if cache.exists():
         with np.load(cache, allow_pickle=False) as saved:
@@ -159,7 +164,7 @@ def batch_teacher(config, labels, pre):
         probs = clf.predict_preprocessed(theirs.to_input(np.asarray(faces)[..., 0]), tta=mode)
         return soften(_in_student_order(probs, info.labels, labels), config.temperature)
 
-    record = {"id": info.id, "tta": mode, "fingerprint": teacher_fingerprint(info, mode), "labels": list(info.labels)}
+    record = teacher_record(info, mode)
     print(f"Teacher {info.id} ({mode}) answers every augmented batch", flush=True)
     return teach, record
 
