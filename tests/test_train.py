@@ -176,6 +176,34 @@ def test_numpy_augmentation_keeps_shape_range_and_mean():
     assert directions == {True, False}  # both orientations occur
 
 
+def test_photo_augmentation_frames_and_degrades_like_a_detector_in_both_pipelines():
+    import cv2
+
+    identity = augment._framing_matrix(48, 1.0, 0.0, 0.0, 0.0, False)
+    np.testing.assert_allclose(identity, [[1, 0, 0], [0, 1, 0]], atol=1e-6)
+    ramp = np.tile(np.arange(48, dtype=np.float32) * 5, (48, 1))  # left→right ramp
+    mirror = augment._framing_matrix(48, 1.0, 0.0, 0.0, 0.0, True)
+    warped = cv2.warpAffine(ramp, mirror, (48, 48), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    np.testing.assert_allclose(warped, ramp[:, ::-1], atol=1e-3)
+    quarter = augment._framing_matrix(48, 1.0, 0.0, 0.0, 90.0, False)  # a quarter turn: the ramp runs vertically
+    turned = cv2.warpAffine(ramp, quarter, (48, 48), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    assert np.ptp(turned.mean(axis=1)) > 200 and np.ptp(turned.mean(axis=0)) < 1
+
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (16, 48, 48), dtype=np.uint8)
+    out = augment_batch(faces, "photo", np.random.default_rng(3))
+    assert out.shape == faces.shape and out.dtype == np.float32 and out.min() >= 0 and out.max() <= 255
+    assert not np.allclose(out, faces)
+    np.testing.assert_array_equal(out, augment_batch(faces, "photo", np.random.default_rng(3)))  # seeded
+
+    ds = make_tf_dataset(np.repeat(ramp.astype(np.uint8)[None], 32, 0), np.zeros(32), Preprocessing(48, 1, "raw"), 3,
+                         batch_size=32, augment="photo", seed=2)
+    xb = np.asarray(next(iter(ds))[0])[..., 0]
+    assert xb.shape == (32, 48, 48) and xb.min() >= 0 and xb.max() <= 255
+    directions = {bool(f[:, -8:].mean() > f[:, :8].mean()) for f in xb}
+    assert directions == {True, False}  # mirrored and not
+
+
 def test_numpy_batches_shuffle_scale_and_one_hot():
     images = np.full((10, 48, 48), 255, np.uint8)
     batches = NumpyBatches(images, np.arange(10) % 3, Preprocessing(48, 3, "symmetric"), 3, batch_size=4,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from ..data.votes import LABEL_SOURCES
 
-AUGMENTATIONS = ("none", "light", "standard", "strong")
+AUGMENTATIONS = ("none", "light", "standard", "strong", "photo")  # photo: real-photo framing and degradation
 SCHEDULES = ("onecycle", "cosine", "constant")
 CLASS_WEIGHTS = ("none", "balanced")
 SWA_BATCHNORM = ("clean", "augmented")
