@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from fer_core.evaluation.latency import LATENCY_BATCH  # noqa: E402
-from fer_core.training import export  # noqa: E402
+from fer_core.evaluation.exports import is_export  # noqa: E402
 from fer_core.models import registry  # noqa: E402
 from fer_core.inference.predict import Classifier  # noqa: E402
 
@@ -32,7 +32,7 @@ def main() -> int:
     parser.add_argument("exports", nargs="*", metavar="EXPORT_ID", help="export ids (default: every registered export)")
     wanted = parser.parse_args().exports
     infos = registry.list_models()
-    exports = [i for i in infos if export.is_export(i) and (not wanted or i.id in wanted)]
+    exports = [i for i in infos if is_export(i) and (not wanted or i.id in wanted)]
     if not exports:
         print("no edge exports registered; make one with `python -m fer_core export --model ID --format litert`")
         return 1

@@ -30,6 +30,7 @@ from fer_core.video import sample  # noqa: E402
 from fer_core.inference.faces import crop_faces, get_detector  # noqa: E402
 from fer_core.base.labels import EMOTIONS  # noqa: E402
 from fer_core.inference.predict import Classifier  # noqa: E402
+from fer_core.inference.warm_up import warm_up  # noqa: E402
 
 
 def load_classifier(model_id: str | None) -> Classifier:
@@ -82,7 +83,7 @@ def main() -> int:
 
     # the webcam page's defaults, test-time augmentation `none` included (as in the naive loop)
     processor = frame_processor.FrameProcessor(clf, tta="none")
-    frame_processor.warm_up(clf)
+    warm_up(clf)
     for i in range(6):  # warm up both loops: compiled forward passes, Keras' predict loop, cascades
         processor.process(clip[i])
         naive_frame(clip[i], clf, haar)

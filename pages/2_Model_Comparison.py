@@ -11,8 +11,8 @@ from fer_core.evaluation.latency import LATENCY_BATCH
 from fer_core.evaluation.predictions import EVAL_SPLITS, Predictions, load_predictions, predictions_path
 from fer_core.evaluation import studies
 from fer_core.evaluation import robustness as rb
-from fer_core.training import distill
-from fer_core.training import export
+from fer_core.evaluation import exports
+from fer_core.evaluation import students as students_table
 from fer_core.data.datasets import default_data_dir
 from fer_core.base.labels import label_set_name
 from fer_core.models.groups import DEFAULTS, GROUP_HELP, non_empty_groups
@@ -190,7 +190,7 @@ if no_report:
                       for m in no_report), language="bash")
 
 # ----------------------------------------------------------------------------- edge exports
-edge = export.exports_frame(candidates, split, dataset)
+edge = exports.exports_frame(candidates, split, dataset)
 if not edge.empty:
     st.header("Edge exports")
     st.caption(f"LiteRT / ONNX exports (`python -m fer_core export`) beside their parent on the {split} split of "
@@ -208,7 +208,7 @@ if not edge.empty:
                            title="Latency per face: export vs its parent (same run)"), key="edge_latency")
 
 # ----------------------------------------------------------------------------- distilled students
-students = distill.students_frame(candidates, split, dataset)
+students = students_table.students_frame(candidates, split, dataset)
 if not students.empty:
     st.header("Distilled students")
     st.caption(f"Networks trained on a teacher's probabilities (`python -m fer_core distill`) beside that teacher on "

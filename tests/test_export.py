@@ -10,6 +10,7 @@ import pytest
 
 from fer_core import cli
 from fer_core.training import export
+from fer_core.evaluation import exports
 from fer_core.models import registry
 from fer_core.evaluation import evaluate as ev
 from fer_core.evaluation.latency import LATENCY_BATCH
@@ -154,10 +155,10 @@ def test_evaluate_export_beside_parent(world):
     assert result["parent_latency"]["model"] == "tiny" and result["parent_latency"]["latency_ms_per_face"] > 0
     info = registry.get_model(info.id)
     mine, theirs = load_predictions(info, "validation"), load_predictions(parent, "validation")
-    share, n = export.agreement_with_parent(info, "validation")
+    share, n = exports.agreement_with_parent(info, "validation")
     assert n == len(mine) == 14
     assert share == pytest.approx(float(np.mean(mine.y_pred == theirs.y_pred)))
-    row = export.exports_frame(registry.list_models(), "validation").set_index("export").loc[info.id]
+    row = exports.exports_frame(registry.list_models(), "validation").set_index("export").loc[info.id]
     assert row["parent"] == "tiny" and row["agreement"] == share
     assert row["accuracy"] == info.metrics("validation")["accuracy"]
     assert row["parent accuracy"] == registry.get_model("tiny").metrics("validation")["accuracy"]
@@ -175,10 +176,10 @@ def test_an_export_shipped_without_its_parent_keeps_the_comparison(world, tmp_pa
     ev.evaluate_model(world["parent"], world["data"], "validation", save=True, latency=False)
     info = export.export_model("tiny", "litert", "dynamic", overwrite=True)
     ev.evaluate_model(info, world["data"], "validation", save=True, latency=False)
-    with_parent = export.exports_frame(registry.list_models(), "validation").set_index("export").loc[info.id]
+    with_parent = exports.exports_frame(registry.list_models(), "validation").set_index("export").loc[info.id]
     alone = tmp_path / "models"
     shutil.copytree(registry.get_model(info.id).path, alone / info.id)
-    row = export.exports_frame(registry.list_models(alone), "validation").set_index("export").loc[info.id]
+    row = exports.exports_frame(registry.list_models(alone), "validation").set_index("export").loc[info.id]
     assert row["parent"] == "tiny (not shipped)"
     for column in ("accuracy", "parent accuracy", "parent macro-F1", "agreement", "images compared", "parent size MB"):
         assert row[column] == with_parent[column], column
@@ -263,7 +264,7 @@ def test_comparison_page_shows_exports_beside_their_parent(shipped, monkeypatch)
     assert "Edge exports" in [h.value for h in at.header]
     table = next(d.value for d in at.dataframe if "agreement" in d.value.columns).set_index("export")
     row = table.loc["tinyp-litert-int8"]
-    share, n = export.agreement_with_parent(shipped["export"], "validation")
+    share, n = exports.agreement_with_parent(shipped["export"], "validation")
     assert row["parent"] == "tinyp" and row["agreement"] == pytest.approx(share) and n == 14
     assert row["ms/face"] > 0 and row["parent ms/face"] > 0 and row["size vs parent"] < 1
 

@@ -13,6 +13,7 @@ import pytest
 
 from fer_core.inference import faces as fer_faces
 from fer_core.video import frame_processor
+from fer_core.inference.warm_up import warm_batch_sizes, warm_up
 from fer_core.models import registry
 from fer_core.video import timeline
 from fer_core.video import sample
@@ -102,10 +103,10 @@ def test_processor_detects_classifies_and_draws_real_faces(classifier, clip, mon
 
 def test_processor_bgr_roundtrip_and_av_frames(classifier, clip):
     spy = SpyClassifier(classifier)
-    frame_processor.warm_up(spy)
+    warm_up(spy)
     assert spy.batches == [1, 2, 4], "one pass per padded batch size that 1–4 faces take"
     spy.default_tta = "tencrop"
-    assert frame_processor._padded_batch_sizes(spy, 4) == [8, 16, 32]  # 10, 20, 30 and 32 + 8 views
+    assert warm_batch_sizes(spy, 4) == [8, 16, 32]  # 10, 20, 30 and 32 + 8 views
     proc = frame_processor.FrameProcessor(classifier, detect_every=1)
     bgr = cv2.cvtColor(clip[0], cv2.COLOR_RGB2BGR)
     out_bgr, rows_bgr = proc.process(bgr, bgr=True)

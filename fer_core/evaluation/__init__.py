@@ -2,6 +2,6 @@
 
 Scores on a split (`evaluate`, from `metrics`, `scores` and `latency`; per-image `predictions` saved beside
 the card; an export beside its `parents`), the tables that compare saved results (`leaderboard`,
-`comparison`), robustness to corruptions (`robustness`), studies across models (`studies`),
+`comparison`, edge `exports` beside their parents, distilled `students` beside their teachers), robustness to corruptions (`robustness`), studies across models (`studies`),
 embeddings (`embeddings`), likely label errors (`label_issues`) and model cards (`model_card`).
 """

@@ -1,5 +1,5 @@
 """From a photo to emotions, and why: imports `base`, `data` and `models`.
 
 Photo intake (`images`), face detection (`faces`, with MTCNN's O-Net as LiteRT in `onet`), classification
-(`predict`) and explanations (`gradcam`, `occlusion`).
+(`predict`, `warm_up` before the first face) and explanations (`gradcam`, `occlusion`).
 """

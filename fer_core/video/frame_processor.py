@@ -22,8 +22,7 @@ from ..inference import faces as fer_faces
 from ..base.labels import emotion_rgb
 from .timeline import timeline_frame
 from .tracking import Track, box_shift, match_boxes, smooth
-from ..inference.predict import padded_batch_sizes
-from ..models.tta import tta_mode, tta_views
+from ..models.tta import tta_mode
 
 
 @dataclass(frozen=True)
@@ -276,25 +275,6 @@ class FrameProcessor:
             return f"Faces: 1 — {rows[0]['label']} {rows[0]['confidence']:.0%}"
         parts = ", ".join(f"#{r['face']} {r['label']} {r['confidence']:.0%}" for r in rows)
         return f"Faces: {len(rows)} — {parts}"
-
-
-def warm_up(classifier, max_faces: int = 4) -> None:
-    """Compile a Keras classifier for the padded batch sizes that 1…`max_faces` faces take under its default
-    TTA (one pass per size, on zeros), and load the net that confirms Haar detections, so a stream's (or
-    photo's) first frames aren't slow. An edge export (LiteRT / ONNX) has nothing to compile."""
-    if not getattr(getattr(classifier, "model", None), "runtime", None):
-        for size in _padded_batch_sizes(classifier, max_faces):
-            classifier.predict_preprocessed(np.zeros((size, *classifier.model.input_shape[1:]), np.float32),
-                                            tta="none")
-    fer_faces.onet_confirmer().probabilities(np.zeros((48, 48, 3), np.uint8), [(0, 0, 48, 48)])
-
-
-def _padded_batch_sizes(classifier, max_faces: int) -> list[int]:
-    """The batch sizes (`predict.padded_batch_sizes`) the forward pass sees for 1…`max_faces` faces and their
-    TTA views."""
-    one = np.zeros((1, *classifier.model.input_shape[1:]), np.float32)
-    per_face = len(tta_views(one, classifier.default_tta))
-    return sorted({size for faces in range(1, max_faces + 1) for size in padded_batch_sizes(faces * per_face)})
 
 
 # --- drawing ------------------------------------------------------------------------------------

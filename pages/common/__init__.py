@@ -106,7 +106,7 @@ def loaded_model(model_id: str, stamp: float):
 @st.cache_resource(show_spinner="Preparing the classifier …", max_entries=16)
 def _classifier(model_id: str, stamp: float):
     from fer_core.inference.predict import Classifier
-    from fer_core.video.frame_processor import warm_up
+    from fer_core.inference.warm_up import warm_up
 
     clf = Classifier(loaded_model(model_id, stamp), registry.get_model(model_id))
     warm_up(clf)  # compile for small batches now, not on the first photo or stream frames
