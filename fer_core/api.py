@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .inference.faces import DEFAULT_MIN_SIZE
+from .inference.faces import DEFAULT_CROP, DEFAULT_DETECTOR, DEFAULT_MIN_SIZE
 from .models.registry import ModelInfo, get_model, resolve_model
 
 
@@ -77,7 +77,7 @@ class PhotoResult:
         from .inference.predict import predictions_document
 
         a = self.analysis
-        return json.dumps(predictions_document(a.model_id, a.labels, a.detector, a.tta, [self.to_dict()]),
+        return json.dumps(predictions_document(a.model_id, a.labels, a.detector, a.tta, [self.to_dict()], a.crop),
                           indent=indent)
 
     def annotated(self) -> np.ndarray:
@@ -87,13 +87,14 @@ class PhotoResult:
         return annotate(self.image, self.analysis)
 
 
-def analyze(image, model=None, detector: str = "haar", tta=None, min_size: int = DEFAULT_MIN_SIZE,
-            whole_image_if_no_face: bool = False) -> PhotoResult:
+def analyze(image, model=None, detector: str = DEFAULT_DETECTOR, tta=None, min_size: int = DEFAULT_MIN_SIZE,
+            whole_image_if_no_face: bool = False, crop: str = DEFAULT_CROP) -> PhotoResult:
     """Detect every face in a photo and classify its emotion, in one call.
 
     `image`: a file path, bytes, a file object, or an RGB (or gray) uint8 array. `model`: a model id,
-    folder, `ModelInfo` or a loaded classifier (default: the registry's default model). `detector`:
-    "haar" (fast) or "mtcnn" (more robust). `tta`: test-time augmentation ("none", "flip", ...; the
+    folder, `ModelInfo` or a loaded classifier (default: the registry's default model). `detector`: one of
+    `fer_core.inference.faces.DETECTORS` (default `DEFAULT_DETECTOR`); `crop`: how a face becomes the model's
+    input, one of `CROP_POLICIES` (default `DEFAULT_CROP`). `tta`: test-time augmentation ("none", "flip", ...; the
     model's own default when None). Bad files raise `fer_core.inference.images.ImageError` (a ValueError) with
     a clear message.
 
@@ -113,5 +114,5 @@ def analyze(image, model=None, detector: str = "haar", tta=None, min_size: int =
     pixels = image if isinstance(image, np.ndarray) else read_image(image)
     classifier = model if hasattr(model, "predict") and hasattr(model, "labels") else load(model)
     analysis = analyze_image(pixels, classifier, detector, tta=tta, whole_image_if_no_face=whole_image_if_no_face,
-                             min_size=min_size)
+                             min_size=min_size, crop=crop)
     return PhotoResult(analysis, pixels, None if file is None else str(file))

@@ -12,11 +12,11 @@ import streamlit as st
 from fer_core.inference import gradcam as cam
 from fer_core.models import registry
 from fer_core.models.roles import featured_models, model_roles
-from fer_core.inference.faces import DEFAULT_MIN_SIZE, DETECTORS
+from fer_core.inference.faces import CROP_POLICIES, DEFAULT_CROP, DEFAULT_DETECTOR, DEFAULT_MIN_SIZE, DETECTORS
 from fer_core.inference.images import SAMPLES, ImageError, encode_png, read_image, sample_image
 from fer_core.inference.predict import Classifier, analyze_image, annotate, compare_models
 from fer_core.models.tta import TTA_MODES
-from pages.common import DETECTOR_NAMES, TTA_NAMES, classifier, emotion_color_map, model_infos
+from pages.common import CROP_NAMES, DETECTOR_NAMES, TTA_NAMES, classifier, emotion_color_map, model_infos
 
 st.set_page_config(page_title="Image Prediction", page_icon="🙂", layout="wide")
 st.title("Image Prediction")
@@ -51,9 +51,10 @@ def loadable(model_ids) -> tuple[list[Classifier], list[str]]:
 
 
 @st.cache_data(show_spinner="Detecting and classifying faces …", max_entries=32)
-def analyze(digest: str, _data: bytes, model_id: str, detector: str, min_size: int, tta: str | None, whole: bool):
+def analyze(digest: str, _data: bytes, model_id: str, detector: str, crop: str, min_size: int, tta: str | None,
+            whole: bool):
     image = read_image(_data)
-    return image, analyze_image(image, classifier_of(model_id), detector, tta=tta,
+    return image, analyze_image(image, classifier_of(model_id), detector, tta=tta, crop=crop,
                                 whole_image_if_no_face=whole, min_size=min_size)
 
 
@@ -91,7 +92,10 @@ with st.sidebar:
                                   "export, which answers the same without TensorFlow). Each loads once per server "
                                   "process.")
     st.subheader("Faces")
-    detector = st.selectbox("Detector", DETECTORS, format_func=DETECTOR_NAMES.get, key="detector")
+    detector = st.selectbox("Detector", DETECTORS, format_func=DETECTOR_NAMES.get, key="detector",
+                            index=DETECTORS.index(DEFAULT_DETECTOR))
+    crop = st.selectbox("Face crop", tuple(CROP_POLICIES), format_func=CROP_NAMES.get, key="crop",
+                        index=tuple(CROP_POLICIES).index(DEFAULT_CROP), help="How a face becomes the model's input.")
     min_size = st.slider("Minimum face size (pixels)", 12, 256, DEFAULT_MIN_SIZE, step=4, key="min_size")
     tta = st.selectbox("Test-time augmentation", (None,) + TTA_MODES, key="tta",
                        format_func=lambda m: TTA_NAMES[m] if m else "each model's default",
@@ -104,7 +108,7 @@ if broken:
     st.error(f"Could not load model {broken[0]}. Pick another model in the sidebar.")
     st.stop()
 clf = loaded[0]
-settings = (model_id, by_id[model_id].model_file.stat().st_mtime, detector, min_size, tta, whole)
+settings = (model_id, by_id[model_id].model_file.stat().st_mtime, detector, crop, min_size, tta, whole)
 
 # ----------------------------------------------------------------------------- input
 source = st.radio("Photo", ["Upload", "Camera", "Sample"], horizontal=True, key="source")
@@ -128,7 +132,7 @@ for n, (name, data) in enumerate(photos):
         st.header(name)
     digest = hashlib.sha256(data).hexdigest()
     try:
-        image, analysis = analyze(digest, data, model_id, detector, min_size, tta, whole)
+        image, analysis = analyze(digest, data, model_id, detector, crop, min_size, tta, whole)
     except ImageError as err:
         st.error(f"Could not read {name}: {err}")
         continue

@@ -14,7 +14,7 @@ import streamlit as st
 from fer_core.video import frame_processor
 from fer_core.video import timeline
 from fer_core.video import webrtc
-from fer_core.inference.faces import DETECTORS
+from fer_core.inference.faces import DEFAULT_DETECTOR, DETECTORS
 from fer_core.models import registry
 from pages.common import DETECTOR_NAMES, TTA_NAMES, classifier, emotion_color_map, model_infos
 
@@ -51,6 +51,7 @@ with st.sidebar:
     info = st.selectbox("Model", infos, index=infos.index(registry.pick_default(infos)),
                         format_func=lambda m: f"{m.name} — {m.label_set}")
     detector = st.radio("Face detector", DETECTORS, format_func=DETECTOR_NAMES.get,
+                        index=DETECTORS.index(DEFAULT_DETECTOR),
                         help="Haar keeps 25+ fps on a laptop CPU; MTCNN finds turned and small faces but is slower.")
     every = st.slider("Detect faces every N-th frame", 1, 10, 3,
                       help="Between detections the last boxes are reused; higher is faster, slower to follow motion.")

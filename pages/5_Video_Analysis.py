@@ -15,7 +15,7 @@ import streamlit as st
 from fer_core.video import timeline
 from fer_core.video import files as video
 from fer_core.video import sample
-from fer_core.inference.faces import DETECTORS
+from fer_core.inference.faces import DEFAULT_DETECTOR, DETECTORS
 from fer_core.models import registry
 from pages.common import DETECTOR_NAMES, classifier, emotion_color_map, model_infos
 
@@ -63,7 +63,8 @@ with st.sidebar:
     st.subheader("Analysis")
     info = st.selectbox("Model", infos, index=infos.index(registry.pick_default(infos)),
                         format_func=lambda m: f"{m.name} — {m.label_set}")
-    detector = st.radio("Face detector", DETECTORS, format_func=DETECTOR_NAMES.get)
+    detector = st.radio("Face detector", DETECTORS, format_func=DETECTOR_NAMES.get,
+                        index=DETECTORS.index(DEFAULT_DETECTOR))
     every = st.slider("Analyse every N-th frame", 1, 30, 5, help="1 analyses every frame (slowest, finest timeline).")
     smoothing = st.slider("Label smoothing", 0.0, 0.95, 0.5, 0.05,
                           help="Weight of each face's past probabilities between analysed frames (0 = none).")

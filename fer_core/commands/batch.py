@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..inference.faces import DEFAULT_MIN_SIZE
+from ..inference.faces import CROP_POLICIES, DEFAULT_CROP, DEFAULT_DETECTOR, DEFAULT_MIN_SIZE
 from ..serving.batch_ray import parse_ray_address
 from ..serving.scoring import DETECTOR_CHOICES, ScoreOptions
 
@@ -18,7 +18,10 @@ def add_cli(subparsers) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive), .zip files, videos")
     p.add_argument("--out", required=True, help="results file: .parquet or .csv (rerun to resume)")
     p.add_argument("--model", help="registered model id or model folder (default: the default model)")
-    p.add_argument("--detector", choices=DETECTOR_CHOICES, default="haar",
+    p.add_argument("--crop", choices=tuple(CROP_POLICIES), default=DEFAULT_CROP,
+                   help="how a face becomes the model's input: "
+                        + "; ".join(f"{k} = {v}" for k, v in CROP_POLICIES.items()))
+    p.add_argument("--detector", choices=DETECTOR_CHOICES, default=DEFAULT_DETECTOR,
                    help="face detector; none = every image is one pre-cropped face (e.g. FER2013's 48×48)")
     p.add_argument("--min-size", type=int, default=DEFAULT_MIN_SIZE, help="smallest face side in pixels")
     add_tta_argument(p)
@@ -41,7 +44,7 @@ def run(args) -> int:
         parse_ray_address(args.ray)  # a bad address fails before anything is loaded
     if args.workers is not None and args.workers < 1:
         raise ValueError("--workers must be 1 or more")
-    options = ScoreOptions(args.detector, args.tta, args.whole_image, args.min_size, args.every_nth_frame)
+    options = ScoreOptions(args.detector, args.tta, args.whole_image, args.min_size, args.every_nth_frame, args.crop)
     result = run_batch(args.inputs, args.out, args.model, options, args.workers, args.ray, args.ray_actors,
                        progress=stderr_progress)
     _report_errors(result.errors, args.out)

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..inference.faces import DEFAULT_MIN_SIZE, DETECTORS
+from ..inference.faces import CROP_POLICIES, DEFAULT_CROP, DEFAULT_DETECTOR, DEFAULT_MIN_SIZE, DETECTORS
 from ..inference.gradcam import METHODS as EXPLAIN_METHODS
 from ..models.tta import add_tta_argument
 
@@ -16,7 +16,10 @@ def add_cli(subparsers) -> None:
     p = subparsers.add_parser("predict", help="detect faces in photos and classify their emotions")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="photo files (JPEG, PNG, WebP, BMP, GIF, TIFF)")
     p.add_argument("--model", help="registered model id or model folder (default: the default model)")
-    p.add_argument("--detector", choices=DETECTORS, default="haar")
+    p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR)
+    p.add_argument("--crop", choices=tuple(CROP_POLICIES), default=DEFAULT_CROP,
+                   help="how a face becomes the model's input: "
+                        + "; ".join(f"{k} = {v}" for k, v in CROP_POLICIES.items()))
     p.add_argument("--min-size", type=int, default=DEFAULT_MIN_SIZE, help="smallest face side in pixels")
     add_tta_argument(p)
     p.add_argument("--whole-image", action="store_true",
@@ -49,7 +52,7 @@ def run(args) -> int:
     for file in args.images:
         try:
             image = read_image(file)
-            analysis = analyze_image(image, clf, args.detector, tta=args.tta,
+            analysis = analyze_image(image, clf, args.detector, tta=args.tta, crop=args.crop,
                                      whole_image_if_no_face=args.whole_image, min_size=args.min_size)
         except ImageError as err:
             failed += 1
@@ -63,8 +66,8 @@ def run(args) -> int:
         if not args.json:
             _print_table(doc, clf.labels)
     if args.json:
-        print(json.dumps(predictions_document(clf.id, clf.labels, args.detector, clf.resolve_tta(args.tta), results),
-                         indent=1))
+        print(json.dumps(predictions_document(clf.id, clf.labels, args.detector, clf.resolve_tta(args.tta), results,
+                                              args.crop), indent=1))
     return 2 if failed else 0
 
 

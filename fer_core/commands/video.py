@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..inference.faces import DETECTORS
+from ..inference.faces import CROP_POLICIES, DEFAULT_CROP, DEFAULT_DETECTOR, DETECTORS
 
 
 def add_cli(subparsers) -> None:
@@ -11,7 +11,10 @@ def add_cli(subparsers) -> None:
     p = subparsers.add_parser("video", help="emotions over time in a video file (timeline CSV, annotated mp4)")
     p.add_argument("video", help="video file (mp4, webm, mov, avi, mkv)")
     p.add_argument("--model", help="registered model id or folder (default: the registry's default model)")
-    p.add_argument("--detector", choices=DETECTORS, default="haar")
+    p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR)
+    p.add_argument("--crop", choices=tuple(CROP_POLICIES), default=DEFAULT_CROP,
+                   help="how a face becomes the model's input: "
+                        + "; ".join(f"{k} = {v}" for k, v in CROP_POLICIES.items()))
     p.add_argument("--every", type=int, default=5, help="analyse every N-th frame (default 5)")
     p.add_argument("--smoothing", type=float, default=0.5, help="moving-average weight of the past, 0–<1")
     p.add_argument("--out", help="write the annotated video here (.mp4)")
@@ -31,7 +34,7 @@ def run(args) -> int:
     info = registry.resolve_model(args.model)
     classifier = Classifier.from_registry(info)
 
-    result = analyze_video(args.video, classifier, every_n=args.every, detector=args.detector,
+    result = analyze_video(args.video, classifier, every_n=args.every, detector=args.detector, crop=args.crop,
                            smoothing=args.smoothing, annotate=bool(args.out), progress=stderr_progress)
     print(f"{args.video}: {result.frames} frames ({result.duration:.1f} s at {result.fps:.1f} fps), "
           f"{result.analyzed} analysed with model {info.id}; {result.timeline['face'].nunique()} face(s), "

@@ -21,6 +21,14 @@ import cv2
 import numpy as np
 
 DETECTORS: tuple[str, ...] = ("haar", "mtcnn")
+DEFAULT_DETECTOR = "haar"  # what every caller (API, CLI, serve, webcam, video, batch, pages) uses unless told
+# How a detected face becomes the classifier's input (`fer_core.inference.framing.face_crops`):
+CROP_POLICIES: dict[str, str] = {
+    "fer2013": "eyes levelled and the face framed as in FER2013's 48×48 images (the box crop when the "
+               "detector gives no eye keypoints)",
+    "box": "the detector's box made square, with a 15 % margin per side",
+}
+DEFAULT_CROP = "box"
 DEFAULT_MIN_SIZE = 24  # pixels in the original image; FER faces are 48 px, smaller ones carry little expression
 DEFAULT_MAX_SIDE = 1024  # longer side used for detection; boxes are scaled back to the original image
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
@@ -164,7 +172,7 @@ def _cached_detector(name: str, options: tuple):
     return _DETECTOR_CLASSES[name](**dict(options))
 
 
-def get_detector(name: str = "haar", **kw):
+def get_detector(name: str = DEFAULT_DETECTOR, **kw):
     """The detector `name` (`haar` or `mtcnn`), built once per process and option set."""
     key = str(name).strip().lower()
     if key not in _DETECTOR_CLASSES:
@@ -206,7 +214,7 @@ def drop_duplicates(faces: list[Face], max_iou: float = 0.3, max_cover: float = 
     return kept
 
 
-def detect_faces(image_rgb: np.ndarray, detector="haar", min_size: int = DEFAULT_MIN_SIZE,
+def detect_faces(image_rgb: np.ndarray, detector=DEFAULT_DETECTOR, min_size: int = DEFAULT_MIN_SIZE,
                  max_side: int = DEFAULT_MAX_SIDE, keep_overlapping: bool = False) -> list[Face]:
     """Faces in an RGB (or gray) image, largest first, boxes in original pixels, without boxes that
     enclose another face or duplicate one (false positives; `keep_overlapping` keeps them all).

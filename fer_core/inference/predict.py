@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .faces import DEFAULT_MAX_SIDE, DEFAULT_MIN_SIZE, Face, crop_faces, detect_faces
+from .faces import DEFAULT_CROP, DEFAULT_DETECTOR, DEFAULT_MAX_SIDE, DEFAULT_MIN_SIZE, Face, detect_faces
+from .framing import DEFAULT_MARGIN, check_crop, face_crops
 from ..base.labels import emotion_rgb
 from ..models.tta import tta_mode, tta_views
 from ..models.probabilities import as_probabilities
 from ..models.registry import ModelInfo, RegistryError, get_model, load_model
 
 BATCH_BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)  # inputs are zero-padded up to one of these sizes
-DEFAULT_MARGIN = 0.15
 
 
 class Classifier:
@@ -141,7 +141,9 @@ class FacePrediction:
 @dataclass
 class ImageAnalysis:
     """Everything found in one photo. `whole_image` is True when no face was detected and the whole
-    image was classified as one (pre-cropped) face; `crops` are the classified pixels (not in JSON)."""
+    image was classified as one (pre-cropped) face; `crop` is the crop policy asked for
+    (`faces.CROP_POLICIES`); `crops` are exactly the pixels given to the classifier and `crop_matrices`
+    their photo→crop affine matrices (neither in JSON)."""
 
     faces: list[FacePrediction]
     whole_image: bool
@@ -152,6 +154,8 @@ class ImageAnalysis:
     tta: str  # the test-time augmentation mode used ("none", "flip", "tencrop")
     margin: float = DEFAULT_MARGIN
     crops: list[np.ndarray] = field(default_factory=list, repr=False, compare=False)
+    crop: str = DEFAULT_CROP
+    crop_matrices: list[np.ndarray] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -161,27 +165,31 @@ class ImageAnalysis:
 
     def to_dict(self) -> dict:
         return {"model": self.model_id, "labels": list(self.labels), "detector": self.detector,
-                "tta": self.tta, "whole_image": bool(self.whole_image),
+                "crop": self.crop, "tta": self.tta, "whole_image": bool(self.whole_image),
                 "image_size": {"width": int(self.image_size[0]), "height": int(self.image_size[1])},
                 "faces": [f.to_dict() for f in self.faces]}
 
 
-def analyze_image(image_rgb: np.ndarray, classifier: Classifier, detector="haar", tta=None,
+def analyze_image(image_rgb: np.ndarray, classifier: Classifier, detector=DEFAULT_DETECTOR, tta=None,
                   whole_image_if_no_face: bool = False, min_size: int = DEFAULT_MIN_SIZE,
-                  max_side: int = DEFAULT_MAX_SIDE, margin: float = DEFAULT_MARGIN) -> ImageAnalysis:
-    """Detect the faces of a photo and classify them all in one batch.
+                  max_side: int = DEFAULT_MAX_SIDE, margin: float = DEFAULT_MARGIN,
+                  crop: str = DEFAULT_CROP) -> ImageAnalysis:
+    """Detect the faces of a photo, cut each by the crop policy `crop` (`faces.CROP_POLICIES`) and classify
+    them all in one batch.
 
     With `whole_image_if_no_face`, a photo without a detected face is classified as a single face
     (for already-cropped faces such as FER2013's 48×48 images) and `whole_image` is set.
     """
     image = np.asarray(image_rgb)
     h, w = image.shape[:2]
+    crop = check_crop(crop)
     faces = detect_faces(image, detector, min_size=min_size, max_side=max_side)
     whole = not faces and whole_image_if_no_face
     if whole:
-        faces, crops = [Face((0, 0, w, h), float("nan"))], [image]
+        faces, crops, matrices = [Face((0, 0, w, h), float("nan"))], [image], [np.array([[1.0, 0, 0], [0, 1.0, 0]])]
     else:
-        crops = crop_faces(image, faces, margin=margin)
+        cut = face_crops(image, faces, crop, margin)
+        crops, matrices = [c.pixels for c in cut], [c.matrix for c in cut]
     tta = classifier.resolve_tta(tta)
     probs = classifier.predict(crops, tta=tta) if crops else np.zeros((0, len(classifier.labels)))
     results = []
@@ -191,14 +199,17 @@ def analyze_image(image_rgb: np.ndarray, classifier: Classifier, detector="haar"
                                       {e: float(v) for e, v in zip(classifier.labels, p)},
                                       classifier.labels[top], float(p[top]), face.landmarks))
     name = detector if isinstance(detector, str) else getattr(detector, "name", type(detector).__name__)
-    return ImageAnalysis(results, whole, (w, h), classifier.id, classifier.labels, name, tta, margin, crops)
+    return ImageAnalysis(results, whole, (w, h), classifier.id, classifier.labels, name, tta, margin, crops,
+                         crop, matrices)
 
 
-def predictions_document(model_id: str, labels, detector: str, tta: str, images: list[dict]) -> dict:
-    """The `predict --json` document: the model, its labels, detector and TTA mode, then one entry per
+def predictions_document(model_id: str, labels, detector: str, tta: str, images: list[dict],
+                         crop: str = DEFAULT_CROP) -> dict:
+    """The `predict --json` document: the model, its labels, detector, crop policy and TTA mode, then one entry per
     image (`{"file": …, **ImageAnalysis.to_dict()}`, or `{"file": …, "error": …}`). `fer_core.analyze(…)
     .to_json()` writes the same schema."""
-    return {"model": model_id, "labels": list(labels), "detector": detector, "tta": tta, "images": images}
+    return {"model": model_id, "labels": list(labels), "detector": detector, "crop": crop, "tta": tta,
+            "images": images}
 
 
 def compare_models(crops, classifiers, tta=None, answered: dict | None = None) -> list[dict]:

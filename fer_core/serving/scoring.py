@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..inference.faces import DEFAULT_MIN_SIZE, DETECTORS
+from ..inference.faces import DEFAULT_CROP, DEFAULT_DETECTOR, DEFAULT_MIN_SIZE, DETECTORS
+from ..inference.framing import check_crop
 from .batch_inputs import Item, read_item_bytes
 
 DETECTOR_CHOICES: tuple[str, ...] = (*DETECTORS, "none")  # none: each image is one pre-cropped face
@@ -18,14 +19,15 @@ DETECTOR_CHOICES: tuple[str, ...] = (*DETECTORS, "none")  # none: each image is 
 
 @dataclass(frozen=True)
 class ScoreOptions:
-    """How to score: detector (haar, mtcnn, or none = the whole image is one face), flip/ten-crop TTA
-    (None = the model card's default), whole-image fallback, smallest face, every N-th video frame."""
+    """How to score: detector (`faces.DETECTORS`, or none = the whole image is one face), flip/ten-crop TTA
+    (None = the model card's default), whole-image fallback, smallest face, every N-th video frame, crop policy."""
 
-    detector: str = "haar"
+    detector: str = DEFAULT_DETECTOR
     tta: str | None = None
     whole_image: bool = False
     min_size: int = DEFAULT_MIN_SIZE
     every_nth_frame: int = 10
+    crop: str = DEFAULT_CROP
 
     def __post_init__(self):
         if self.detector not in DETECTOR_CHOICES:
@@ -34,6 +36,7 @@ class ScoreOptions:
             raise ValueError("--min-size must be at least 1 pixel")
         if int(self.every_nth_frame) < 1:
             raise ValueError("--every-nth-frame must be 1 or more")
+        check_crop(self.crop)
 
 
 class WholeImageDetector:
@@ -86,6 +89,7 @@ def score_item(item: Item, classifier, options: ScoreOptions) -> tuple[list[dict
     from ..inference.predict import analyze_image
 
     kw = dict(detector=detector_for(options.detector), tta=options.tta, min_size=int(options.min_size),
+              crop=options.crop,
               whole_image_if_no_face=options.whole_image or options.detector == "none")
     try:
         if item.kind == "video":

@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 from fastapi import Query, Request  # module level: FastAPI resolves route annotations from here
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..inference.faces import DEFAULT_MIN_SIZE
+from ..inference.faces import CROP_POLICIES, DEFAULT_CROP, DEFAULT_DETECTOR, DEFAULT_MIN_SIZE, DETECTORS
 from ..inference.gradcam import METHODS as EXPLAIN_METHODS
 from .api_error import ApiError
 from .model_pool import DEFAULT_MAX_MODELS, ModelPool
@@ -56,8 +56,11 @@ class PredictOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str | None = Field(None, description="registered model id (GET /v1/models); default: the default model")
-    detector: Literal["haar", "mtcnn", "none"] = Field(
-        "haar", description="face detector; none = the whole image is one pre-cropped face")
+    detector: Literal[(*DETECTORS, "none")] = Field(
+        DEFAULT_DETECTOR, description="face detector; none = the whole image is one pre-cropped face")
+    crop: Literal[tuple(CROP_POLICIES)] = Field(
+        DEFAULT_CROP, description="how a face becomes the model's input: "
+                                  + "; ".join(f"{k} = {v}" for k, v in CROP_POLICIES.items()))
     tta: str | None = Field(None, description="test-time augmentation: none, flip or tencrop; "
                                               "default: the model card's own inference")
     gradcam: Literal[EXPLAIN_METHODS] | None = Field(
@@ -106,12 +109,14 @@ def analyze_uploads(images, clf, options: PredictOptions, max_pixels: int) -> di
         except ImageError as err:
             raise ApiError(415, str(err)) from None
         analysis = analyze_image(image, clf, detector_for(options.detector), tta=tta, min_size=options.min_size,
+                                 crop=options.crop,
                                  whole_image_if_no_face=options.whole_image or options.detector == "none")
         doc = {"file": name, **analysis.to_dict()}
         if options.gradcam:
             _add_gradcams(doc, analysis, clf, options.gradcam)
         docs.append(doc)
-    return {"model": clf.id, "labels": list(clf.labels), "detector": options.detector, "tta": tta, "images": docs}
+    return {"model": clf.id, "labels": list(clf.labels), "detector": options.detector, "crop": options.crop,
+            "tta": tta, "images": docs}
 
 
 def _add_gradcams(doc: dict, analysis, clf, method: str) -> None:

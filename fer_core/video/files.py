@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .frame_processor import FrameProcessor
+from ..inference.faces import DEFAULT_CROP, DEFAULT_DETECTOR
 from ..base.progress import ProgressFn
 from .timeline import timeline_csv, timeline_summary
 
@@ -289,11 +290,12 @@ def _decode(container, fps: float, max_frames: int | None = None, limits: VideoL
         raise ValueError("the video holds no decodable frames")
 
 
-def analyze_video(source, classifier, every_n: int = 5, detector: str = "haar", smoothing: float = 0.5,
+def analyze_video(source, classifier, every_n: int = 5, detector: str = DEFAULT_DETECTOR, smoothing: float = 0.5,
                   annotate: bool = True, detect_side: int = 480, min_face: int | None = None,
                   max_frames: int | None = None, progress: ProgressFn | None = None,
-                  limits: VideoLimits | None = None) -> VideoAnalysis:
-    """Emotions of every face on every `every_n`-th frame of a video (bytes, file-like or path).
+                  limits: VideoLimits | None = None, crop: str = DEFAULT_CROP) -> VideoAnalysis:
+    """Emotions of every face on every `every_n`-th frame of a video (bytes, file-like or path), each face
+    detected and cut as in a photo (`detector`, `crop`).
 
     Returns the timeline, share of time per emotion and, with `annotate`, an H.264 MP4 of all frames
     with the latest faces drawn. `min_face` defaults to 1/16 of the shorter frame side (at least 24 px).
@@ -312,7 +314,7 @@ def analyze_video(source, classifier, every_n: int = 5, detector: str = "haar", 
         limits = _within(limits, max_frames)
         check_video(info, limits, _name(source))
         fps, short_side = info.fps, min(info.width or 480, info.height or 480)
-        processor = FrameProcessor(classifier, detector=detector, detect_every=1, smoothing=smoothing,
+        processor = FrameProcessor(classifier, detector=detector, crop=crop, detect_every=1, smoothing=smoothing,
                                    detect_side=detect_side, min_face=min_face or max(24, short_side // 16),
                                    haar_step=1.1, show_fps=False)
         total = min(info.frames, max_frames) if max_frames and info.frames else (max_frames or info.frames)

@@ -22,6 +22,7 @@ from ..inference import faces as fer_faces
 from ..base.labels import emotion_rgb
 from .timeline import timeline_frame
 from .tracking import Track, box_shift, match_boxes, smooth
+from ..inference.framing import check_crop, face_crops
 from ..models.tta import tta_mode
 
 
@@ -39,9 +40,10 @@ class VideoSettings:
     follow_motion: between detections, move each box with the optical flow of its pixels (Lucas–Kanade).
     tta: test-time augmentation per face (none/flip/tencrop); None uses the model card's default. Live
         streams often want `none`: smoothing across frames already averages views, at 1/10 of ten-crop's cost.
+    crop: how a face becomes the classifier's input (`faces.CROP_POLICIES`), as for photos.
     """
 
-    detector: str = "haar"
+    detector: str = fer_faces.DEFAULT_DETECTOR
     detect_every: int = 3
     smoothing: float = 0.6
     detect_side: int = 320
@@ -53,6 +55,7 @@ class VideoSettings:
     follow_motion: bool = True
     show_fps: bool = True
     tta: str | None = None
+    crop: str = fer_faces.DEFAULT_CROP
 
     def __post_init__(self):
         if str(self.detector).lower() not in fer_faces.DETECTORS:
@@ -72,6 +75,7 @@ class VideoSettings:
             raise ValueError("keep_missed must be 0 or more")
         if self.tta is not None:
             tta_mode(self.tta)  # raises a one-line error for an unknown mode
+        check_crop(self.crop)
 
 
 class FrameProcessor:
@@ -189,13 +193,14 @@ class FrameProcessor:
         seen_tracks, seen_boxes = {i for i, _ in pairs}, {j for _, j in pairs}
         for i, j in pairs:
             self._tracks[i].box, self._tracks[i].missed = boxes[j], 0
+            self._tracks[i].landmarks = found[j].landmarks
         for i, track in enumerate(self._tracks):
             if i not in seen_tracks:
                 track.missed += 1
         self._tracks = [tr for tr in self._tracks if tr.missed <= s.keep_missed]
         for j, box in enumerate(boxes):
             if j not in seen_boxes:
-                self._tracks.append(Track(self._next_id, box))
+                self._tracks.append(Track(self._next_id, box, landmarks=found[j].landmarks))
                 self._next_id += 1
 
     @staticmethod
@@ -217,9 +222,13 @@ class FrameProcessor:
                 x, y, w, h = tr.box
                 tr.box = (int(round(min(max(x + shift[0] / scale, 0), W - w))),
                           int(round(min(max(y + shift[1] / scale, 0), H - h))), w, h)
+                dx, dy = tr.box[0] - x, tr.box[1] - y
+                if tr.landmarks:
+                    tr.landmarks = {k: (p[0] + dx, p[1] + dy) for k, p in tr.landmarks.items()}
 
     def _classify(self, rgb: np.ndarray, s: VideoSettings) -> None:
-        crops = fer_faces.crop_faces(rgb, [tr.box for tr in self._tracks], margin=float(s.margin))
+        faces = [fer_faces.Face(tr.box, 1.0, tr.landmarks) for tr in self._tracks]
+        crops = [c.pixels for c in face_crops(rgb, faces, s.crop, float(s.margin))]
         probs = np.asarray(self._classifier.predict(crops, tta=s.tta), dtype=np.float64)
         for track, p in zip(self._tracks, probs):
             track.probs = smooth(track.probs, p, float(s.smoothing))

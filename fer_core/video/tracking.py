@@ -16,12 +16,14 @@ from ..inference.faces import box_iou
 
 @dataclass
 class Track:
-    """A face followed across frames: its id, latest box and smoothed probabilities."""
+    """A face followed across frames: its id, latest box (and the detector's landmarks, moved with it) and
+    smoothed probabilities."""
 
     id: int
     box: tuple[int, int, int, int]
     probs: np.ndarray | None = None
     missed: int = 0
+    landmarks: dict[str, tuple[int, int]] | None = None
 
 
 def box_similarity(a, b) -> float:

@@ -17,7 +17,10 @@ from fer_core.base.labels import EMOTIONS, FOUR_CLASS, EMOTION_COLORS  # noqa: F
 DATASET_KEY = "dataset_source"
 # how the pages name each test-time augmentation mode (None: the model card's own default)
 TTA_NAMES = {"none": "none", "flip": "flip (face + mirror, 2×)", "tencrop": "ten-crop (corners, centre, mirrors; 10×)"}
-DETECTOR_NAMES = {"haar": "Haar cascade (fast)", "mtcnn": "MTCNN (robust, slower)"}  # inference.faces.DETECTORS
+# how the pages name each face detector (inference.faces.DETECTORS) and crop policy (inference.faces.CROP_POLICIES)
+DETECTOR_NAMES = {"blazeface": "BlazeFace (fast, keypoints)", "haar": "Haar cascade + O-Net",
+                  "mtcnn": "MTCNN (robust, slower)"}
+CROP_NAMES = {"fer2013": "aligned, framed like FER2013", "box": "detector box + 15 % margin"}
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
