@@ -7,11 +7,17 @@ below do the same for a pytest run that does not read pyproject.toml (e.g. `pyte
 import sys
 from pathlib import Path
 
+import plotly.io as pio
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# Plotly encodes charts with orjson whenever something installed it (requirements.txt does not), and orjson writes
+# "×" where the json module writes "\u00d7": the suite encodes as a requirements.txt install does, whatever else the
+# machine holds. Chart tests compare parsed values anyway (tests/page_fixtures.py chart_specs).
+pio.json.config.default_engine = "json"
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Running the dashboard's pages in tests (streamlit.testing.v1.AppTest)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import streamlit as st
@@ -17,3 +18,15 @@ def run_comparison_page() -> AppTest:
     at = AppTest.from_file(COMPARISON_PAGE, default_timeout=90)
     at.run()
     return at
+
+
+def chart_specs(at: AppTest) -> list[dict]:
+    """Every Plotly chart on the page as its parsed figure (data, layout). Tests compare these values, never the JSON
+    text: how that text escapes non-ASCII characters depends on Plotly's JSON engine (orjson writes "×", the standard
+    json module "\\u00d7"), and orjson is only there when something else installed it."""
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def chart_title(spec: dict) -> str:
+    """A parsed chart's title ("" when it has none)."""
+    return (spec["layout"].get("title") or {}).get("text", "")

@@ -13,6 +13,7 @@ from fer_core.base.labels import FOUR_CLASS
 from tests.ferplus_fixtures import votes_row, write_votes_csv
 from tests.fixtures import write_kaggle_layout, write_mislabelled_gratings
 from tests.model_fixtures import make_fixture_model
+from tests.page_fixtures import chart_specs, chart_title
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "1_Dataset_Explorer.py")
 
@@ -57,9 +58,9 @@ def test_crowd_views_and_finder_scored_against_the_crowd(crowd):
     assert m["faces with votes"] == "240" and m["no majority"] == "3"
     # the crowd names every face's true emotion: the 12 moved faces (and the 3 spread ones) disagree
     assert m["FER+ majority = label"] == f"{(240 - len(moved) - 3) / 240:.1%}"
-    specs = [c.proto.spec for c in at.get("plotly_chart")]
-    assert any("Dataset label (rows) × FER+ majority (columns)" in s for s in specs)
-    assert any("Annotator agreement per emotion" in s for s in specs)
+    titles = [chart_title(spec) for spec in chart_specs(at)]
+    assert "Dataset label (rows) × FER+ majority (columns)" in titles
+    assert "Annotator agreement per emotion (share)" in titles
     gallery = next(i for i in at.image if any("→ no majority" in c for c in i.captions))
     assert len(gallery.captions) == 30
     disputed = next(d.value for d in at.dataframe if "votes" in d.value.columns)

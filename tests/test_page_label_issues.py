@@ -13,6 +13,7 @@ from fer_core.data.datasets import default_cache_dir
 from fer_core.base.labels import FOUR_CLASS
 from tests.fixtures import write_mislabelled_gratings
 from tests.model_fixtures import make_fixture_model
+from tests.page_fixtures import chart_specs, chart_title
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "1_Dataset_Explorer.py")
 FER2013 = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fer2013"
@@ -67,8 +68,7 @@ def test_sections_rank_planted_errors_filter_download_and_map(gratings):
     assert len(list((root / "cache" / "features").iterdir())) == 1  # features computed once, on disk
 
     assert len(at.get("plotly_chart")) == charts + 1
-    chart = at.get("plotly_chart")[-1]
-    assert "by tiny4's penultimate features (PCA)" in chart.proto.spec
+    assert chart_title(chart_specs(at)[-1]).endswith("images by tiny4's penultimate features (PCA)")
     assert "Select points on the map" in texts(at)
 
     # filter by class: only errors among images labelled sad
@@ -83,7 +83,7 @@ def test_sections_rank_planted_errors_filter_download_and_map(gratings):
     for colour in ("prediction", "split", "likely label error"):
         next(r for r in at.radio if r.label == "Colour by").set_value(colour).run()
         assert not at.exception
-    assert "likely label error" in at.get("plotly_chart")[-1].proto.spec
+    assert chart_specs(at)[-1]["layout"]["legend"]["title"]["text"] == "likely label error"
 
 
 def test_no_usable_model_is_explained(gratings, tmp_path, monkeypatch):
@@ -106,7 +106,7 @@ def test_real_fer2013_with_the_shipped_model(monkeypatch):
     assert m["images checked"] == "1,000"
     assert 50 <= int(m["likely label errors"].replace(",", "")) <= 600  # FER2013's labels are noisy
     assert not any("was trained on" in w.value for w in at.warning)  # validation: no training-data caveat
-    assert "(UMAP)" in at.get("plotly_chart")[-1].proto.spec
+    assert chart_title(chart_specs(at)[-1]).endswith("(UMAP)")
     fingerprint = at.caption[0].value.split("fingerprint ")[-1]
     assert any(p.name.startswith(fingerprint) for p in (default_cache_dir() / "features").iterdir())
     at.run()  # a rerun is served from the caches
