@@ -11,6 +11,7 @@ st.title("Facial Emotion Recognition Dashboard")
 import pandas as pd  # noqa: E402  (after the title, which then shows while these load)
 
 from fer_core.models.roles import model_roles  # noqa: E402
+from fer_core.evaluation.defaults import defaults_rows  # noqa: E402
 from fer_core.data.fer_dataset import SUPPORTED_LAYOUTS  # noqa: E402
 from fer_core.base.runtime import quick_device_description  # noqa: E402
 from pages.common import dataset_sidebar, model_infos  # noqa: E402
@@ -57,6 +58,11 @@ if not models:
     st.info("No trained models found under `models/`. Train one with "
             "`python -m fer_core train --arch fer_resvgg --data <dataset folder>`.")
 else:
+    st.markdown("**Defaults** — what classifies your faces unless you pick another model, and whose labels it "
+                "learned (ten annotators per face beat one: see Responsible Use):")
+    st.dataframe(pd.DataFrame(defaults_rows(models)), hide_index=True, width="stretch", key="defaults",
+                 column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                for c in ("FER+ crowd accuracy", "FER2013-label accuracy")})
     rows, roles = [], model_roles(models)
     for m in models:
         val = m.metrics("validation") or {}

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from fer_core.evaluation import model_card as mc
+from fer_core.evaluation.defaults import defaults_rows
 from pages.common import model_infos
 
 st.set_page_config(page_title="Responsible Use", page_icon="⚖️", layout="wide")
@@ -18,12 +19,16 @@ except FileNotFoundError as err:
     st.stop()
 
 infos = model_infos()
-for heading in ("Intended uses", "Uses it is not fit for", "The data", "Evaluation protocol"):
+for heading in ("Intended uses", "Uses it is not fit for", "The data", "Whose labels the defaults repeat",
+                "Evaluation protocol"):
     if heading in statement:
         st.header(heading)
         st.markdown(statement[heading])
     if heading == "The data" and (fact := mc.duplicates_fact(infos)):
         st.caption(fact)
+    if heading == "Whose labels the defaults repeat" and (rows := defaults_rows(infos)):
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="defaults", column_config={
+            c: st.column_config.NumberColumn(format="%.3f") for c in ("FER+ crowd accuracy", "FER2013-label accuracy")})
 
 st.header("Where each model is weak")
 if not infos:

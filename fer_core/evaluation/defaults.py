@@ -1,0 +1,42 @@
+"""What each label set's default model learned from, and how it scores against one annotator and against the
+crowd: the table Home, Model Comparison and Responsible Use show so that a person knows whose labels a default
+repeats. Read from the cards; nothing is run."""
+from __future__ import annotations
+
+from ..models.registry import ModelInfo, pick_default
+
+LEARNED_FROM = {  # a training run's `--label-source` → what its labels are, in words
+    "fer2013": "FER2013's own labels (one annotator per face)",
+    "ferplus-majority": "FER+ crowd majority (ten annotators per face)",
+    "ferplus-soft": "FER+ crowd votes (ten annotators per face, as vote shares)",
+}
+
+
+def label_source(info: ModelInfo) -> str:
+    """The `--label-source` of the run behind `info` (an export or view inherits its parent's dataset record)."""
+    record = (info.card.get("dataset") or {}).get("label_source") or {}
+    return str(record.get("label_source", "fer2013")) if isinstance(record, dict) else str(record)
+
+
+def learned_from(info: ModelInfo) -> str:
+    """Whose labels the model learned, in words."""
+    source = label_source(info)
+    return LEARNED_FROM.get(source, source)
+
+
+def defaults_rows(infos: list[ModelInfo]) -> list[dict]:
+    """One row per label set: its default model, what it learned from, its accuracy against FER2013's single
+    labels and against the FER+ crowd majority (on its own emotions) on the validation split of its home
+    dataset, as saved in its card (None when not measured)."""
+    rows = []
+    for labels in dict.fromkeys(m.labels for m in infos):
+        default = pick_default(infos, labels)
+        if default is None:
+            continue
+        saved = default.metrics("validation") or {}
+        rows.append({"label set": default.label_set, "default model": default.id,
+                     "learned from": learned_from(default),
+                     "FER+ crowd accuracy": (saved.get("ferplus") or {}).get("accuracy"),
+                     "FER2013-label accuracy": saved.get("accuracy"),
+                     "measured on": saved.get("split_description")})
+    return rows

@@ -1,0 +1,33 @@
+"""The defaults table (Home, Responsible Use): each label set's default, whose labels it learned, its saved scores."""
+from pathlib import Path
+
+from fer_core.base.labels import EMOTIONS, FOUR_CLASS
+from fer_core.evaluation.defaults import defaults_rows, learned_from
+from fer_core.models.registry import ModelInfo
+
+DATASET = {"name": "fer2013", "id": "abc"}
+
+
+def _info(model_id, labels, source=None, default=False, accuracy=None, crowd=None):
+    card = {"id": model_id, "labels": list(labels), "default": default, "dataset": {"name": "fer2013"}}
+    if source:
+        card["dataset"]["label_source"] = {"label_source": source}
+    if accuracy is not None:
+        card["evaluations"] = {"abc/validation": {"split": "validation", "accuracy": accuracy, "dataset": DATASET,
+                                                  "split_description": "validation",
+                                                  **({"ferplus": {"accuracy": crowd}} if crowd else {})}}
+    return ModelInfo(model_id, Path("/nowhere") / model_id, card)
+
+
+def test_each_label_set_shows_its_default_and_whose_labels_it_learned():
+    infos = [_info("single7", EMOTIONS, accuracy=0.68, crowd=0.70),
+             _info("crowd7", EMOTIONS, "ferplus-soft", default=True, accuracy=0.58, crowd=0.85),
+             _info("crowd4", FOUR_CLASS, "ferplus-majority", default=True)]
+    rows = {r["label set"]: r for r in defaults_rows(infos)}
+    assert [r["default model"] for r in rows.values()] == ["crowd7", "crowd4"]
+    seven = rows[infos[0].label_set]
+    assert seven["FER+ crowd accuracy"] == 0.85 and seven["FER2013-label accuracy"] == 0.58
+    assert "ten annotators" in seven["learned from"]
+    four = rows[infos[2].label_set]
+    assert four["FER+ crowd accuracy"] is None and "majority" in four["learned from"]
+    assert "one annotator" in learned_from(infos[0])  # no label source recorded: FER2013's own labels
