@@ -1,25 +1,40 @@
-"""`evaluate` scores a registered model on a dataset split and saves the results in its card; `models` lists
-the registered models with their card summaries (and sets a label set's default model or a model's TTA)."""
+"""`evaluate` scores a registered model on a dataset split, or through the whole photo pipeline on class folders
+of real photos (`--photos`), and saves the results in its card; `models` lists the registered models with their
+card summaries (and sets a label set's default model or a model's TTA)."""
 from __future__ import annotations
 
 import json
 import sys
 
 from ..evaluation.predictions import EVAL_SPLITS
+from ..inference.faces import CROP_POLICIES, DEFAULT_CROP, DEFAULT_DETECTOR, DETECTORS
 from ..models.tta import add_tta_argument
+
+ALL = "all"  # --detector all / --crop all: every detector or crop policy, one row each
 
 
 def add_cli(subparsers) -> None:
     """Add `evaluate` and `models` to the fer_core CLI."""
     p = subparsers.add_parser("evaluate", help="score a registered model on a dataset split and save the results")
     p.add_argument("--model", required=True, help="model id under models/ (see `models`) or a model folder")
-    p.add_argument("--data", required=True, help="dataset folder, .zip or fer2013.csv")
-    p.add_argument("--split", choices=EVAL_SPLITS, default="test",
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="dataset folder, .zip or fer2013.csv")
+    source.add_argument("--photos", metavar="DIR",
+                        help="class folders of real photos (DIR/<emotion>/*.jpg or DIR/test/<emotion>/): run the "
+                             "whole pipeline (detect, crop, classify); a photo with no face found counts as wrong")
+    p.add_argument("--split", choices=EVAL_SPLITS, default=None,
                    help="test = PrivateTest where present (else PublicTest, and it says so); default test")
+    p.add_argument("--detector", choices=DETECTORS + (ALL,), default=None,
+                   help=f"--photos: the face detector (default {DEFAULT_DETECTOR}); all = compare them, one row each")
+    p.add_argument("--crop", choices=tuple(CROP_POLICIES) + (ALL,), default=None,
+                   help=f"--photos: how a face becomes the model's input (default {DEFAULT_CROP}): "
+                        + "; ".join(f"{k} = {v}" for k, v in CROP_POLICIES.items()) + "; all = compare them")
+    p.add_argument("--limit", type=int, metavar="N", help="--photos: at most N photos per emotion (a quick look)")
     add_tta_argument(p)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--no-save", action="store_true", help="do not write the card or eval/<split>.npz")
+    p.add_argument("--no-save", action="store_true",
+                   help="do not write the card or the per-image predictions under eval/")
     p.add_argument("--votes", help="FER+ votes CSV (ferplus_votes.csv or fer2013new.csv) to also score against the "
                                    "crowd's majority; default: one found beside the data")
     p.add_argument("--rescore", action="store_true",
@@ -36,6 +51,12 @@ def add_cli(subparsers) -> None:
 
 
 def run_evaluate(args) -> int:
+    if args.photos:
+        return run_photos(args)
+    for flag in ("detector", "crop", "limit"):
+        if getattr(args, flag) is not None:
+            raise ValueError(f"--{flag} applies to --photos (the photo pipeline), not to --data")
+    args.split = args.split or "test"
     from ..base.progress import stderr_progress
     from ..data.datasets import load_dataset
     from ..evaluation.evaluate import evaluate_model, format_report, rescore_saved
@@ -58,6 +79,40 @@ def run_evaluate(args) -> int:
         print(f"\nSaved into {info.path / registry.CARD_FILE} (evaluations, {desc['name']} id {desc['id']}, "
               f"{args.split}; results on other datasets are kept) and "
               f"{predictions_path(info, args.split, eval_datasets.dataset_selector(desc))}")
+    return 0
+
+
+def run_photos(args) -> int:
+    """`evaluate --photos`: every asked pipeline (detector × crop policy) on the folder, one table row each."""
+    from ..base.progress import stderr_progress
+    from ..evaluation.photo_report import format_photo_report
+    from ..evaluation.photo_store import save_photo_evaluation
+    from ..evaluation.photos import evaluate_photos, list_photos
+    from ..inference.predict import Classifier
+    from ..models import registry
+
+    for flag, what in (("split", "--split"), ("rescore", "--rescore"), ("votes", "--votes")):
+        if getattr(args, flag):
+            raise ValueError(f"{what} applies to --data; --photos evaluates the folder's test/ photos where it has "
+                             "them, else all of its emotion folders")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError("--limit must be at least 1 (photos per emotion)")
+    info = registry.get_model(args.model)
+    photos = list_photos(args.photos, args.limit)
+    clf = Classifier.from_registry(info)
+    detectors = DETECTORS if args.detector == ALL else (args.detector or DEFAULT_DETECTOR,)
+    crops = tuple(CROP_POLICIES) if args.crop == ALL else (args.crop or DEFAULT_CROP,)
+    results = [evaluate_photos(info, photos, detector, crop, args.tta, progress=stderr_progress, classifier=clf)
+               for detector in detectors for crop in crops]
+    saved = [] if args.no_save else [save_photo_evaluation(info, r) for r in results]
+    if args.json:
+        print(json.dumps(results if len(results) > 1 else results[0]))
+        return 0
+    print(format_photo_report(results))
+    if saved:
+        desc = results[0]["dataset"]
+        print(f"\nSaved into {info.path / registry.CARD_FILE} (photo_metrics, {desc['name']} id {desc['id']}; "
+              f"other photo sets and pipelines are kept) and {', '.join(str(p) for p in saved)}")
     return 0
 
 
