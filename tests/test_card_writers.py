@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fer_core.models import registry
+from fer_core.models import card_store, registry
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 40  # writes per process: enough that unlocked writers lose updates or collide on a shared temp name
@@ -108,8 +108,8 @@ def test_card_cache_rereads_only_changed_cards(tmp_path, monkeypatch):
     folder = make_model(tmp_path)
     cache = registry.CardCache()
     reads = []
-    real = registry.read_card
-    monkeypatch.setattr(registry, "read_card", lambda f: reads.append(f) or real(f))
+    real = card_store.read_card
+    monkeypatch.setattr(card_store, "read_card", lambda f: reads.append(f) or real(f))
     first = [m.card for m in registry.list_models(tmp_path, cards=cache)]
     again = [m.card for m in registry.list_models(tmp_path, cards=cache)]
     assert len(reads) == 1 and first[0] is again[0]

@@ -1,6 +1,7 @@
 """fer_core's packages are layers: a module imports only from its own package or from a layer below, so the
 import graph has no cycle and a reader can start at `base` and read upwards. Every import counts, the ones
-inside functions too (they are how a module stays light, not a licence to loop back)."""
+inside functions too (they are how a module stays light, not a licence to loop back), and the ones under
+`if TYPE_CHECKING:`."""
 from __future__ import annotations
 
 import ast
@@ -27,20 +28,10 @@ def module_files() -> dict[str, Path]:
     return {module_name(p): p for p in sorted(ROOT.rglob("*.py")) if "__pycache__" not in p.parts}
 
 
-def _runtime_nodes(node: ast.AST):
-    """Every node under `node` except the bodies of `if TYPE_CHECKING:` (imports for annotations only,
-    never executed)."""
-    for child in ast.iter_child_nodes(node):
-        if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-            yield from (n for part in child.orelse for n in [part, *_runtime_nodes(part)])
-            continue
-        yield child
-        yield from _runtime_nodes(child)
-
-
 def imported_modules(path: Path, here: str, modules: set[str]) -> set[str]:
     """The fer_core modules that the module `here` (at `path`) imports anywhere in its body, relative or
-    absolute, at module level or inside functions; not under `if TYPE_CHECKING:`."""
+    absolute, at module level, inside functions or under `if TYPE_CHECKING:` (an import for annotations only
+    still ties the two modules together: a reader, a type checker and a refactoring see the loop)."""
     package = here.split(".") if path.name == "__init__.py" else here.split(".")[:-1]
     package = [p for p in package if p]
     found = set()
@@ -51,7 +42,7 @@ def imported_modules(path: Path, here: str, modules: set[str]) -> set[str]:
                 found.add(candidate)
                 return
 
-    for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.split(".")[0] == PACKAGE:
@@ -112,7 +103,7 @@ def test_the_walker_sees_every_kind_of_import(tmp_path):
                       "from fer_core.other import f\nfrom ..other import g\nimport numpy\n\ndef later():\n"
                       "    from .h import z\nif TYPE_CHECKING:\n    from .i import Info\n")
     modules = {"pkg.a", "pkg.b", "pkg.c", "other.d", "other.e", "other.f", "other.g", "pkg.h", "pkg.i"}
-    assert imported_modules(source, "pkg.m", modules) == modules - {"pkg.i"}
+    assert imported_modules(source, "pkg.m", modules) == modules  # type-only imports count too
 
 
 def test_find_cycle_names_the_loop():

@@ -129,27 +129,34 @@ def run_models(args) -> int:
         print(f"{info.id} now uses {info.card['inference']['tta']} test-time augmentation by default; re-run "
               f"`evaluate` to score it that way", file=sys.stderr)
     infos = registry.list_models()
-    rows = [model_summary(info) for info in infos]
+    rows = [{**model_summary(info), "source": registry.model_source(info), "path": str(info.path)} for info in infos]
     if args.json:
         print(json.dumps(rows))
     elif not rows:
         print(f"no models under {registry.default_models_dir()}; train one with `python -m fer_core train`")
     else:
-        print(_models_table(rows, model_roles(infos)).to_string(index=False))
+        print(_models_table(rows, model_roles(infos)))
     return 0
 
 
-def _models_table(rows: list[dict], roles: dict[str, str]):
-    """The `models` listing: one line per model summary, numbers formatted for reading."""
-    import pandas as pd
-
+def _models_table(rows: list[dict], roles: dict[str, str]) -> str:
+    """The `models` listing as plain text (no pandas: it runs on the core install), one line per model summary,
+    numbers formatted for reading and right-aligned; `from` says where the model was found."""
     def acc(v):
         return "-" if v is None else f"{v:.4f}"
 
-    return pd.DataFrame({"id": r["id"], "name": r["name"], "architecture": r["architecture"],
-                         "labels": r["label_set"], "params": f"{r['params']:,}" if r["params"] else "-",
-                         "size MB": f"{r['size_mb']:.2f}", "epochs": r["epochs"],
-                         "train min": f"{r['train_minutes']:.0f}", "trained on": r["devices"] or "-",
-                         "role": roles[r["id"]],
-                         "val acc": acc(r["validation_accuracy"]), "test acc": acc(r["test_accuracy"])}
-                        for r in rows)
+    table = [{"id": r["id"], "name": r["name"], "architecture": r["architecture"] or "-",
+              "labels": r["label_set"], "params": f"{r['params']:,}" if r["params"] else "-",
+              "size MB": f"{r['size_mb']:.2f}", "epochs": str(r["epochs"]),
+              "train min": f"{r['train_minutes']:.0f}", "trained on": r["devices"] or "-",
+              "role": roles[r["id"]] or "-", "val acc": acc(r["validation_accuracy"]),
+              "test acc": acc(r["test_accuracy"]), "from": r["source"]} for r in rows]
+    columns = list(table[0])
+    numeric = {"params", "size MB", "epochs", "train min", "val acc", "test acc"}
+    widths = {c: max(len(c), *(len(row[c]) for row in table)) for c in columns}
+
+    def line(cells: dict) -> str:
+        return "  ".join(cells[c].rjust(widths[c]) if c in numeric else cells[c].ljust(widths[c])
+                         for c in columns).rstrip()
+
+    return "\n".join([line({c: c for c in columns}), *(line(row) for row in table)])

@@ -82,7 +82,7 @@ def default_feature_model(labels=None):
 def can_embed(info) -> bool:
     """Whether a registered model has penultimate features to take: a single Keras model, not an
     edge export (no layers) nor an ensemble (several heads averaged)."""
-    return info.card.get("format", "keras") == "keras" and not info.card.get("ensemble")
+    return info.format == "keras" and not info.model_card.ensemble
 
 
 def feature_model(model):

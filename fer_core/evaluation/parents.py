@@ -14,7 +14,7 @@ from .scores import clean_scores, evaluate_predictions
 
 def parent_of(info: registry.ModelInfo) -> registry.ModelInfo | None:
     """The registered parent of an export (looked up beside it), or None."""
-    parent = (info.card.get("export") or {}).get("parent")
+    parent = info.model_card.export_parent
     try:
         return registry.get_model(parent, info.path.parent) if parent else None
     except registry.RegistryError:
@@ -57,7 +57,7 @@ def parent_figures(info: registry.ModelInfo, parent: registry.ModelInfo, split: 
                    dataset: dict | None) -> dict | None:
     """The parent's saved scores on `split` of `dataset`; for an export narrowed to fewer emotions, the parent's
     saved predictions narrowed the same way and scored on those emotions' images, so the two compare."""
-    if not (info.card.get("export") or {}).get("classes_of_parent"):
+    if not info.model_card.classes_of_parent:
         return parent.metrics(split, dataset)
     pred = load_predictions(parent, split, dataset)
     if pred is None:

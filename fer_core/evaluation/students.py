@@ -9,13 +9,13 @@ from .predictions import load_predictions
 
 def teacher_of(info: registry.ModelInfo) -> str | None:
     """The teacher a model learnt from: its own card's, or for an edge export its parent's (None if neither)."""
-    if info.card.get("teacher"):
-        return info.card["teacher"]
-    parent = (info.card.get("export") or {}).get("parent")
+    if info.model_card.teacher:
+        return info.model_card.teacher
+    parent = info.model_card.export_parent
     if not parent:
         return None
     try:
-        return registry.get_model(parent, info.path.parent).card.get("teacher")
+        return registry.get_model(parent, info.path.parent).model_card.teacher
     except registry.RegistryError:
         return None
 
@@ -37,8 +37,7 @@ def students_frame(infos, split: str, dataset: dict | None = None):
         share, n = agreement(pred, ref) if pred is not None and ref is not None else (None, 0)
         ms, teacher_ms = mine.get("latency_ms_per_face"), theirs.get("latency_ms_per_face")
         rows.append({"student": info.id, "teacher": teacher.id,
-                     "TTA": (info.card.get("inference") or {}).get("tta", "none"),
-                     "teacher TTA": (teacher.card.get("inference") or {}).get("tta", "none"),
+                     "TTA": info.model_card.tta, "teacher TTA": teacher.model_card.tta,
                      "accuracy": mine.get("accuracy"), "teacher accuracy": theirs.get("accuracy"),
                      "ms/face": ms, "teacher ms/face": teacher_ms,
                      "speed-up": teacher_ms / ms if ms and teacher_ms else None,

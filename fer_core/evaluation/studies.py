@@ -46,7 +46,7 @@ def _trained_models(infos) -> list[registry.ModelInfo]:
     """One entry per trained network: Keras models, and an edge export only where its parent is not
     registered (a network too large to ship as Keras is shipped as its compressed export alone)."""
     ids = {i.id for i in infos}
-    return [i for i in infos if i.format == "keras" or (i.card.get("export") or {}).get("parent") not in ids]
+    return [i for i in infos if i.format == "keras" or i.model_card.export_parent not in ids]
 
 
 def equal_budget_frame(infos, split: str = "validation", reference: tuple[str, str] = ("standard", "grayscale")):
@@ -83,7 +83,7 @@ def equal_budget_frame(infos, split: str = "validation", reference: tuple[str, s
 
 
 def _shipped_as(info: registry.ModelInfo) -> str:
-    export = info.card.get("export") or {}
+    export = info.model_card.export
     return f"{info.format} {export.get('quantization', '')}".strip() if export else "keras"
 
 

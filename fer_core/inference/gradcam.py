@@ -120,7 +120,7 @@ def _load_parent(runtime):
     except registry.RegistryError:
         raise ValueError(f"{runtime.info.id}'s parent {runtime.parent_id!r} is not registered, "
                          "so there is no Keras model to explain") from None
-    return narrowed(registry.load_keras_model(parent), (runtime.info.card.get("export") or {}).get("classes_of_parent"))
+    return narrowed(registry.load_keras_model(parent), runtime.info.model_card.classes_of_parent)
 
 
 def gradients_unavailable(classifier) -> str | None:

@@ -45,7 +45,7 @@ class Classifier:
     @property
     def default_tta(self) -> str:
         """The model's own default inference, from its card (`inference.tta`; "none" unless set)."""
-        return tta_mode((self.info.card.get("inference") or {}).get("tta"))
+        return self.info.model_card.tta
 
     def resolve_tta(self, tta=None) -> str:
         """The TTA mode a call uses: the one asked for, else the card's default."""

@@ -5,7 +5,7 @@ little. A model may belong to several groups (a default that is also an ensemble
 """
 from __future__ import annotations
 
-from .registry import ModelInfo
+from .card import ModelInfo
 from .roles import featured_models, model_roles, validation_accuracy
 
 DEFAULTS, ARCHITECTURES, ABLATIONS, MEMBERS, EXPORTS, STUDENTS, ALL = (
@@ -26,7 +26,7 @@ STANDARD_RECIPE = {"augment": "standard", "color": "grayscale"}  # what an ablat
 
 
 def _parent(info: ModelInfo) -> str | None:
-    return (info.card.get("export") or {}).get("parent")
+    return info.model_card.export_parent
 
 
 def _members(info: ModelInfo) -> list[str]:

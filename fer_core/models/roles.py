@@ -3,7 +3,8 @@ fastest file that answers like it (an edge export of it). Pages label models wit
 the featured ones by default; all of it is read from the cards, nothing is run."""
 from __future__ import annotations
 
-from .registry import ModelInfo, pick_default
+from .card import ModelInfo
+from .lookup import pick_default
 
 
 def validation_accuracy(info: ModelInfo) -> float | None:
@@ -22,7 +23,7 @@ def most_accurate(infos: list[ModelInfo], labels) -> ModelInfo | None:
 def fastest_equivalent(infos: list[ModelInfo], model: ModelInfo) -> ModelInfo:
     """`model`, or its best-scoring registered edge export of the same label set: it answers (almost) the same
     without TensorFlow, so a page that only compares answers can run it instead."""
-    exports = [m for m in infos if (m.card.get("export") or {}).get("parent") == model.id and m.labels == model.labels
+    exports = [m for m in infos if m.model_card.export_parent == model.id and m.labels == model.labels
                and validation_accuracy(m) is not None]
     return max(exports, key=validation_accuracy) if exports else model
 

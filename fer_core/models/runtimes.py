@@ -1,9 +1,9 @@
 """Runtimes of edge exports: a registered LiteRT (.tflite) or ONNX model behind the interface
 `predict.Classifier` uses for a Keras model (`input_shape`, `output_shape`, `__call__(x) -> probabilities`).
 
-`registry.load_model` picks one by the card's `format`; `fer_core.training.export` makes the files (and re-exports
+`loading.load_model` picks one by the card's `format`; `fer_core.training.export` makes the files (and re-exports
 these names). This module imports nothing from the rest of fer_core but `litert` and `probabilities`, so the
-registry can use it.
+loader can use it.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import numpy as np
 from ..base.litert import interpreter_for_batch
 from .probabilities import renormalise, softmax
 
-if TYPE_CHECKING:  # annotations only: the registry imports this module
-    from .registry import ModelInfo
+if TYPE_CHECKING:  # annotations only
+    from .card import ModelInfo
 
 
 class EdgeRuntime:
@@ -27,9 +27,8 @@ class EdgeRuntime:
 
     def __init__(self, info: ModelInfo):
         self.info = info
-        export = info.card.get("export") or {}
-        self.parent_id: str | None = export.get("parent")
-        self.outputs: str = export.get("outputs", "probabilities")
+        self.parent_id: str | None = info.model_card.export_parent
+        self.outputs: str = info.model_card.export_outputs
         self.input_shape: tuple = ()
         self.output_shape: tuple = ()
         self._parent = None

@@ -6,17 +6,21 @@ from __future__ import annotations
 import io
 import logging
 import warnings
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .api_error import ApiError
-
-if TYPE_CHECKING:
-    from .serve import ServeConfig
 
 log = logging.getLogger(__name__)
 
 
-async def read_upload(request, config: ServeConfig) -> tuple[list[tuple[str, bytes]], dict]:
+class UploadLimits(Protocol):
+    """The limits `read_upload` enforces (`serve.ServeConfig` has them; this module does not import serve)."""
+
+    max_bytes: int
+    max_images: int
+
+
+async def read_upload(request, config: UploadLimits) -> tuple[list[tuple[str, bytes]], dict]:
     """The photos of a request, [(name, bytes)], and its multipart text fields; never touches the disk.
 
     Refuses bodies over `max_bytes` (413) while reading, not after.
