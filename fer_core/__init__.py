@@ -8,13 +8,10 @@ Packages by layer, each importing only from the ones below it (tests/test_import
 base → data → models → inference → evaluation | video → training | serving, with `api` (`analyze`, `load`),
 `cli` and `commands` (one file per CLI command) on top. Each package's docstring says what it owns.
 Importable without Streamlit and without loading TensorFlow until a model is used; `python -m fer_core`
-is its CLI.
+is its CLI. Importing it changes nothing global (no import hook, no environment variable): the entry points
+(the CLI and its `serve`, the dashboard's pages) quiet TensorFlow's start-up log with `fer_core.base.quiet.install()`.
 """
 __version__ = "0.1.0"
-
-from .base import quiet as _quiet
-
-_quiet.install()  # before anything can import TensorFlow: keep its start-up log lines off the console
 
 __all__ = ["analyze", "load"]
 

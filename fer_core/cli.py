@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 
+from .base import quiet
 from .data.fer_dataset import DataError
 from .models.registry import RegistryError
 
@@ -52,6 +53,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run one command (`python -m fer_core`, the `fer-core` script); returns the exit status."""
+    quiet.install()  # an entry point, before any command can import TensorFlow: keep its start-up log off the console
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv[:1] if not a.startswith("-")), None)
     args = build_parser(command).parse_args(argv)

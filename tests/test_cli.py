@@ -1,10 +1,12 @@
 """The CLI's shape: fast commands never import TensorFlow/Keras, every registered command is reachable,
-TensorFlow's start-up chatter stays off the console, and the package has no import circle."""
+TensorFlow's start-up chatter stays off the console, the package has no import circle and its import changes
+no global state."""
 from __future__ import annotations
 
 import ast
 import importlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from fer_core import cli
+from fer_core.base import quiet
 from tests.fixtures import write_kaggle_layout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,8 +62,8 @@ def test_unknown_command_is_a_usage_error(capsys):
 
 
 def test_tensorflow_start_up_chatter_is_silenced_but_real_errors_pass():
-    code = ("import fer_core, os, sys; import keras; os.write(2, b'kept line\\n'); "
-            "from fer_core.base.quiet import filtered_stderr\n"
+    code = ("import os, sys; from fer_core.base import quiet; quiet.install(); import keras; "
+            "os.write(2, b'kept line\\n'); from fer_core.base.quiet import filtered_stderr\n"
             "with filtered_stderr():\n"
             "    os.write(2, b'I0000 port.cc:153] oneDNN custom operations are on.\\nreal error\\n')\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -109,6 +112,19 @@ def test_package_import_is_light():
             "if m in sys.modules]; print(heavy)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_import_leaves_the_hosts_import_system_and_environment_alone():
+    """A library changes no global state on import: no finder added to sys.meta_path, no environment variable set
+    (#35). TensorFlow's log quieting is the entry points' job (cli.main, pages/common), not the package's."""
+    code = ("import json, os, sys; hooks, env = list(sys.meta_path), dict(os.environ)\n"
+            "import fer_core, fer_core.cli\n"
+            "print(json.dumps({'hooks': [repr(f) for f in sys.meta_path if f not in hooks],\n"
+            "                  'env': sorted(k for k in {*env, *os.environ} if env.get(k) != os.environ.get(k))}))")
+    env = {k: v for k, v in os.environ.items() if k not in quiet.ENV_DEFAULTS}  # cli.main here may have set them
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == {"hooks": [], "env": []}
 
 
 def test_every_stage_module_imports_without_keras_at_top_level():

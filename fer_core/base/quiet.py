@@ -2,11 +2,13 @@
 
 TensorFlow 2.21 prints oneDNN/CUDA/CPU-feature notices to stderr while it is imported, some of
 them (absl's "before InitializeLog" lines) even with `TF_CPP_MIN_LOG_LEVEL` set, and an error line
-when it first looks for a GPU on a machine without one. `install()` —
-called once by `fer_core/__init__.py`, before anything can import TensorFlow — sets the log
-level and, when TensorFlow is first imported, filters exactly those notices out of what the
-import writes to stderr; every other line (a real warning or error) is passed on. It also lets
-TensorFlow look for GPUs inside that filter, as the first look logs an error without one.
+when it first looks for a GPU on a machine without one. `install()` — called by the entry points
+(`fer_core.cli.main`, which runs every command and `serve`, and `pages/common`, which every page
+imports), before anything can import TensorFlow — sets the log level and, when TensorFlow is first
+imported, filters exactly those notices out of what the import writes to stderr; every other line
+(a real warning or error) is passed on. It also lets TensorFlow look for GPUs inside that filter,
+as the first look logs an error without one. `import fer_core` does not call it: a library must
+leave its host's import system and environment alone.
 """
 from __future__ import annotations
 

@@ -13,6 +13,9 @@ from fer_core.data import datasets as fer_data
 from fer_core.data.fer_dataset import SUPPORTED_LAYOUTS, DataError, FerDataset
 from fer_core.models import registry
 from fer_core.base.labels import EMOTIONS, FOUR_CLASS, EMOTION_COLORS  # noqa: F401  (re-exported for pages)
+from fer_core.base import quiet
+
+quiet.install()  # the dashboard is an entry point (every page imports this): keep TensorFlow's start-up log quiet
 
 DATASET_KEY = "dataset_source"
 # how the pages name each test-time augmentation mode (None: the model card's own default)
