@@ -10,6 +10,7 @@ from fer_core.evaluation import comparison, leaderboard, metrics
 from fer_core.evaluation.latency import LATENCY_BATCH
 from fer_core.evaluation.predictions import EVAL_SPLITS, Predictions, load_predictions, predictions_path
 from fer_core.evaluation import studies
+from fer_core.evaluation import photo_gallery, photo_store
 from fer_core.evaluation import robustness as rb
 from fer_core.evaluation import exports
 from fer_core.evaluation import students as students_table
@@ -41,6 +42,19 @@ def predictions_of(info, split: str, dataset) -> Predictions | None:
     return saved_predictions(info.id, split, key, path.stat().st_mtime, info, dataset) if path.exists() else None
 
 
+@st.cache_data(show_spinner="Loading the per-photo predictions …", max_entries=16)
+def saved_photo_misses(model_id: str, dataset_id: str, pipeline: str, stamp, _info) -> dict | None:
+    pred = photo_store.load_photo_predictions(_info, dataset_id, pipeline)
+    if pred is None:
+        return None
+    return {"source": pred.meta["dataset"]["source"], "sections": photo_gallery.miss_gallery(pred)}
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def photo_thumbnail(source: str, file: str, box, label):
+    return photo_gallery.thumbnail(source, photo_gallery.GalleryItem(file, box, "", label))
+
+
 # ----------------------------------------------------------------------------- filters
 with st.sidebar:
     st.subheader("Models")
@@ -62,6 +76,10 @@ with st.sidebar:
                            help="Results are per dataset and never mixed; the default is the dataset most "
                                 "models were evaluated on.") if datasets else None
     chosen = st.multiselect("Models", [i.id for i in candidates], default=[i.id for i in candidates])
+    photo_sets = photo_store.photo_datasets(candidates)
+    photo_set = st.selectbox("Real-photo set", photo_sets, key="photo_set", format_func=lambda g: (
+        f"{g['name']} ({g['n_photos']:,} photos, id {g['id'][:8]})"), help="Class folders of real photos measured "
+        "with `evaluate --photos` (the 'real photos' column and the gallery of misses)") if photo_sets else None
 selected = [i for i in candidates if i.id in chosen]
 if not selected:
     st.info("Pick at least one model in the sidebar.")
@@ -72,7 +90,7 @@ evaluated = [i for i in selected if leaderboard.is_evaluated(i, split, dataset)]
 data_name = dataset["name"] if dataset else "no dataset yet"
 st.header(f"Leaderboard — {label_set_name(selected[0].labels)}, {data_name}, {split} split")
 st.caption(f"Group **{group}**: {GROUP_HELP[group]} (pick another group in the sidebar).")
-board = leaderboard.leaderboard(selected, split, dataset)
+board = leaderboard.leaderboard(selected, split, dataset, photos=(photo_set or {}).get("id"))
 st.dataframe(board, hide_index=True, column_config={
     "params": st.column_config.NumberColumn(format="localized"),
     "size MB": st.column_config.NumberColumn(format="%.2f"),
@@ -85,6 +103,9 @@ st.dataframe(board, hide_index=True, column_config={
     "FER+ accuracy": st.column_config.NumberColumn(format="%.4f", help="accuracy against the FER+ crowd majority "
                                                    "(ten annotators per face) on the 'FER+ faces' that have one in "
                                                    "the model's emotions; 'accuracy' is against the dataset's labels"),
+    "real photos": st.column_config.NumberColumn(format="%.4f", help="accuracy through the whole photo pipeline "
+                                                 "(detect, crop, classify; a photo with no face found counts as "
+                                                 "wrong) on the real-photo set of the sidebar; blank: not measured"),
     "latency ms/face": st.column_config.NumberColumn(format="%.2f"),
     "train min": st.column_config.NumberColumn(format="%.1f", help="wall-clock training time, including the "
                                                "model it was fine-tuned from (--init-from) and an ensemble's "
@@ -131,6 +152,46 @@ if not cross.empty:
                "images scored (emotions outside a model's label set are skipped and counted).")
     st.dataframe(cross, hide_index=True, column_config={
         c: st.column_config.NumberColumn(format="%.4f") for c in ("accuracy", "macro-F1", "clean accuracy")})
+
+# ----------------------------------------------------------------------------- real photos
+st.header("Real photos: the whole pipeline")
+if photo_set is None:
+    st.info("No model of this label set was measured on real photos yet (the 'real photos' column stays blank). "
+            "Run, on class folders of photos (DIR/<emotion>/*.jpg):")
+    st.code("\n".join(f"python -m fer_core evaluate --model {i.id} --photos DIR" for i in selected), language="bash")
+else:
+    photo_table = leaderboard.photo_frame(selected, photo_set["id"])
+    st.caption(f"{photo_set['name']} ({photo_set['source']}): every photo through detection, framing and the model, "
+               f"a photo with no face found counting as wrong; the leaderboard's 'real photos' column is the default "
+               f"pipeline ({photo_store.default_pipeline()}). 5-class recall: mean recall over angry, happy, neutral, "
+               "sad and surprise. ms/photo: detection, framing and classification on the evaluating machine.")
+    st.dataframe(photo_table, hide_index=True, column_config={
+        "face found": st.column_config.NumberColumn(format="percent"),
+        **{c: st.column_config.NumberColumn(format="%.4f")
+           for c in ("accuracy", "accuracy on found", "5-class recall", "macro-F1")},
+        "ms/photo": st.column_config.NumberColumn(format="%.1f")})
+    measured = list(dict.fromkeys(photo_table["model"]))
+    if measured:
+        left, right = st.columns(2)
+        photo_model = left.selectbox("Misses of", measured, key="photo_model")
+        photo_info = next(i for i in selected if i.id == photo_model)
+        pipeline = right.selectbox("Pipeline", photo_store.pipelines(photo_info, photo_set["id"]),
+                                   key="photo_pipeline")
+        stamp = photo_store.photo_result(photo_info, photo_set["id"], pipeline).get("evaluated_at")
+        misses = saved_photo_misses(photo_model, photo_set["id"], pipeline, stamp, photo_info)
+        if misses is None:
+            st.info(f"No per-photo predictions saved for {photo_model} ({pipeline}); run `evaluate --photos` "
+                    "without --no-save to keep them.")
+        elif not photo_gallery.folder_present(misses["source"]):
+            st.info(f"The photo folder {misses['source']} is not on this machine, so the misses cannot be shown.")
+        else:
+            for section in misses["sections"]:
+                st.subheader(section.title)
+                grid = st.columns(6)
+                for k, item in enumerate(section.items):
+                    thumb = photo_thumbnail(misses["source"], item.file, item.box, item.label)
+                    if thumb is not None:
+                        grid[k % 6].image(thumb, caption=item.caption)
 
 # ----------------------------------------------------------------------------- studies
 fair = studies.equal_budget_frame(infos, split)

@@ -66,11 +66,16 @@ def is_evaluated(info: registry.ModelInfo, split: str, dataset: dict | None = No
         info.metrics(split, dataset) or {})
 
 
-def leaderboard(infos, split: str, dataset: dict | None = None):
+def leaderboard(infos, split: str, dataset: dict | None = None, photos: str | None = None):
     """DataFrame of the saved evaluations on `split` of one dataset (a selector from `dataset_choices`;
-    default each model's home dataset), best accuracy first; unevaluated models last."""
+    default each model's home dataset), best accuracy first; unevaluated models last. "real photos" is the
+    accuracy through the default photo pipeline on the photo dataset `photos` (a content id; default the one
+    most models were measured on), blank where not measured."""
     import pandas as pd
 
+    from .photo_store import default_pipeline, photo_datasets, photo_result
+
+    photos = photos or next((g["id"] for g in photo_datasets(infos)), None)
     rows = []
     for info in infos:
         m = info.metrics(split, dataset) or {}
@@ -83,15 +88,33 @@ def leaderboard(infos, split: str, dataset: dict | None = None):
                      "FER+ accuracy": (m.get("ferplus") or {}).get("accuracy"),  # on the model's own emotions
                      "FER+ faces": (m.get("ferplus") or {}).get("n"),
                      "clean accuracy": clean.get("accuracy"),
+                     "real photos": (photo_result(info, photos, default_pipeline()) or {}).get("accuracy"),
                      "macro-F1": m.get("macro_f1"),
                      "log-loss": m.get("log_loss"), "ECE": m.get("ece"),
                      "latency ms/face": m.get("latency_ms_per_face"), "images": m.get("n"),
                      "TTA": m.get("tta"), "evaluated on": m.get("split_description", "not evaluated")})
     frame = pd.DataFrame(rows, columns=["model", "architecture", "params", "size MB", "epochs", "train min",
                                         "trained on", "accuracy", "CI low", "CI high", "FER+ accuracy", "FER+ faces",
-                                        "clean accuracy", "macro-F1",
+                                        "clean accuracy", "real photos", "macro-F1",
                                         "log-loss", "ECE", "latency ms/face", "images", "TTA", "evaluated on"])
     return frame.sort_values("accuracy", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def photo_frame(infos, dataset_id: str):
+    """DataFrame of every saved photo-pipeline result on one photo dataset: model, pipeline, face found,
+    accuracy (no face = wrong), accuracy on the faces found, 5-class recall, macro-F1, ms per photo, photos."""
+    import pandas as pd
+
+    from .photo_store import photo_result, pipelines
+
+    rows = [{"model": info.id, "pipeline": key, "face found": r.get("face_found"), "accuracy": r.get("accuracy"),
+             "accuracy on found": r.get("accuracy_found"), "5-class recall": r.get("five_class_recall"),
+             "macro-F1": r.get("macro_f1"), "ms/photo": r.get("ms_per_photo"), "photos": r.get("n"),
+             "TTA": r.get("tta")}
+            for info in infos for key in pipelines(info, dataset_id) if (r := photo_result(info, dataset_id, key))]
+    columns = ["model", "pipeline", "face found", "accuracy", "accuracy on found", "5-class recall", "macro-F1",
+               "ms/photo", "photos", "TTA"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _interval_columns(metrics: dict) -> dict:
