@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import io
 import os
 import socket
@@ -53,11 +52,10 @@ def payloads() -> dict[str, tuple[bytes, dict, int]]:
             "48×48 crop, detector=none": (encoded(crop, "PNG"), {"detector": "none"}, 1)}
 
 
-@functools.lru_cache(maxsize=None)
 def classifier(model_id: str):
-    from fer_core.inference.predict import Classifier
+    from fer_core.inference.loader import load_classifier
 
-    return Classifier.from_registry(model_id)
+    return load_classifier(model_id)
 
 
 def baseline(model_id: str, data: bytes, params: dict, rounds: int) -> float:

@@ -113,7 +113,7 @@ def main() -> int:
     from fer_core.models.roles import most_accurate
     from fer_core.data.datasets import load_dataset
     from fer_core.base.labels import parse_label_set
-    from fer_core.inference.predict import Classifier
+    from fer_core.inference.loader import load_classifier
     from fer_core.video.sample import group_photo
 
     labels = parse_label_set("all" if args.labels == "7class" else args.labels)
@@ -127,7 +127,7 @@ def main() -> int:
         photo = Path(tmp) / "six_faces.jpg"
         Image.fromarray(group_photo(6)).save(photo, quality=92)
         roles = {"plain network (baseline)": plain, "default": default, "most accurate": best}
-        classifiers = {role: Classifier.from_registry(info) for role, info in roles.items()}
+        classifiers = {role: load_classifier(info) for role, info in roles.items()}
         speed = speeds(classifiers, faces)
         rows = []
         for role, info in roles.items():

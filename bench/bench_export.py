@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 from fer_core.evaluation.latency import LATENCY_BATCH  # noqa: E402
 from fer_core.evaluation.exports import is_export  # noqa: E402
 from fer_core.models import registry  # noqa: E402
-from fer_core.inference.predict import Classifier  # noqa: E402
+from fer_core.inference.loader import load_classifier  # noqa: E402
 
 from bench.bench_predict import interleaved  # noqa: E402  (the shared interleaved timer)
 
@@ -38,9 +38,9 @@ def main() -> int:
         return 1
     faces = list(np.random.default_rng(0).integers(0, 256, (BATCH, 48, 48), dtype=np.uint8))
     print(f"{os.cpu_count()} CPU cores; median ms per call of Classifier.predict (preprocessing included)")
-    for parent_id in dict.fromkeys(i.card["export"]["parent"] for i in exports):
-        parent = Classifier.from_registry(parent_id)
-        mine = [Classifier.from_registry(i) for i in exports if i.card["export"]["parent"] == parent_id]
+    for parent_id in dict.fromkeys(i.model_card.export_parent for i in exports):
+        parent = load_classifier(parent_id)
+        mine = [load_classifier(i) for i in exports if i.model_card.export_parent == parent_id]
         contenders = [parent, *mine]
         one = {k: med for k, (med, _) in interleaved({c.id: (lambda c=c: c.predict(faces[:1]))
                                                       for c in contenders}, rounds=60).items()}

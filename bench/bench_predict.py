@@ -27,6 +27,7 @@ from fer_core.models import registry  # noqa: E402
 from fer_core.models.ensemble_graph import member_models  # noqa: E402
 from fer_core.inference.faces import crop_faces, detect_faces, get_detector  # noqa: E402
 from fer_core.base.labels import EMOTIONS  # noqa: E402
+from fer_core.inference.loader import load_classifier  # noqa: E402
 from fer_core.inference.predict import Classifier, analyze_image  # noqa: E402
 
 
@@ -53,7 +54,7 @@ def classifier(model_id: str | None) -> Classifier:
     """A registered model, or an untrained fer_resvgg (≈1.2 M parameters, 48×48×1) of the same cost."""
     info = registry.get_model(model_id) if model_id else registry.default_model()
     if info is not None:
-        return Classifier.from_registry(info)
+        return load_classifier(info)
     from fer_core.models.architectures import build
 
     model = build("fer_resvgg", len(EMOTIONS))

@@ -30,6 +30,7 @@ from fer_core.video import sample  # noqa: E402
 from fer_core.inference.faces import crop_faces, get_detector  # noqa: E402
 from fer_core.base.labels import EMOTIONS  # noqa: E402
 from fer_core.inference.predict import Classifier  # noqa: E402
+from fer_core.inference import loader  # noqa: E402
 from fer_core.inference.warm_up import warm_up  # noqa: E402
 
 
@@ -37,7 +38,7 @@ def load_classifier(model_id: str | None) -> Classifier:
     """A registered model, or an untrained fer_resvgg (≈1.2 M parameters, 48×48×1) of the same cost."""
     info = registry.get_model(model_id) if model_id else registry.default_model()
     if info is not None:
-        return Classifier.from_registry(info)
+        return loader.load_classifier(info)
     from fer_core.models.architectures import build
 
     card = {"id": "fer_resvgg (untrained)", "labels": list(EMOTIONS),

@@ -18,7 +18,6 @@ the registry's default model unless one is named; models are loaded once per pro
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 from dataclasses import dataclass
@@ -26,28 +25,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from .inference.faces import DEFAULT_CROP, DEFAULT_DETECTOR, DEFAULT_MIN_SIZE
-from .models.registry import ModelInfo, get_model, resolve_model
+from .models.card import ModelInfo
 
 
 def load(model: str | ModelInfo | None = None):
     """A registered model ready for inference, as a `fer_core.inference.predict.Classifier` (`.labels`,
     `.predict(crops)`): by id, model folder or `ModelInfo`; None means the default model. Loaded once
-    per process (and again when its file changes).
+    per process and again when its files change (`fer_core.inference.loader.load_classifier`).
 
     >>> import fer_core
     >>> clf = fer_core.load("fer_resvgg_7class")
     >>> clf.labels
     ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral')
     """
-    info = resolve_model(model)
-    return _load_cached(str(info.path), info.model_file.stat().st_mtime)
+    from .inference.loader import load_classifier
 
-
-@functools.lru_cache(maxsize=8)
-def _load_cached(folder: str, mtime: float):
-    from .inference.predict import Classifier
-
-    return Classifier.from_registry(get_model(folder))
+    return load_classifier(model)
 
 
 @dataclass

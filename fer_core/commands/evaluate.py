@@ -88,7 +88,7 @@ def run_photos(args) -> int:
     from ..evaluation.photo_report import format_photo_report
     from ..evaluation.photo_store import save_photo_evaluation
     from ..evaluation.photos import evaluate_photos, list_photos
-    from ..inference.predict import Classifier
+    from ..inference.loader import load_classifier
     from ..models import registry
 
     for flag, what in (("split", "--split"), ("rescore", "--rescore"), ("votes", "--votes")):
@@ -99,7 +99,7 @@ def run_photos(args) -> int:
         raise ValueError("--limit must be at least 1 (photos per emotion)")
     info = registry.get_model(args.model)
     photos = list_photos(args.photos, args.limit)
-    clf = Classifier.from_registry(info)
+    clf = load_classifier(info)
     detectors = DETECTORS if args.detector == ALL else (args.detector or DEFAULT_DETECTOR,)
     crops = tuple(CROP_POLICIES) if args.crop == ALL else (args.crop or DEFAULT_CROP,)
     results = [evaluate_photos(info, photos, detector, crop, args.tta, progress=stderr_progress, classifier=clf)

@@ -34,13 +34,14 @@ def add_cli(subparsers) -> None:
 def run(args) -> int:
     """Analyse every photo: a table per photo (or one JSON document); exit status 2 if any could not be read."""
     from ..inference.images import ImageError, read_image
-    from ..inference.predict import Classifier, analyze_image, predictions_document
+    from ..inference.loader import load_classifier
+    from ..inference.predict import analyze_image, predictions_document
     from ..models.registry import resolve_model
 
     info = resolve_model(args.model)
     if args.min_size < 1:
         raise ValueError("--min-size must be at least 1 pixel")
-    clf = Classifier.from_registry(info)
+    clf = load_classifier(info)
     out_dir = Path(args.gradcam) if args.gradcam else None
     if out_dir is not None:
         from ..inference.gradcam import GRADIENT_METHODS, default_layer, gradient_model

@@ -25,14 +25,14 @@ def add_cli(subparsers) -> None:
 def run(args) -> int:
     """Analyse the video with a registered model: print the summary, write the timeline CSV and annotated MP4."""
     from ..base.progress import stderr_progress
-    from ..inference.predict import Classifier
+    from ..inference.loader import load_classifier
     from ..models import registry
     from ..video.files import analyze_video
 
     if args.out and Path(args.out).suffix.lower() != ".mp4":
         raise ValueError("--out must name an .mp4 file (the annotated video is H.264 MP4)")
     info = registry.resolve_model(args.model)
-    classifier = Classifier.from_registry(info)
+    classifier = load_classifier(info)
 
     result = analyze_video(args.video, classifier, every_n=args.every, detector=args.detector, crop=args.crop,
                            smoothing=args.smoothing, annotate=bool(args.out), progress=stderr_progress)

@@ -176,6 +176,10 @@ class ModelInfo:
             self.__dict__["_model_card"] = cached
         return cached[1]
 
+    def __getstate__(self) -> dict:
+        """Pickled (Streamlit's data cache, Ray) without the parsed view: it is rebuilt from `card` on use."""
+        return {k: v for k, v in self.__dict__.items() if k != "_model_card"}
+
     @property
     def format(self) -> str:
         """`keras` (a trained model), or `litert` / `onnx` for an edge export (see fer_core.training.export)."""

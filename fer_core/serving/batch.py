@@ -90,9 +90,9 @@ def _run(store, items, problems, info, options, workers, ray_address, ray_actors
 def _local_results(items, info, options: ScoreOptions, workers: int | None, chunk: int):
     """Score items on this machine, `chunk` at a time on `workers` threads sharing one batching model;
     yields lists of {file, rows, error}."""
-    from ..inference.predict import Classifier
+    from ..inference.loader import load_classifier
 
-    clf = BatchingClassifier(Classifier.from_registry(info))
+    clf = BatchingClassifier(load_classifier(info))
     workers = workers or 2 * (os.cpu_count() or 1)
     try:
         for i in range(0, len(items), chunk):

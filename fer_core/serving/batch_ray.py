@@ -18,9 +18,9 @@ class _RayScorer:
 
     def __init__(self, model_path: str, options: dict, threads: int):
         _limit_tf_threads(threads)
-        from ..inference.predict import Classifier
+        from ..inference.loader import load_classifier
 
-        self.classifier = BatchingClassifier(Classifier.from_registry(model_path))
+        self.classifier = BatchingClassifier(load_classifier(model_path))
         self.options = ScoreOptions(**options)
         self.threads = threads
 

@@ -1,5 +1,6 @@
-"""The REST API's models: each registered model loaded once on first use, shared behind a
-`BatchingClassifier`, and at most a few kept loaded (least recently used dropped first).
+"""The REST API's models: each registered model loaded on first use through the process's one classifier cache
+(`inference.loader`), shared behind a `BatchingClassifier`, and at most a few kept loaded (least recently used
+dropped first); a model whose files change on disk is loaded again on its next request.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ class ModelPool:
         from ..models.registry import CardCache
 
         self.models_dir, self.max_models = models_dir, max(1, int(max_models))
-        self._loaded: OrderedDict = OrderedDict()  # least recently used first
+        self._loaded: OrderedDict = OrderedDict()  # id → (ModelInfo, BatchingClassifier), least recently used first
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._cards = CardCache()
@@ -48,36 +49,44 @@ class ModelPool:
         return info
 
     def get(self, model_id: str | None):
-        """The shared classifier of a model, loading it the first time (blocking: call from a thread)."""
+        """The shared classifier of a model, loading it the first time (blocking: call from a thread). It comes
+        from `inference.loader.load_classifier`, so a model whose files changed on disk (retrained, re-exported)
+        is loaded again and its old `BatchingClassifier` closed: the answers follow the files, with no restart."""
         from .batching import BatchingClassifier
-        from ..inference.predict import Classifier
+        from ..inference.loader import load_classifier
         from ..models.registry import RegistryError
 
         info = self.resolve(model_id)
         with self._guard:
-            if info.id in self._loaded:
-                self._loaded.move_to_end(info.id)
-                return self._loaded[info.id]
             lock = self._locks.setdefault(info.id, threading.Lock())
         with lock:
+            try:
+                clf = load_classifier(info)
+            except (RegistryError, OSError, ValueError, ImportError) as err:  # ImportError: an extra is missing
+                raise ApiError(500, f"model {info.id!r} could not be loaded: {err}") from None
             with self._guard:
-                found = self._loaded.get(info.id)
-            if found is None:
-                try:
-                    found = BatchingClassifier(Classifier.from_registry(info))
-                except (RegistryError, OSError, ValueError) as err:
-                    raise ApiError(500, f"model {info.id!r} could not be loaded: {err}") from None
-                self._keep(info.id, found)
+                held = self._loaded.get(info.id)
+                if held is not None and held[1].classifier is clf:
+                    self._loaded.move_to_end(info.id)
+                    return held[1]
+            found = BatchingClassifier(clf)
+            self._keep(info, found)
         return found
 
-    def _keep(self, model_id: str, clf) -> None:
-        """Add a loaded model, closing the least recently used ones past `max_models` (a request still
-        holding one finishes on it: a closed `BatchingClassifier` classifies in the caller's thread)."""
+    def _keep(self, info, clf) -> None:
+        """Add a loaded model, closing an older load of the same id and the least recently used models past
+        `max_models` (a request still holding one finishes on it: a closed `BatchingClassifier` classifies in the
+        caller's thread); the ones dropped leave the process's classifier cache too, so memory stays bounded."""
+        from ..inference.loader import forget_classifier
+
         with self._guard:
-            self._loaded[model_id] = clf
+            replaced = self._loaded.pop(info.id, None)
+            self._loaded[info.id] = (info, clf)
             dropped = [self._loaded.popitem(last=False)[1] for _ in range(len(self._loaded) - self.max_models)]
-        for old in dropped:
+        for old_info, old in ([replaced] if replaced is not None else []) + dropped:
             old.close()
+        for old_info, _ in dropped:
+            forget_classifier(old_info)
         if dropped:
             import gc
 
@@ -89,6 +98,6 @@ class ModelPool:
 
     def close(self) -> None:
         with self._guard:
-            loaded = list(self._loaded.values())
+            loaded = [clf for _, clf in self._loaded.values()]
         for clf in loaded:
             clf.close()

@@ -103,25 +103,14 @@ def model_infos() -> list[registry.ModelInfo]:
     return registry.list_models()
 
 
-@st.cache_resource(show_spinner="Loading model …", max_entries=8)
-def loaded_model(model_id: str, stamp: float):
-    """A registered model's Keras model (an edge export's LiteRT / ONNX runtime), loaded once per file version."""
-    return registry.load_model(registry.get_model(model_id))
-
-
-@st.cache_resource(show_spinner="Preparing the classifier …", max_entries=16)
-def _classifier(model_id: str, stamp: float):
-    from fer_core.inference.predict import Classifier
-    from fer_core.inference.warm_up import warm_up
-
-    clf = Classifier(loaded_model(model_id, stamp), registry.get_model(model_id))
-    warm_up(clf)  # compile for small batches now, not on the first photo or stream frames
-    return clf
-
-
 def classifier(info: registry.ModelInfo):
-    """The cached, compiled `fer_core.inference.predict.Classifier` of `info` (reloaded when its file changes)."""
-    return _classifier(info.id, info.model_file.stat().st_mtime)
+    """The compiled `fer_core.inference.predict.Classifier` of `info`, from the process's one classifier cache
+    (`fer_core.inference.loader`: loaded once, again when its files change), warmed up for a few faces so the
+    first photo or stream frame is not the slow one."""
+    from fer_core.inference.loader import load_classifier
+
+    with st.spinner(f"Loading {info.id} …"):
+        return load_classifier(info, warm=True)
 
 
 def emotion_color_map(labels) -> dict[str, str]:
