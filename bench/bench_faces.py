@@ -1,6 +1,7 @@
-"""Benchmark: face-detector precision and recall (and time per photo), before and after false-face filtering.
+"""Benchmark: face-detector precision and recall (and time per photo), before and after false-face filtering,
+and the time of detection + alignment on a 640×480 photo against Haar.
 
-    python -m bench.bench_faces [--detectors haar,mtcnn]
+    python -m bench.bench_faces [--detectors blazeface,haar,mtcnn] [--speed-rounds 30]
 
 Photos, all bundled (no download):
 - faces with boxes checked by eye: scikit-image's astronaut (as-is, upscaled 4× as in the tests,
@@ -11,8 +12,11 @@ Photos, all bundled (no download):
   the cat, rocket, text, page, …) and scikit-learn's china/flower photos.
 
 A detection counts as correct when its IoU with an unmatched true face is ≥ 0.4. The baseline is
-the previous pipeline (the plain cascade / MTCNN with only enclosing boxes dropped), run in the same
-process on the same photos.
+the previous pipeline (the plain cascade / MTCNN with only enclosing boxes dropped; BlazeFace without its
+O-Net confirmation), run in the same process on the same photos.
+
+Speed: Haar + O-Net (the former default), BlazeFace, and BlazeFace + the FER2013 crop of every face
+(`framing.face_crops`), round after round on a one-face and a two-face 640×480 photo; ratios against Haar.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import cv2
 import numpy as np
 
 from fer_core.inference.faces import box_iou, detect_faces, drop_enclosing, get_detector  # noqa: E402
+from fer_core.inference.framing import face_crops  # noqa: E402
 
 IOU = 0.4
 ASTRONAUT_FACE = (177, 67, 93, 93)
@@ -141,6 +146,8 @@ def before(image, detector: str):
     (which mtcnn 1.0's pyramid bug turned into no faces at all); only enclosing boxes dropped."""
     if detector == "haar":
         det = get_detector("haar", confirm=False)
+    elif detector == "blazeface":
+        det = get_detector("blazeface", sure_score=0.0)
     else:
         mtcnn = get_detector("mtcnn")
         det = SimpleNamespace(name="mtcnn", window=None, detect=mtcnn.detect)
@@ -176,10 +183,43 @@ def score(items, detector: str) -> dict[str, dict]:
     return out
 
 
+def speed_photos() -> list[tuple[str, np.ndarray]]:
+    """640×480 photos: the astronaut's head and shoulders on a gradient (one face), a sample_clip frame (two)."""
+    from fer_core.video.sample import astronaut_head, sample_clip
+
+    one = sample_clip(1, faces=[astronaut_head()])[0]
+    return [("one face", one), ("two faces", sample_clip(1)[0])]
+
+
+def speed(rounds: int) -> None:
+    """ms per 640×480 photo of Haar, BlazeFace and BlazeFace + FER2013 crops, interleaved; ratios vs Haar."""
+    def blaze_aligned(img):
+        return face_crops(img, detect_faces(img, "blazeface"), "fer2013")
+
+    ways = {"haar": lambda img: detect_faces(img, "haar"), "blazeface": lambda img: detect_faces(img, "blazeface"),
+            "blazeface + fer2013 crop": blaze_aligned}
+    for name, img in speed_photos():
+        times = {k: [] for k in ways}
+        for fn in ways.values():
+            fn(img)  # warm-up
+        for _ in range(rounds):
+            for k, fn in ways.items():
+                t = time.perf_counter()
+                fn(img)
+                times[k].append(time.perf_counter() - t)
+        base = np.median(times["haar"])
+        print(f"\n640×480, {name} ({len(detect_faces(img, 'blazeface'))} found by BlazeFace), median of {rounds}:")
+        for k, ts in times.items():
+            print(f"  {k:<26}{1000 * np.median(ts):>8.2f} ms   ×{np.median(ts) / base:.2f} of Haar")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--detectors", default="haar,mtcnn")
+    parser.add_argument("--detectors", default="blazeface,haar,mtcnn")
+    parser.add_argument("--speed-rounds", type=int, default=30, help="0 skips the 640×480 timing")
     args = parser.parse_args()
+    if args.speed_rounds > 0:
+        speed(args.speed_rounds)
     items = evaluation_set()
     n_faces = sum(len(t) for _, _, t in items)
     print(f"{len(items)} photos, {n_faces} faces, {sum(not t for _, _, t in items)} photos without a face; "

@@ -108,7 +108,7 @@ def test_crop_faces_uses_the_original_with_margin_and_clips_at_borders():
 
 
 def test_get_detector_caches_and_rejects_unknown_names():
-    assert DETECTORS == ("haar", "mtcnn")
+    assert DETECTORS == ("blazeface", "haar", "mtcnn")
     assert get_detector("haar") is get_detector("HAAR")
     assert get_detector("haar", min_neighbors=3) is not get_detector("haar")
     with pytest.raises(ValueError, match="unknown face detector 'yolo'"):

@@ -1,9 +1,11 @@
-"""Face detection and cropping: OpenCV Haar cascade (fast) or MTCNN (more robust, slower).
+"""Face detection and cropping: BlazeFace (MediaPipe's detector in LiteRT, with six keypoints; its own
+module, `fer_core.inference.blazeface`), OpenCV's Haar cascade confirmed by O-Net, or MTCNN (TensorFlow).
 
-Both detectors return `Face` boxes in the original image's pixels. Large photos are downscaled
-for detection only; crops are always cut from the original image, with a margin, so the
-classifier sees as much detail as the photo holds. No weights are downloaded: the Haar cascade
-ships in OpenCV, MTCNN's weights in the `mtcnn` wheel.
+Every detector returns `Face` boxes (and landmarks, where it has them) in the original image's pixels.
+Large photos are downscaled for detection only; crops are always cut from the original image
+(`fer_core.inference.framing`), so the classifier sees as much detail as the photo holds. No weights are
+downloaded: BlazeFace and O-Net ship in fer_core/assets, the Haar cascade in OpenCV, MTCNN's weights in
+the `mtcnn` wheel.
 
 False faces are cut twice: every Haar detection is confirmed by MTCNN's last network (O-Net, a
 48×48 face/non-face classifier: one batched call per photo), and for every detector a box that
@@ -20,7 +22,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-DETECTORS: tuple[str, ...] = ("haar", "mtcnn")
+DETECTORS: tuple[str, ...] = ("blazeface", "haar", "mtcnn")
 DEFAULT_DETECTOR = "haar"  # what every caller (API, CLI, serve, webcam, video, batch, pages) uses unless told
 # How a detected face becomes the classifier's input (`fer_core.inference.framing.face_crops`):
 CROP_POLICIES: dict[str, str] = {
@@ -142,10 +144,11 @@ class MtcnnDetector:
     window = 20
 
     def __init__(self, min_score: float = 0.9, device: str = "CPU:0"):
-        from mtcnn import MTCNN  # slow import (builds three Keras nets): only when asked for
+        from ..base.extras import require
 
+        mtcnn = require("mtcnn", "the MTCNN face detector")  # slow import (TensorFlow, three Keras nets): on demand
         self.min_score = min_score
-        self._mtcnn = MTCNN(device=device)
+        self._mtcnn = mtcnn.MTCNN(device=device)
         self._lock = threading.Lock()
 
     def detect(self, image_rgb: np.ndarray, min_size: int = DEFAULT_MIN_SIZE) -> list[Face]:
@@ -164,7 +167,13 @@ class MtcnnDetector:
         return faces
 
 
-_DETECTOR_CLASSES = {"haar": HaarDetector, "mtcnn": MtcnnDetector}
+def _blazeface(**kw):
+    from .blazeface import BlazeFaceDetector  # its own module (it imports Face from here)
+
+    return BlazeFaceDetector(**kw)
+
+
+_DETECTOR_CLASSES = {"haar": HaarDetector, "mtcnn": MtcnnDetector, "blazeface": _blazeface}
 
 
 @functools.lru_cache(maxsize=8)
@@ -277,7 +286,7 @@ def _rescale(face: Face, k: float, W: int, H: int) -> Face:
     x1, y1 = min(W, int(round((x + w) * k))), min(H, int(round((y + h) * k)))
     marks = None
     if face.landmarks:
-        marks = {n: (int(round(p[0] * k)), int(round(p[1] * k))) for n, p in face.landmarks.items()}
+        marks = {n: (round(p[0] * k, 1), round(p[1] * k, 1)) for n, p in face.landmarks.items()}
     return Face((x0, y0, x1 - x0, y1 - y0), face.score, marks)
 
 
