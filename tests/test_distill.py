@@ -76,6 +76,7 @@ def tiny(tiny_kaggle, tmp_path):
     return data, tmp_path
 
 
+@pytest.mark.slow
 def test_distill_trains_on_cached_teacher_answers_and_says_so_in_the_card(tiny, capsys):
     data, root = tiny
     argv = ["distill", "--teacher", "teacher", "--teacher-tta", "flip", "--temperature", "3", "--alpha", "0.7",
@@ -105,6 +106,7 @@ def test_distill_trains_on_cached_teacher_answers_and_says_so_in_the_card(tiny, 
     assert other["cached"] is False  # another TTA is another teacher
 
 
+@pytest.mark.slow
 def test_per_batch_teaching_answers_each_augmented_view_the_student_sees(tiny, capsys):
     """--teacher-outputs per-batch: every training batch's soft half is the teacher's answer on that very
     augmented batch (not a cached clean-face answer), and the card says so."""
@@ -149,6 +151,7 @@ def test_per_batch_teaching_answers_each_augmented_view_the_student_sees(tiny, c
     assert not (root / "runs" / "pb" / distill.TEACHER_FILE).exists()  # nothing cached
 
 
+@pytest.mark.slow
 def test_distill_refuses_a_teacher_that_lacks_the_students_emotions(tiny, capsys):
     from tests.model_fixtures import make_fixture_model
 
@@ -169,6 +172,7 @@ def parent(tmp_path, monkeypatch):
     return make_parent(tmp_path / "models", "tiny")
 
 
+@pytest.mark.slow
 def test_a_narrowed_export_answers_as_its_parent_restricted_and_explains_on_it(parent):
     from fer_core.inference import gradcam
 
@@ -189,6 +193,7 @@ def test_a_narrowed_export_answers_as_its_parent_restricted_and_explains_on_it(p
         export.export_model("tiny", "litert", "none", labels="happy,contempt", out_id="bad")
 
 
+@pytest.mark.slow
 def test_featured_models_are_each_label_sets_default_and_its_most_accurate_as_an_export(parent):
     other = export.export_model("tiny", "litert", "none", labels="4class", out_id="tiny4")
     best = export.export_model("tiny", "litert", "float16", out_id="tiny-fast")
@@ -205,6 +210,7 @@ def test_featured_models_are_each_label_sets_default_and_its_most_accurate_as_an
 
 # ----------------------------------------------------------------------------- no TensorFlow
 
+@pytest.mark.slow
 def test_inference_with_an_export_and_haar_never_imports_tensorflow(parent, tmp_path):
     """`fer_core.analyze`, `predict`, `batch`, `video` and the REST API on a LiteRT export with the Haar detector (its
     O-Net confirmation included) run without TensorFlow, Keras or the mtcnn package in the process."""

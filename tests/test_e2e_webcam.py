@@ -31,8 +31,10 @@ SERVER_START_S = 90
 FACES_WITHIN_S = 90
 STATUS = re.compile(r"Faces: [1-9]\d* — .*?(angry|disgust|fear|happy|sad|surprise|neutral) \d+%")
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"{CHROMIUM} is missing: run .ci/install_browser.sh (apt-get install chromium)")
+pytestmark = [pytest.mark.slow,  # drives a browser (pyproject.toml's markers; -m 'not slow' skips)
+              pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                 reason=f"{CHROMIUM} is missing: run .ci/install_browser.sh "
+                                        "(apt-get install chromium)")]
 
 
 def write_y4m(path: Path, frames: np.ndarray, fps: int = 15) -> None:

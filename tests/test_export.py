@@ -20,6 +20,8 @@ from fer_core.inference.predict import Classifier
 from tests.fixtures import make_face_images, write_kaggle_layout
 from tests.model_fixtures import make_parent
 
+pytestmark = pytest.mark.slow  # converts models (pyproject.toml's markers; -m 'not slow' skips)
+
 COUNTS = {e: (6, 2, 0) for e in EMOTIONS}  # training images (calibration) and PublicTest images per emotion
 
 

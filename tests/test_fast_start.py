@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -32,6 +34,7 @@ def test_quick_device_probe_agrees_with_keras():
         assert quick == full
 
 
+@pytest.mark.slow
 def test_training_prints_no_ignored_shuffle_warning(tmp_path, monkeypatch):
     """The input pipeline shuffles itself, so `fit` is told not to (Keras warned it would ignore it)."""
     import warnings

@@ -78,6 +78,7 @@ def test_sample_photo_shows_faces_charts_gradcam_table_and_downloads(monkeypatch
     assert at.selectbox(key="cam_layer_0_1").disabled
 
 
+@pytest.mark.slow
 def test_an_export_without_its_parent_is_explained_by_occlusion(monkeypatch, tmp_path):
     import shutil
 

@@ -25,6 +25,8 @@ from fer_core.training.swa import SWA_FILE, apply_swa, recompute_batchnorm
 from fer_core.training.train import train
 from tests.fixtures import write_course_layout
 
+pytestmark = pytest.mark.slow  # trains models (pyproject.toml's markers; -m 'not slow' skips)
+
 
 def test_pipeline_scales_augments_and_one_hots():
     images = np.full((10, 48, 48), 255, np.uint8)

@@ -37,6 +37,7 @@ def voted(env):
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source, labels, expected", [
     ("ferplus-soft", "all", EIGHT_CLASS),
     ("ferplus-majority", ",".join(EMOTIONS), EMOTIONS),  # contempt counted as disgust
