@@ -30,6 +30,14 @@ def env(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture(scope="module")
+def clip():
+    """24 RGB video frames of real faces (fer_core.video.sample: scikit-image's astronaut), shared by a module."""
+    from fer_core.video import sample
+
+    return sample.sample_clip(24)
+
+
 @pytest.fixture
 def tiny_kaggle(tmp_path, monkeypatch):
     """A three-emotion Kaggle-layout dataset (6 train, 3 PublicTest, 2 PrivateTest faces each) with private

@@ -31,11 +31,6 @@ def classifier(tmp_path_factory):
     return Classifier.from_registry(registry.get_model(MODEL_ID, root))
 
 
-@pytest.fixture(scope="module")
-def clip():
-    return sample.sample_clip(24)
-
-
 class SpyClassifier:
     """Wraps a classifier, recording the batch size of every predict call."""
 

@@ -15,7 +15,6 @@ import pytest
 
 from fer_core.models import registry
 from fer_core.video import files as video
-from fer_core.video import sample
 from fer_core.video import webrtc
 from fer_core.cli import main as cli_main
 from tests.model_fixtures import VIDEO_MODEL_ID as MODEL_ID
@@ -41,11 +40,6 @@ def classifier(models_dir):
     from fer_core.inference.predict import Classifier
 
     return Classifier.from_registry(registry.get_model(MODEL_ID, models_dir))
-
-
-@pytest.fixture(scope="module")
-def clip():
-    return sample.sample_clip(24)
 
 
 # ----------------------------------------------------------------------------- timelines

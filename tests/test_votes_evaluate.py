@@ -20,14 +20,6 @@ from tests.ferplus_fixtures import votes_row, write_votes_csv
 from tests.model_fixtures import make_dataset, make_model
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path / "models"))
-    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
-    (tmp_path / "models").mkdir()
-    return tmp_path
-
-
 def test_evaluate_scores_against_the_crowd_majority(env):
     """The brightness model (happy above mid-grey) on faces whose crowd votes are planted: the FER+ figure
     counts only faces with a majority in {happy, sad}, whatever their folder says."""
