@@ -36,6 +36,14 @@ def test_help_lists_every_command_without_importing_tensorflow():
         assert f" {name} " in listing and " ".join(help_line.split()) in listing
 
 
+@pytest.mark.parametrize("command", sorted(cli.COMMANDS))
+def test_every_command_prints_its_help(command, capsys):
+    """argparse %-formats help text: a bare '%' in an option's help (e.g. "15 % margin") breaks --help."""
+    with pytest.raises(SystemExit) as done:
+        cli.main([command, "--help"])
+    assert done.value.code == 0 and f"usage: python -m fer_core {command}" in " ".join(capsys.readouterr().out.split())
+
+
 def test_models_and_data_run_without_tensorflow(tmp_path):
     done = run_without_tensorflow("models", "--json")
     assert done.returncode == 0, done.stderr[-2000:]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..inference.faces import CROP_POLICIES, DEFAULT_CROP, DEFAULT_DETECTOR, DEFAULT_MIN_SIZE
+from ..inference.faces import CROP_POLICIES, crop_help, DEFAULT_CROP, DEFAULT_DETECTOR, DEFAULT_MIN_SIZE
 from ..serving.batch_ray import parse_ray_address
 from ..serving.scoring import DETECTOR_CHOICES, ScoreOptions
 
@@ -19,8 +19,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("--out", required=True, help="results file: .parquet or .csv (rerun to resume)")
     p.add_argument("--model", help="registered model id or model folder (default: the default model)")
     p.add_argument("--crop", choices=tuple(CROP_POLICIES), default=DEFAULT_CROP,
-                   help="how a face becomes the model's input: "
-                        + "; ".join(f"{k} = {v}" for k, v in CROP_POLICIES.items()))
+                   help=crop_help())
     p.add_argument("--detector", choices=DETECTOR_CHOICES, default=DEFAULT_DETECTOR,
                    help="face detector; none = every image is one pre-cropped face (e.g. FER2013's 48×48)")
     p.add_argument("--min-size", type=int, default=DEFAULT_MIN_SIZE, help="smallest face side in pixels")

@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..evaluation.predictions import EVAL_SPLITS
-from ..inference.faces import CROP_POLICIES, DEFAULT_CROP, DEFAULT_DETECTOR, DETECTORS
+from ..inference.faces import CROP_POLICIES, crop_help, DEFAULT_CROP, DEFAULT_DETECTOR, DETECTORS
 from ..models.tta import add_tta_argument
 
 ALL = "all"  # --detector all / --crop all: every detector or crop policy, one row each
@@ -27,8 +27,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("--detector", choices=DETECTORS + (ALL,), default=None,
                    help=f"--photos: the face detector (default {DEFAULT_DETECTOR}); all = compare them, one row each")
     p.add_argument("--crop", choices=tuple(CROP_POLICIES) + (ALL,), default=None,
-                   help=f"--photos: how a face becomes the model's input (default {DEFAULT_CROP}): "
-                        + "; ".join(f"{k} = {v}" for k, v in CROP_POLICIES.items()) + "; all = compare them")
+                   help=f"--photos (default {DEFAULT_CROP}): " + crop_help("; all = compare them"))
     p.add_argument("--limit", type=int, metavar="N", help="--photos: at most N photos per emotion (a quick look)")
     add_tta_argument(p)
     p.add_argument("--batch-size", type=int, default=256)

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..inference.faces import CROP_POLICIES, DEFAULT_CROP, DEFAULT_DETECTOR, DEFAULT_MIN_SIZE, DETECTORS
+from ..inference.faces import CROP_POLICIES, crop_help, DEFAULT_CROP, DEFAULT_DETECTOR, DEFAULT_MIN_SIZE, DETECTORS
 from ..inference.gradcam import METHODS as EXPLAIN_METHODS
 from ..models.tta import add_tta_argument
 
@@ -18,8 +18,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("--model", help="registered model id or model folder (default: the default model)")
     p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR)
     p.add_argument("--crop", choices=tuple(CROP_POLICIES), default=DEFAULT_CROP,
-                   help="how a face becomes the model's input: "
-                        + "; ".join(f"{k} = {v}" for k, v in CROP_POLICIES.items()))
+                   help=crop_help())
     p.add_argument("--min-size", type=int, default=DEFAULT_MIN_SIZE, help="smallest face side in pixels")
     add_tta_argument(p)
     p.add_argument("--whole-image", action="store_true",

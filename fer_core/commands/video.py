@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..inference.faces import CROP_POLICIES, DEFAULT_CROP, DEFAULT_DETECTOR, DETECTORS
+from ..inference.faces import CROP_POLICIES, crop_help, DEFAULT_CROP, DEFAULT_DETECTOR, DETECTORS
 
 
 def add_cli(subparsers) -> None:
@@ -13,8 +13,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("--model", help="registered model id or folder (default: the registry's default model)")
     p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR)
     p.add_argument("--crop", choices=tuple(CROP_POLICIES), default=DEFAULT_CROP,
-                   help="how a face becomes the model's input: "
-                        + "; ".join(f"{k} = {v}" for k, v in CROP_POLICIES.items()))
+                   help=crop_help())
     p.add_argument("--every", type=int, default=5, help="analyse every N-th frame (default 5)")
     p.add_argument("--smoothing", type=float, default=0.5, help="moving-average weight of the past, 0–<1")
     p.add_argument("--out", help="write the annotated video here (.mp4)")

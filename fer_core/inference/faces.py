@@ -31,6 +31,14 @@ CROP_POLICIES: dict[str, str] = {
     "box": "the detector's box made square, with a 15 % margin per side",
 }
 DEFAULT_CROP = "box"
+
+
+def crop_help(extra: str = "") -> str:
+    """The `--crop` option's help (every command that detects faces), %-escaped for argparse."""
+    text = "how a face becomes the model's input: " + "; ".join(f"{k} = {v}" for k, v in CROP_POLICIES.items())
+    return (text + extra).replace("%", "%%")
+
+
 DEFAULT_MIN_SIZE = 24  # pixels in the original image; FER faces are 48 px, smaller ones carry little expression
 DEFAULT_MAX_SIDE = 1024  # longer side used for detection; boxes are scaled back to the original image
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
