@@ -1,8 +1,8 @@
 """`python -m fer_core <command>`: one CLI that mirrors the Python API.
 
-Every command prints a clear one-line error and exits with status 2 on bad input, never a
-traceback. Only the module of the command being run is imported, so `--help`, `models` and
-`data` start in about a second, without TensorFlow.
+Every command prints a clear one-line error and exits with status 2 on bad input or a missing optional
+package (naming the extra to install), never a traceback. Only the module of the command being run is
+imported, so `--help`, `models` and `data` start in about a second, without TensorFlow.
 """
 from __future__ import annotations
 
@@ -12,10 +12,15 @@ import os
 import sys
 
 from .base import quiet
+from .base.extras import MissingExtra, as_missing_extra
 from .data.fer_dataset import DataError
-from .models.registry import RegistryError
+from .models.card import RegistryError
 
-USER_ERRORS = (DataError, RegistryError, FileNotFoundError, ValueError)
+USER_ERRORS = (DataError, RegistryError, FileNotFoundError, ValueError, MissingExtra)
+# The extra a command needs beyond the core install (a command not listed runs on the core install, see README)
+COMMAND_EXTRAS = {"data": "train", "train": "train", "distill": "train", "evaluate": "train", "ensemble": "train",
+                  "robustness": "train", "export": "train", "label-issues": "train", "video": "video",
+                  "serve": "serve", "batch": "batch"}
 
 # Every command: its module under fer_core (e.g. "commands.train") whose `add_cli(subparsers)` registers it, and one
 # line of help for the command list. To add a command, write `fer_core/commands/<name>.py` with `add_cli` and a thin
@@ -57,16 +62,31 @@ def main(argv=None) -> int:
     quiet.install()  # an entry point, before any command can import TensorFlow: keep its start-up log off the console
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv[:1] if not a.startswith("-")), None)
-    args = build_parser(command).parse_args(argv)
+    try:
+        args = build_parser(command).parse_args(argv)  # a command's module may import an optional package
+    except ModuleNotFoundError as err:
+        return _missing_extra(err, command)
     args.argv = argv  # recorded in model cards
     try:
         return args.func(args) or 0
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as err:
+        return _missing_extra(err, command)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _missing_extra(err: ModuleNotFoundError, command: str | None) -> int:
+    """An optional package the command needs is not installed: one line naming the extra that has it (exit 2);
+    any other missing module is a bug, raised as it is."""
+    missing = as_missing_extra(err, f"`{command}`", COMMAND_EXTRAS.get(command or ""))
+    if missing is None:
+        raise err
+    print(f"error: {missing}", file=sys.stderr)
+    return 2

@@ -14,8 +14,13 @@ def interpreter_class():
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:  # no ai-edge-litert wheel for this platform: TensorFlow's own interpreter
-        import tensorflow as tf
+        from .extras import MissingExtra
 
+        try:
+            import tensorflow as tf
+        except ImportError:
+            raise MissingExtra("LiteRT models need the ai-edge-litert package (a core dependency) or TensorFlow: "
+                               "pip install ai-edge-litert") from None
         Interpreter = tf.lite.Interpreter
     return Interpreter
 

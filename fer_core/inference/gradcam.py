@@ -16,6 +16,7 @@ import weakref
 import cv2
 import numpy as np
 
+from ..base.extras import missing_message, require
 from .faces import crop_box
 
 GRADIENT_METHODS: tuple[str, ...] = ("gradcam", "gradcam++")
@@ -105,7 +106,9 @@ def gradcam_face(classifier, crop_rgb: np.ndarray, class_index: int | None = Non
 
 def gradient_model(classifier):
     """The Keras model Grad-CAM differentiates for a `predict.Classifier`: its own, or for an edge export
-    (LiteRT / ONNX: no gradients) its parent's, whose weights the export was converted from."""
+    (LiteRT / ONNX: no gradients) its parent's, whose weights the export was converted from. Needs TensorFlow
+    (the `train` extra): without it, `MissingExtra` says so in one line."""
+    require("tensorflow", "Grad-CAM")
     model = classifier.model
     return model.parent_keras_model(_load_parent) if getattr(model, "runtime", None) else model
 
@@ -127,6 +130,10 @@ def gradients_unavailable(classifier) -> str | None:
     """Why the gradient methods cannot explain `classifier` (an edge export whose parent Keras model is not
     registered), or None when they can — decided from the cards, without loading any Keras model, so a
     page can offer Grad-CAM and load TensorFlow only when someone asks for it."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None:
+        return missing_message("tensorflow", "Grad-CAM")
     model = classifier.model
     if not getattr(model, "runtime", None):
         return None

@@ -85,7 +85,9 @@ class OnnxRuntime(EdgeRuntime):
 
     def __init__(self, info: ModelInfo):
         super().__init__(info)
-        import onnxruntime as ort
+        from ..base.extras import require
+
+        ort = require("onnxruntime", f"ONNX model {info.id!r}", "edge")
 
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only
