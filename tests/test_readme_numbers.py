@@ -34,7 +34,7 @@ def model_id(cell: str) -> str:
 def validation_scores(model: str) -> list[tuple[float, float, float | None]]:
     """(accuracy, macro-F1, clean accuracy) of each saved PublicTest evaluation at the card's default TTA."""
     info = registry.get_model(model, MODELS)
-    tta = (info.card.get("inference") or {}).get("tta", "none")
+    tta = info.model_card.tta
     return [(e["accuracy"], e["macro_f1"], (e.get("clean") or {}).get("accuracy"))
             for e in info.evaluations.values() if e["split"] == "validation" and e.get("tta", "none") == tta]
 
@@ -72,7 +72,7 @@ def test_ferplus_table_quotes_the_cards(row):
         return float(found.group()) if found else None
 
     info = registry.get_model(model_id(row[0]), MODELS)
-    tta = (info.card.get("inference") or {}).get("tta", "none")
+    tta = info.model_card.tta
     saved = [e for e in info.evaluations.values() if e["split"] == "validation" and e.get("tta", "none") == tta]
     assert saved and len(CROWD_ROWS) >= 5
     crowd = saved[0].get("ferplus") or {}

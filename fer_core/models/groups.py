@@ -67,7 +67,7 @@ def model_groups(infos: list[ModelInfo]) -> dict[str, list[str]]:
         members = _members(info)
         if members:
             chosen[MEMBERS] |= {info.id} | (set(members) & by_id.keys())
-        teacher = info.card.get("teacher")
+        teacher = info.model_card.teacher
         if isinstance(teacher, str) and teacher:
             chosen[STUDENTS] |= {info.id} | ({teacher} & by_id.keys())
         if members or teacher or (parent and parent in by_id) or info in varied:
