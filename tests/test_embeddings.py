@@ -2,6 +2,8 @@
 batching, stratified samples, the disk cache and its keys, uploads kept off disk, and the 2-D map."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -69,9 +71,10 @@ def test_models_without_a_dense_head_are_refused():
     model = keras.Model(inputs, keras.layers.Softmax()(keras.layers.GlobalAveragePooling2D()(inputs)))
     with pytest.raises(ValueError, match="no Dense classifier head"):
         embeddings.feature_model(model)
-    assert not embeddings.can_embed(registry.ModelInfo("e", None, {"ensemble": {"members": ["a", "b"]}}))
-    assert not embeddings.can_embed(registry.ModelInfo("x", None, {"format": "onnx"}))
-    assert embeddings.can_embed(registry.ModelInfo("k", None, {"labels": ["happy", "sad"]}))
+    card = {"labels": ["happy", "sad"]}
+    assert not embeddings.can_embed(registry.ModelInfo("e", Path("e"), {**card, "ensemble": {"members": ["a", "b"]}}))
+    assert not embeddings.can_embed(registry.ModelInfo("x", Path("x"), {**card, "format": "onnx"}))
+    assert embeddings.can_embed(registry.ModelInfo("k", Path("k"), card))
 
 
 def test_stratified_sample_keeps_every_group_and_its_share(tmp_path):
