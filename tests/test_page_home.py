@@ -59,6 +59,9 @@ def test_home_lists_dataset_and_models(env, monkeypatch):
     assert not at.exception
     text = page_text(at)
     assert "14 images (train 7, validation 4, test 3)" in text
-    table = at.dataframe[0].value
+    defaults = next(d.value for d in at.dataframe if "learned from" in d.value.columns)
+    assert defaults.loc[0, "default model"] == "tiny" and "one annotator" in defaults.loc[0, "learned from"]
+    assert defaults.loc[0, "FER2013-label accuracy"] == 0.625
+    table = next(d.value for d in at.dataframe if "role" in d.value.columns)
     assert table.loc[0, "model"] == "Tiny test model" and table.loc[0, "role"] == "default"
     assert table.loc[0, "validation accuracy"] == 0.625

@@ -64,6 +64,9 @@ def test_page_from_fixture_cards(env):
     assert "Not evaluated yet: bright_b" in text
     # bright_a: happy F1 0.75, sad F1 2/3 → sad is the weakest, most often called happy (1 of 3)
     assert "**sad**: F1 0.67, recall 0.67 on 3 images; most often called *happy* (33% of its images)" in text
+    assert "Whose labels the defaults repeat" in text and "ten" in text
+    defaults = next(d.value for d in at.dataframe if "learned from" in d.value.columns)
+    assert list(defaults["default model"]) == ["bright_a"] and "one annotator" in defaults.loc[0, "learned from"]
     robust = next(d.value for d in at.dataframe if "corruption" in d.value.columns)
     assert len(robust) == len(rb.CORRUPTIONS) and set(robust["n"]) == {4}  # 4 validation faces of its emotions
     assert len(at.get("download_button")) == 2
