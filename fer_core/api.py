@@ -4,7 +4,7 @@
     >>> from skimage import data                   # any photo: a path, bytes, file object or RGB array
     >>> result = fer_core.analyze(data.astronaut())
     >>> len(result.faces), result.faces[0].box
-    (1, (177, 67, 93, 93))
+    (1, (175, 75, 100, 99))
     >>> face = result.faces[0]
     >>> face.label in result.labels and abs(sum(face.probabilities.values()) - 1) < 1e-4
     True
@@ -81,20 +81,22 @@ class PhotoResult:
 
 
 def analyze(image, model=None, detector: str = DEFAULT_DETECTOR, tta=None, min_size: int = DEFAULT_MIN_SIZE,
-            whole_image_if_no_face: bool = False, crop: str = DEFAULT_CROP) -> PhotoResult:
+            whole_image_if_no_face: bool | None = None, crop: str = DEFAULT_CROP) -> PhotoResult:
     """Detect every face in a photo and classify its emotion, in one call.
 
     `image`: a file path, bytes, a file object, or an RGB (or gray) uint8 array. `model`: a model id,
     folder, `ModelInfo` or a loaded classifier (default: the registry's default model). `detector`: one of
     `fer_core.inference.faces.DETECTORS` (default `DEFAULT_DETECTOR`); `crop`: how a face becomes the model's
-    input, one of `CROP_POLICIES` (default `DEFAULT_CROP`). `tta`: test-time augmentation ("none", "flip", ...; the
+    input, one of `CROP_POLICIES` (default `DEFAULT_CROP`). `whole_image_if_no_face`: classify a photo without a
+    detected face as one face — None (default) when it looks like a face crop itself (small, about square), True
+    always, False never; the result's `whole_image` says so. `tta`: test-time augmentation ("none", "flip", ...; the
     model's own default when None). Bad files raise `fer_core.inference.images.ImageError` (a ValueError) with
     a clear message.
 
     >>> import fer_core
     >>> from skimage import data
     >>> [f.box for f in fer_core.analyze(data.astronaut(), model="fer_resvgg_4class").faces]
-    [(177, 67, 93, 93)]
+    [(175, 75, 100, 99)]
     """
     from .inference.images import read_image
     from .inference.predict import analyze_image

@@ -20,9 +20,11 @@ from pages.common import CROP_NAMES, DETECTOR_NAMES, TTA_NAMES, classifier, emot
 
 st.set_page_config(page_title="Image Prediction", page_icon="🙂", layout="wide")
 st.title("Image Prediction")
-st.caption("Faces are detected, cropped with a margin and classified together in one batch. "
+st.caption("Faces are detected, levelled and framed as FER2013 frames its faces (or cut with a margin), and "
+           "classified together in one batch. "
            "Uploads stay in memory: nothing is written to disk.")
 
+WHOLE_NAMES = {None: "when it looks like a face crop", True: "always", False: "never"}
 METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "occlusion": "Occlusion"}
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 
@@ -52,7 +54,7 @@ def loadable(model_ids) -> tuple[list[Classifier], list[str]]:
 
 @st.cache_data(show_spinner="Detecting and classifying faces …", max_entries=32)
 def analyze(digest: str, _data: bytes, model_id: str, detector: str, crop: str, min_size: int, tta: str | None,
-            whole: bool):
+            whole: bool | None):
     image = read_image(_data)
     return image, analyze_image(image, classifier_of(model_id), detector, tta=tta, crop=crop,
                                 whole_image_if_no_face=whole, min_size=min_size)
@@ -94,21 +96,23 @@ with st.sidebar:
     st.subheader("Faces")
     detector = st.selectbox("Detector", DETECTORS, format_func=DETECTOR_NAMES.get, key="detector",
                             index=DETECTORS.index(DEFAULT_DETECTOR))
-    crop = st.selectbox("Face crop", tuple(CROP_POLICIES), format_func=CROP_NAMES.get, key="crop",
+    crop_policy = st.selectbox("Face crop", tuple(CROP_POLICIES), format_func=CROP_NAMES.get, key="crop",
                         index=tuple(CROP_POLICIES).index(DEFAULT_CROP), help="How a face becomes the model's input.")
     min_size = st.slider("Minimum face size (pixels)", 12, 256, DEFAULT_MIN_SIZE, step=4, key="min_size")
     tta = st.selectbox("Test-time augmentation", (None,) + TTA_MODES, key="tta",
                        format_func=lambda m: TTA_NAMES[m] if m else "each model's default",
                        help="Average each face's probabilities over several views. The default is what each "
                             "model's card sets (e.g. flip for an ensemble).")
-    whole = st.toggle("Classify the whole image if no face is found", key="whole",
-                      help="For photos that are already a face crop, e.g. FER2013's 48×48 images.")
+    whole = st.selectbox("Classify the whole image if no face is found", (None, True, False), key="whole",
+                         format_func=WHOLE_NAMES.get,
+                         help="For photos that are already a face crop, e.g. FER2013's 48×48 images. By default, "
+                              "when the photo looks like one: at most 160 px, about square, not blank.")
 loaded, broken = loadable([model_id])
 if broken:
     st.error(f"Could not load model {broken[0]}. Pick another model in the sidebar.")
     st.stop()
 clf = loaded[0]
-settings = (model_id, by_id[model_id].model_file.stat().st_mtime, detector, crop, min_size, tta, whole)
+settings = (model_id, by_id[model_id].model_file.stat().st_mtime, detector, crop_policy, min_size, tta, whole)
 
 # ----------------------------------------------------------------------------- input
 source = st.radio("Photo", ["Upload", "Camera", "Sample"], horizontal=True, key="source")
@@ -132,15 +136,15 @@ for n, (name, data) in enumerate(photos):
         st.header(name)
     digest = hashlib.sha256(data).hexdigest()
     try:
-        image, analysis = analyze(digest, data, model_id, detector, crop, min_size, tta, whole)
+        image, analysis = analyze(digest, data, model_id, detector, crop_policy, min_size, tta, whole)
     except ImageError as err:
         st.error(f"Could not read {name}: {err}")
         continue
     photo_col, summary_col = st.columns([3, 2])
     if not analysis.faces:
         photo_col.image(image, caption=name, width="stretch")
-        summary_col.warning(f"No face found in {name}. Try the MTCNN detector, a smaller minimum face size, or "
-                            "“Classify the whole image” in the sidebar.")
+        summary_col.warning(f"No face found in {name}. Try another detector, a smaller minimum face size, or "
+                            "“Classify the whole image … always” in the sidebar.")
         continue
 
     annotated = annotate(image, analysis)
@@ -192,7 +196,10 @@ for n, (name, data) in enumerate(photos):
     explained = image
     for i, (face, crop) in enumerate(zip(analysis.faces, analysis.crops), start=1):
         st.subheader(f"Face {i}: {face.label} {face.confidence:.0%}")
-        left, right = st.columns([3, 2])
+        seen, left, right = st.columns([1, 3, 2])
+        size = clf.preprocessing.input_size
+        seen.image(clf.preprocessing.prepare_uint8([crop])[0], width=96,
+                   caption=f"what the model saw: {face.crop} crop, {size}×{size}")
         probs = pd.DataFrame({"emotion": list(face.probabilities), "probability": list(face.probabilities.values())})
         fig = px.bar(probs, x="probability", y="emotion", orientation="h", color="emotion",
                      color_discrete_map=colors, range_x=[0, 1], text_auto=".1%")
@@ -224,7 +231,7 @@ for n, (name, data) in enumerate(photos):
             else:
                 st.image([crop, cam.overlay(crop, heat)], width=160,
                          caption=["face crop", f"{METHOD_NAMES[method]}: {target}{where}"])
-                explained = cam.overlay_on_image(explained, face.box, heat, margin=analysis.margin)
+                explained = cam.overlay_through(explained, heat, analysis.crop_matrices[i - 1], crop.shape)
     with st.expander("Heatmap on the whole photo"):
         st.image(explained, caption="the explained face's heatmap for its selected class, method and layer",
                  width="stretch")

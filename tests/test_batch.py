@@ -90,7 +90,7 @@ def test_inputs_are_images_zip_members_and_videos(folder):
 def test_rows_are_what_predict_finds(folder, clf):
     item = next(it for it in expand_inputs([folder])[0] if it.file.endswith("astronaut.jpg"))
     rows, error = scoring.score_item(item, clf, ScoreOptions(tta="flip"))
-    ref = analyze_image(skdata.astronaut(), clf, "haar", tta="flip")  # JPEG vs raw pixels: same face, close probs
+    ref = analyze_image(skdata.astronaut(), clf, tta="flip")  # JPEG vs raw pixels: same face, close probs
     assert error is None and len(rows) == len(ref.faces) == 1
     face = ref.faces[0].to_dict()
     assert abs(rows[0]["x"] - face["box"][0]) <= 2 and abs(rows[0]["w"] - face["box"][2]) <= 2

@@ -104,9 +104,14 @@ def test_overlays(clf, face):
     box = (177, 67, 93, 93)
     x0, y0, x1, y1 = crop_box(box, photo.shape)
     heat = cam.gradcam_face(clf, photo[y0:y1, x0:x1])
-    full = cam.overlay_on_image(photo, box, heat)
+    full = cam.overlay_through(photo, heat, [[1, 0, -x0], [0, 1, -y0]], (y1 - y0, x1 - x0))  # a box crop's matrix
     assert full.shape == photo.shape
     outside = np.ones(photo.shape[:2], bool)
-    outside[y0:y1, x0:x1] = False
+    outside[y0 - 1:y1 + 1, x0 - 1:x1 + 1] = False
     np.testing.assert_array_equal(full[outside], photo[outside])
     assert (full[y0:y1, x0:x1] != photo[y0:y1, x0:x1]).any()
+    np.testing.assert_allclose(full[y0 + 5:y1 - 5, x0 + 5:x1 - 5],
+                               cam.overlay(photo[y0:y1, x0:x1], heat)[5:-5, 5:-5], atol=2)
+    aligned = cam.overlay_through(photo, heat, [[0.5, 0.5, -150], [-0.5, 0.5, 60]], (64, 64))  # rotated, scaled
+    changed = (aligned != photo).any(axis=-1).sum()
+    assert 0.9 * 8192 < changed < 1.1 * 8192  # the 64² crop's footprint in the photo: 64² / det(matrix) px

@@ -125,7 +125,7 @@ def test_uploads_good_and_bad_files_in_one_go(monkeypatch, models_dir):
 def test_whole_image_fallback_and_other_model(monkeypatch, models_dir):
     at = page(monkeypatch, models_dir).run()
     at.selectbox(key="model").set_value("tiny4")
-    at.toggle(key="whole").set_value(True)
+    at.selectbox(key="whole").set_value(True)
     face48 = skdata.astronaut()[60:170, 170:280][::2, ::2][:48, :48].copy()
     at.slider(key="min_size").set_value(64)
     at.file_uploader(key="uploads").set_value(("fer_face.png", _png(face48), "image/png")).run()

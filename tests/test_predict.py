@@ -15,6 +15,7 @@ from skimage import data as skdata
 from fer_core import cli
 from fer_core.models import registry
 from fer_core.base.labels import EMOTIONS, FOUR_CLASS
+from fer_core.inference.faces import DEFAULT_CROP, DEFAULT_DETECTOR
 from fer_core.inference.predict import BATCH_BUCKETS, Classifier, analyze_image, annotate, compare_models
 from tests.model_fixtures import crops, make_fixture_model
 
@@ -74,6 +75,19 @@ def test_card_that_disagrees_with_the_model_is_refused(models_dir, tmp_path):
         Classifier(registry.load_keras_model(info), bad)
 
 
+def test_default_pipeline_gives_the_classifier_an_aligned_fer2013_crop(clf):
+    analysis = analyze_image(skdata.astronaut(), clf)
+    assert (analysis.detector, analysis.crop) == (DEFAULT_DETECTOR, DEFAULT_CROP) == ("blazeface", "fer2013")
+    (face,), (crop,), (matrix,) = analysis.faces, analysis.crops, analysis.crop_matrices
+    assert crop.shape[0] == crop.shape[1] and set(face.landmarks) >= {"left_eye", "right_eye"}
+    left, right = (matrix @ [*face.landmarks[k], 1] for k in ("left_eye", "right_eye"))
+    assert abs(left[1] - right[1]) < 1  # the eyes are level in what the classifier saw
+    np.testing.assert_allclose(analysis.probabilities, clf.predict(analysis.crops), atol=1e-6)
+    assert analysis.to_dict()["crop"] == "fer2013"
+    boxed = analyze_image(skdata.astronaut(), clf, crop="box")
+    assert boxed.crop == "box" and boxed.crops[0].shape != crop.shape
+
+
 def test_analyze_the_astronaut(clf):
     image = skdata.astronaut()
     analysis = analyze_image(image, clf, "haar")
@@ -97,6 +111,12 @@ def test_no_face_and_whole_image_fallback(clf):
     assert analysis.whole_image and len(analysis.faces) == 1
     assert analysis.faces[0].box == (0, 0, 48, 48) and analysis.faces[0].score is None
     json.dumps(analysis.to_dict(), allow_nan=False)
+    # by default (None) a small, square photo without a detected face is taken for a face crop and said so
+    auto = analyze_image(np.repeat(fer_like[..., None], 3, -1), clf, min_size=64)
+    assert auto.whole_image and auto.faces[0].crop == "whole" and auto.to_dict()["whole_image"] is True
+    never = analyze_image(np.repeat(fer_like[..., None], 3, -1), clf, min_size=64, whole_image_if_no_face=False)
+    assert never.faces == [] and not never.whole_image
+    assert analyze_image(np.full((48, 48, 3), 90, np.uint8), clf).faces == []  # blank: no face, no answer
 
 
 def test_annotate_draws_on_a_copy(clf):
@@ -153,8 +173,8 @@ def test_cli_table_and_default_model(models_dir, photos, capsys, monkeypatch):
     monkeypatch.setenv("FER_MODELS_DIR", str(models_dir))
     assert cli.main(["predict", "--tta", "flip", str(photos["good"])]) == 0
     out = capsys.readouterr().out
-    assert "1 face(s), haar, model tiny7, flip TTA" in out
-    assert "angry" in out and "(177, 67, 93, 93)" in out
+    assert f"1 face(s), {DEFAULT_DETECTOR}, model tiny7, flip TTA" in out
+    assert "angry" in out and "(175, 75, 100, 99)" in out  # BlazeFace's box
 
 
 def test_cli_without_models_is_a_clear_error(tmp_path, photos, capsys, monkeypatch):

@@ -2,6 +2,7 @@
 machine or on Ray."""
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -24,8 +25,10 @@ def add_cli(subparsers) -> None:
                    help="face detector; none = every image is one pre-cropped face (e.g. FER2013's 48×48)")
     p.add_argument("--min-size", type=int, default=DEFAULT_MIN_SIZE, help="smallest face side in pixels")
     add_tta_argument(p)
-    p.add_argument("--whole-image", action="store_true",
-                   help="classify the whole image as one face when none is detected")
+    p.add_argument("--whole-image", action=argparse.BooleanOptionalAction, default=None,
+                   help="classify the whole image as one face when none is detected: always (--whole-image), "
+                        "never (--no-whole-image); default: when it looks like a face crop itself (at most 160 px, "
+                        "about square, as FER2013's 48×48 faces)")
     p.add_argument("--every-nth-frame", type=int, default=10, metavar="N", help="videos: score every N-th frame")
     p.add_argument("--workers", type=int, help="threads on this machine (default: 2 per core)")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",

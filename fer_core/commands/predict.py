@@ -2,6 +2,7 @@
 with explanation overlays (Grad-CAM, Grad-CAM++, occlusion)."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -21,8 +22,10 @@ def add_cli(subparsers) -> None:
                    help=crop_help())
     p.add_argument("--min-size", type=int, default=DEFAULT_MIN_SIZE, help="smallest face side in pixels")
     add_tta_argument(p)
-    p.add_argument("--whole-image", action="store_true",
-                   help="classify the whole image as one face when none is detected (pre-cropped faces)")
+    p.add_argument("--whole-image", action=argparse.BooleanOptionalAction, default=None,
+                   help="classify the whole image as one face when none is detected: always (--whole-image), "
+                        "never (--no-whole-image); default: when it looks like a face crop itself (at most 160 px, "
+                        "about square, as FER2013's 48×48 faces)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     p.add_argument("--gradcam", metavar="DIR", help="write Grad-CAM overlay PNGs of every face into DIR")
     p.add_argument("--gradcam-method", choices=EXPLAIN_METHODS, default="gradcam",
@@ -73,7 +76,7 @@ def run(args) -> int:
 
 def _write_gradcams(out_dir: Path, stem: str, image, analysis, clf, method: str) -> list:
     """Per face an overlay PNG of its explanation heatmap, and one of the whole photo; returns their paths."""
-    from ..inference.gradcam import gradcam_face, overlay, overlay_on_image
+    from ..inference.gradcam import gradcam_face, overlay, overlay_through
     from ..inference.images import encode_png
 
     written, photo = [], image
@@ -82,7 +85,7 @@ def _write_gradcams(out_dir: Path, stem: str, image, analysis, clf, method: str)
         path = out_dir / f"{stem}_face{i}_{face.label}_{method.replace('++', 'pp')}.png"
         path.write_bytes(encode_png(overlay(crop, heat)))
         written.append(str(path))
-        photo = overlay_on_image(photo, face.box, heat, margin=0.0 if analysis.whole_image else analysis.margin)
+        photo = overlay_through(photo, heat, analysis.crop_matrices[i - 1], crop.shape)
     if analysis.faces:
         path = out_dir / f"{stem}_{method.replace('++', 'pp')}.png"
         path.write_bytes(encode_png(photo))

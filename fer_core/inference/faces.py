@@ -23,14 +23,14 @@ import cv2
 import numpy as np
 
 DETECTORS: tuple[str, ...] = ("blazeface", "haar", "mtcnn")
-DEFAULT_DETECTOR = "haar"  # what every caller (API, CLI, serve, webcam, video, batch, pages) uses unless told
+DEFAULT_DETECTOR = "blazeface"  # what every caller (API, CLI, serve, webcam, video, batch, pages) uses unless told
 # How a detected face becomes the classifier's input (`fer_core.inference.framing.face_crops`):
 CROP_POLICIES: dict[str, str] = {
     "fer2013": "eyes levelled and the face framed as in FER2013's 48×48 images (the box crop when the "
                "detector gives no eye keypoints)",
     "box": "the detector's box made square, with a 15 % margin per side",
 }
-DEFAULT_CROP = "box"
+DEFAULT_CROP = "fer2013"  # docs/face_framing.md: real_faces accuracy 0.608 (box crop 0.592)
 
 
 def crop_help(extra: str = "") -> str:
@@ -186,11 +186,19 @@ _DETECTOR_CLASSES = {"haar": HaarDetector, "mtcnn": MtcnnDetector, "blazeface": 
 
 @functools.lru_cache(maxsize=8)
 def _cached_detector(name: str, options: tuple):
-    return _DETECTOR_CLASSES[name](**dict(options))
+    return build_detector(name, **dict(options))
+
+
+def build_detector(name: str = DEFAULT_DETECTOR, **kw):
+    """A new detector `name` (one of `DETECTORS`) with options `kw`; `get_detector` shares one per process."""
+    key = str(name).strip().lower()
+    if key not in _DETECTOR_CLASSES:
+        raise ValueError(f"unknown face detector {name!r}; choose one of: {', '.join(DETECTORS)}")
+    return _DETECTOR_CLASSES[key](**kw)
 
 
 def get_detector(name: str = DEFAULT_DETECTOR, **kw):
-    """The detector `name` (`haar` or `mtcnn`), built once per process and option set."""
+    """The detector `name` (one of `DETECTORS`), built once per process and option set."""
     key = str(name).strip().lower()
     if key not in _DETECTOR_CLASSES:
         raise ValueError(f"unknown face detector {name!r}; choose one of: {', '.join(DETECTORS)}")

@@ -6,6 +6,9 @@ square framed the way FER2013's 48×48 faces are: the eye midpoint at `FER2013_E
 eyes `FER2013_EYE_DISTANCE` of its side apart. A face without eye keypoints (Haar) gets the box crop.
 Every crop comes with the 2×3 affine matrix mapping photo pixels to crop pixels, so an explanation
 heatmap can be drawn back onto the photo.
+
+`is_face_crop` is the rule for photos in which no face is found: a small, about square, not blank image is
+taken to be a face crop itself (FER2013's 48×48 faces, film-frame thumbnails) and classified whole.
 """
 from __future__ import annotations
 
@@ -17,12 +20,16 @@ import numpy as np
 
 from .faces import CROP_POLICIES, DEFAULT_CROP, Face, crop_box
 
-# FER2013's framing as BlazeFace sees it on upscaled FER2013 training faces: docs/face_framing.md gives the
-# method and the spread; bench/measure_framing.py re-measures them.
-FER2013_EYE_DISTANCE = 0.36  # distance between the eye centres / side of the 48×48 frame
-FER2013_EYES_AT = (0.50, 0.40)  # eye midpoint (x, y) / side of the frame
+# FER2013's framing as BlazeFace sees it: medians over 3,000 training faces upscaled to 192 px
+# (`python -m bench.measure_framing`; docs/face_framing.md gives the method, the spread and the run).
+FER2013_EYE_DISTANCE = 0.341  # distance between the eye keypoints / side of the 48×48 frame (IQR 0.309–0.367)
+FER2013_EYES_AT = (0.505, 0.388)  # eye midpoint (x, y) / side of the frame (IQR x 0.476–0.538, y 0.351–0.420)
 MAX_CROP_SIDE = 256  # larger faces are cut at this side: the classifiers take 48–224 px
 DEFAULT_MARGIN = 0.15
+# A photo without a detected face is classified whole when it looks like a face crop itself (`is_face_crop`):
+WHOLE_IMAGE_MAX_SIDE = 160  # px: FER2013/FER+ faces are 48, film-frame and thumbnail crops up to ~150
+WHOLE_IMAGE_MAX_RATIO = 1.5  # longer / shorter side: face crops are about square
+WHOLE_IMAGE_MIN_STD = 4.0  # gray-level spread under which an image is blank, not a face
 
 
 @dataclass
@@ -103,6 +110,19 @@ def face_crops(image: np.ndarray, faces, crop: str = DEFAULT_CROP, margin: float
     """Every face of a photo cut by the policy `crop` (see `face_crop`)."""
     image = np.asarray(image)
     return [face_crop(image, f, crop, margin) for f in faces]
+
+
+def is_face_crop(image: np.ndarray) -> bool:
+    """Whether a photo in which no face was found should be classified whole, as a face crop: at most
+    `WHOLE_IMAGE_MAX_SIDE` px on its longer side, at most `WHOLE_IMAGE_MAX_RATIO` between its sides, and not
+    blank. A larger photo without a face is reported as one: classifying a whole scene as a face would be a
+    made-up answer. BlazeFace finds 93 % of FER2013's 48×48 faces itself (docs/face_framing.md); this catches
+    the rest."""
+    h, w = np.asarray(image).shape[:2]
+    if min(h, w) < 1 or max(h, w) > WHOLE_IMAGE_MAX_SIDE or max(h, w) / min(h, w) > WHOLE_IMAGE_MAX_RATIO:
+        return False
+    gray = np.asarray(image, np.float32)
+    return float(gray.std()) >= WHOLE_IMAGE_MIN_STD
 
 
 def _shrunk_for(image: np.ndarray, matrix: np.ndarray, out: int) -> tuple[np.ndarray, np.ndarray]:

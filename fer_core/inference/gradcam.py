@@ -17,7 +17,6 @@ import cv2
 import numpy as np
 
 from ..base.extras import missing_message, require
-from .faces import crop_box
 
 GRADIENT_METHODS: tuple[str, ...] = ("gradcam", "gradcam++")
 METHODS: tuple[str, ...] = GRADIENT_METHODS + ("occlusion",)  # what `gradcam_face` (page, CLI, API) offers
@@ -162,17 +161,22 @@ def overlay(crop_rgb: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> n
     return np.clip((1 - alpha) * crop + alpha * colored, 0, 255).astype(np.uint8)
 
 
-def overlay_on_image(image_rgb: np.ndarray, box, heatmap: np.ndarray, alpha: float = 0.45,
-                     margin: float = 0.15) -> np.ndarray:
-    """A copy of the full photo with a face's heatmap blended over its crop region.
-
-    `box` is the face box and `margin` the one used to crop it (`crop_faces`'s default), so the
-    heatmap lands exactly on the pixels it explains.
-    """
+def overlay_through(image_rgb: np.ndarray, heatmap: np.ndarray, matrix, crop_shape, alpha: float = 0.45) -> np.ndarray:
+    """A copy of the full photo with a face's heatmap blended over the pixels its crop came from, whatever the
+    crop: `matrix` is the crop's photo→crop affine matrix (`ImageAnalysis.crop_matrices`; a rotated, aligned
+    crop included) and `crop_shape` the crop's (height, width)."""
     out = np.array(np.asarray(image_rgb)[..., :3], dtype=np.uint8, copy=True)
-    x0, y0, x1, y1 = crop_box(box, out.shape, margin=margin)
-    out[y0:y1, x0:x1] = overlay(out[y0:y1, x0:x1], heatmap, alpha)
-    return out
+    if out.ndim == 2:
+        out = np.repeat(out[..., None], 3, axis=-1)
+    h, w = int(crop_shape[0]), int(crop_shape[1])
+    heat = cv2.resize(np.asarray(heatmap, np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    colored = cv2.applyColorMap(np.uint8(np.clip(heat, 0, 1) * 255), cv2.COLORMAP_JET)[..., ::-1]
+    size = (out.shape[1], out.shape[0])
+    m = np.asarray(matrix, np.float64)[:2]
+    back = cv2.warpAffine(colored, m, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    mask = cv2.warpAffine(np.ones((h, w), np.float32), m, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    a = alpha * mask[..., None]
+    return np.clip((1 - a) * out + a * back, 0, 255).astype(np.uint8)
 
 
 def _members(model) -> list:

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from .faces import DEFAULT_CROP, DEFAULT_DETECTOR, DEFAULT_MAX_SIDE, DEFAULT_MIN_SIZE, Face, detect_faces
-from .framing import DEFAULT_MARGIN, check_crop, face_crops
+from .framing import DEFAULT_MARGIN, check_crop, face_crops, is_face_crop
 from ..base.labels import emotion_rgb
 from ..models.tta import tta_mode, tta_views
 from ..models.probabilities import as_probabilities
@@ -120,7 +120,8 @@ def compiled_forward(model):
 
 @dataclass
 class FacePrediction:
-    """One classified face: detector box and score, per-class probabilities, top label and confidence."""
+    """One classified face: detector box and score, per-class probabilities, top label and confidence, and how
+    it was cut (`crop`: "fer2013", "box", or "whole" for a photo classified whole)."""
 
     box: tuple[int, int, int, int]
     score: float | None
@@ -128,10 +129,11 @@ class FacePrediction:
     label: str
     confidence: float
     landmarks: dict[str, tuple[int, int]] | None = None
+    crop: str = DEFAULT_CROP
 
     def to_dict(self) -> dict:
         d = {"box": [int(v) for v in self.box], "detector_score": None if self.score is None else float(self.score),
-             "label": self.label, "confidence": float(self.confidence),
+             "crop": self.crop, "label": self.label, "confidence": float(self.confidence),
              "probabilities": {k: float(v) for k, v in self.probabilities.items()}}
         if self.landmarks:
             d["landmarks"] = {k: [int(p[0]), int(p[1])] for k, p in self.landmarks.items()}
@@ -171,33 +173,35 @@ class ImageAnalysis:
 
 
 def analyze_image(image_rgb: np.ndarray, classifier: Classifier, detector=DEFAULT_DETECTOR, tta=None,
-                  whole_image_if_no_face: bool = False, min_size: int = DEFAULT_MIN_SIZE,
+                  whole_image_if_no_face: bool | None = None, min_size: int = DEFAULT_MIN_SIZE,
                   max_side: int = DEFAULT_MAX_SIDE, margin: float = DEFAULT_MARGIN,
                   crop: str = DEFAULT_CROP) -> ImageAnalysis:
     """Detect the faces of a photo, cut each by the crop policy `crop` (`faces.CROP_POLICIES`) and classify
     them all in one batch.
 
-    With `whole_image_if_no_face`, a photo without a detected face is classified as a single face
-    (for already-cropped faces such as FER2013's 48×48 images) and `whole_image` is set.
+    A photo without a detected face is classified whole, as one face, and `whole_image` set: when
+    `whole_image_if_no_face` is None (the default), if it looks like a face crop itself (`framing.is_face_crop`:
+    small, about square, not blank, such as FER2013's 48×48 images); with True, always; with False, never.
     """
     image = np.asarray(image_rgb)
     h, w = image.shape[:2]
     crop = check_crop(crop)
     faces = detect_faces(image, detector, min_size=min_size, max_side=max_side)
-    whole = not faces and whole_image_if_no_face
+    whole = not faces and (is_face_crop(image) if whole_image_if_no_face is None else bool(whole_image_if_no_face))
     if whole:
         faces, crops, matrices = [Face((0, 0, w, h), float("nan"))], [image], [np.array([[1.0, 0, 0], [0, 1.0, 0]])]
+        policies = ["whole"]
     else:
         cut = face_crops(image, faces, crop, margin)
-        crops, matrices = [c.pixels for c in cut], [c.matrix for c in cut]
+        crops, matrices, policies = [c.pixels for c in cut], [c.matrix for c in cut], [c.policy for c in cut]
     tta = classifier.resolve_tta(tta)
     probs = classifier.predict(crops, tta=tta) if crops else np.zeros((0, len(classifier.labels)))
     results = []
-    for face, p in zip(faces, probs):
+    for face, p, policy in zip(faces, probs, policies):
         top = int(np.argmax(p))
         results.append(FacePrediction(face.box, None if whole else float(face.score),
                                       {e: float(v) for e, v in zip(classifier.labels, p)},
-                                      classifier.labels[top], float(p[top]), face.landmarks))
+                                      classifier.labels[top], float(p[top]), face.landmarks, policy))
     name = detector if isinstance(detector, str) else getattr(detector, "name", type(detector).__name__)
     return ImageAnalysis(results, whole, (w, h), classifier.id, classifier.labels, name, tta, margin, crops,
                          crop, matrices)

@@ -24,7 +24,7 @@ class ScoreOptions:
 
     detector: str = DEFAULT_DETECTOR
     tta: str | None = None
-    whole_image: bool = False
+    whole_image: bool | None = None  # None: when the image looks like a face crop (framing.is_face_crop)
     min_size: int = DEFAULT_MIN_SIZE
     every_nth_frame: int = 10
     crop: str = DEFAULT_CROP
@@ -50,20 +50,22 @@ class WholeImageDetector:
         return []
 
 
-_haar = threading.local()  # per thread: its own Haar cascade
+_local = threading.local()  # per thread: its own BlazeFace interpreters and Haar cascade
+PER_THREAD = ("blazeface", "haar")  # cheap to build, and each holds a lock: one per thread detects in parallel
 
 
 def detector_for(name: str):
-    """The detector for this thread: a Haar cascade per thread (its own lock, so threads detect in
-    parallel), the process-wide MTCNN, or the whole-image stand-in."""
+    """The detector for this thread: BlazeFace or a Haar cascade of its own (each has its own lock, so threads
+    detect in parallel), the process-wide MTCNN, or the whole-image stand-in."""
     from ..inference import faces
 
     if name == "none":
         return WholeImageDetector()
-    if name == "haar":
-        if getattr(_haar, "detector", None) is None:
-            _haar.detector = faces.HaarDetector()
-        return _haar.detector
+    if name in PER_THREAD:
+        mine = _local.__dict__.setdefault("detectors", {})
+        if name not in mine:
+            mine[name] = faces.build_detector(name)
+        return mine[name]
     return faces.get_detector(name)
 
 
@@ -90,7 +92,7 @@ def score_item(item: Item, classifier, options: ScoreOptions) -> tuple[list[dict
 
     kw = dict(detector=detector_for(options.detector), tta=options.tta, min_size=int(options.min_size),
               crop=options.crop,
-              whole_image_if_no_face=options.whole_image or options.detector == "none")
+              whole_image_if_no_face=True if options.detector == "none" else options.whole_image)
     try:
         if item.kind == "video":
             return _score_video(item, classifier, options, kw)

@@ -66,7 +66,9 @@ class PredictOptions(BaseModel):
     gradcam: Literal[EXPLAIN_METHODS] | None = Field(
         None, description="add a heatmap overlay PNG (base64 data URL) to every face: Grad-CAM, Grad-CAM++ or "
                           "occlusion (no gradients needed: explains an edge export itself)")
-    whole_image: bool = Field(False, description="classify the whole image as one face when none is detected")
+    whole_image: bool | None = Field(
+        None, description="classify the whole image as one face when none is detected: true always, false never; "
+                          "default: when it looks like a face crop itself (at most 160 px, about square)")
     min_size: int = Field(DEFAULT_MIN_SIZE, ge=1, le=10_000, description="smallest face side in pixels")
 
     @field_validator("tta", mode="before")
@@ -110,7 +112,7 @@ def analyze_uploads(images, clf, options: PredictOptions, max_pixels: int) -> di
             raise ApiError(415, str(err)) from None
         analysis = analyze_image(image, clf, detector_for(options.detector), tta=tta, min_size=options.min_size,
                                  crop=options.crop,
-                                 whole_image_if_no_face=options.whole_image or options.detector == "none")
+                                 whole_image_if_no_face=True if options.detector == "none" else options.whole_image)
         doc = {"file": name, **analysis.to_dict()}
         if options.gradcam:
             _add_gradcams(doc, analysis, clf, options.gradcam)
