@@ -1,6 +1,6 @@
 """Benchmark: the REST API under a bounded load on localhost — requests/s and p50/p99 latency.
 
-    python -m bench.bench_api [--requests 200] [--concurrency 16] [--model ID]
+    python -m bench.bench_api [--requests 200] [--concurrency 16] [--model ID] [--detector NAME]
 
 Starts `python -m fer_core serve` on a free localhost port (the shipped default model unless --model)
 and sends a fixed number of requests from `--concurrency` httpx clients for three photos: one face
@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage import data as skdata  # noqa: E402
 
+from fer_core.inference.faces import DEFAULT_DETECTOR  # noqa: E402
 from fer_core.models import registry  # noqa: E402
 from fer_core.video.sample import group_photo  # noqa: E402
 
@@ -65,10 +66,11 @@ def baseline(model_id: str, data: bytes, params: dict, rounds: int) -> float:
     from fer_core.inference.predict import analyze_image
 
     clf = classifier(model_id)
-    det = params.get("detector", "haar")
+    det = params.get("detector", DEFAULT_DETECTOR)  # the server's default when the request names none
 
     def run():
-        return analyze_image(read_image(data), clf, detector_for(det), whole_image_if_no_face=det == "none")
+        return analyze_image(read_image(data), clf, detector_for(det), whole_image_if_no_face=True if det == "none"
+                             else None)
 
     for _ in range(3):
         run()
@@ -126,12 +128,17 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--model", help="registered model id (default: the default model)")
+    parser.add_argument("--detector", help="face detector for the photos (default: the server's, "
+                                           f"{DEFAULT_DETECTOR}); e.g. haar to compare with the former default")
     args = parser.parse_args()
     info = registry.get_model(args.model) if args.model else registry.default_model()
     if info is None:
         raise SystemExit("no registered model")
     cases = payloads()
-    print(f"model {info.id}; {args.requests} requests per photo from {args.concurrency} concurrent clients; "
+    if args.detector:
+        cases = {name: (data, {"detector": args.detector, **params}, n) for name, (data, params, n) in cases.items()}
+    print(f"model {info.id}, detector {args.detector or DEFAULT_DETECTOR}; {args.requests} requests per photo from "
+          f"{args.concurrency} concurrent clients; "
           f"{os.cpu_count()} CPU cores")
     direct = {name: baseline(info.id, data, params, rounds=20) for name, (data, params, _) in cases.items()}
     proc, base = start_server(info.id)

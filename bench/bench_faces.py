@@ -1,7 +1,7 @@
 """Benchmark: face-detector precision and recall (and time per photo), before and after false-face filtering,
 and the time of detection + alignment on a 640×480 photo against Haar.
 
-    python -m bench.bench_faces [--detectors blazeface,haar,mtcnn] [--speed-rounds 30]
+    python -m bench.bench_faces [--detectors blazeface,haar] [--speed-rounds 30]
 
 Photos, all bundled (no download):
 - faces with boxes checked by eye: scikit-image's astronaut (as-is, upscaled 4× as in the tests,
@@ -215,7 +215,7 @@ def speed(rounds: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--detectors", default="blazeface,haar,mtcnn")
+    parser.add_argument("--detectors", default="blazeface,haar", help="comma-separated; mtcnn needs TensorFlow")
     parser.add_argument("--speed-rounds", type=int, default=30, help="0 skips the 640×480 timing")
     args = parser.parse_args()
     if args.speed_rounds > 0:

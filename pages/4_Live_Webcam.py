@@ -52,7 +52,9 @@ with st.sidebar:
                         format_func=lambda m: f"{m.name} — {m.label_set}")
     detector = st.radio("Face detector", DETECTORS, format_func=DETECTOR_NAMES.get,
                         index=DETECTORS.index(DEFAULT_DETECTOR),
-                        help="Haar keeps 25+ fps on a laptop CPU; MTCNN finds turned and small faces but is slower.")
+                        help="BlazeFace (the default) is the fastest and gives the eye keypoints that level and "
+                             "frame each face as FER2013 does; Haar + O-Net finds frontal faces only; MTCNN finds "
+                             "turned and small faces but is slower.")
     every = st.slider("Detect faces every N-th frame", 1, 10, 3,
                       help="Between detections the last boxes are reused; higher is faster, slower to follow motion.")
     smoothing = st.slider("Label smoothing", 0.0, 0.95, 0.6, 0.05,
