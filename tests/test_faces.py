@@ -7,8 +7,10 @@ import pytest
 from skimage import data as skdata
 
 from fer_core.inference import faces
-from fer_core.inference.faces import DETECTORS, Face, crop_box, crop_faces, detect_faces, get_detector
+from fer_core.inference.face import Face
+from fer_core.inference.faces import DETECTORS, crop_box, crop_faces, detect_faces, get_detector
 from fer_core.inference.images import SAMPLES, sample_image
+from fer_core.inference.onet import onet_confirmer
 
 ASTRONAUT_FACE = (177, 67, 93, 93)  # Eileen Collins' face, checked by eye
 
@@ -143,7 +145,7 @@ def test_haar_detections_are_confirmed_so_coins_and_textures_are_no_faces():
     assert len(detect_faces(big, raw, max_side=0)) > 1, "and on the upscaled portrait's suit"
     found = detect_faces(big, "haar", max_side=0)
     assert len(found) == 1 and iou(found[0].box, tuple(4 * v for v in ASTRONAUT_FACE)) > 0.6
-    p = faces.onet_confirmer().probabilities(skdata.astronaut(), [ASTRONAUT_FACE, (0, 400, 90, 90)])
+    p = onet_confirmer().probabilities(skdata.astronaut(), [ASTRONAUT_FACE, (0, 400, 90, 90)])
     assert p[0] > 0.9 > 0.5 > p[1]
 
 

@@ -10,7 +10,8 @@ import pytest
 from skimage import data as skdata
 
 from fer_core.inference import framing
-from fer_core.inference.faces import CROP_POLICIES, DEFAULT_CROP, Face, detect_faces
+from fer_core.inference.face import Face
+from fer_core.inference.faces import CROP_POLICIES, DEFAULT_CROP, detect_faces
 
 
 def eye_angle(face: Face) -> float:

@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 
 from ..base.litert import interpreter_class
-from .faces import DEFAULT_MIN_SIZE, Face, _to_rgb, onet_confirmer
+from .face import Face, to_rgb
+from .onet import onet_confirmer
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 # the six keypoints in the models' order, named as MTCNN names its landmarks: `left_eye` is the eye on the
@@ -195,7 +196,7 @@ class BlazeFaceDetector:
     The short-range model sees the whole photo (near faces); the full-range one sees it in `photo_tiles`
     (faces from ~50 px up). Their candidates scoring at least `min_score` are pooled and
     merged by weighted NMS, so a face both find counts once. A face scoring under `sure_score` must also
-    look like a face to MTCNN's O-Net (`faces.OnetConfirmer`, probability ≥ 0.8): low BlazeFace scores are
+    look like a face to MTCNN's O-Net (`onet.OnetConfirmer`, probability ≥ 0.8): low BlazeFace scores are
     where textures and colour wheels sit. When nothing is found, the short-range model looks again at the
     photo shrunk to `fill_retry` of its square: a photo that is itself a face (a tight crop, FER2013's
     48×48 images) is then seen with the margin around the face the model was trained with; those faces are
@@ -204,7 +205,8 @@ class BlazeFaceDetector:
     """
 
     name = "blazeface"
-    window = None  # not a sliding window: detect_faces need not shrink the photo for a minimum size
+    window = None  # not a sliding window: detect_faces need not shrink the photo for a minimum size (and it drops
+    # faces under the minimum size itself, so `detect` ignores `min_size`)
 
     def __init__(self, min_score: float = 0.3, sure_score: float = 0.6, fill_retry: float = 2 / 3,
                  max_iou: float = 0.3, threads: int = 1):
@@ -215,8 +217,8 @@ class BlazeFaceDetector:
         self._short = BlazeNetwork(SHORT_RANGE, threads)
         self._full = BlazeNetwork(FULL_RANGE, threads)
 
-    def detect(self, image_rgb: np.ndarray, min_size: int = DEFAULT_MIN_SIZE) -> list[Face]:
-        rgb = _to_rgb(image_rgb)
+    def detect(self, image_rgb: np.ndarray, min_size: int = 0) -> list[Face]:
+        rgb = to_rgb(image_rgb)
         if min(rgb.shape[:2]) < 8:
             return []
         parts = [self._short.faces(rgb, self.min_score, self.max_iou)]

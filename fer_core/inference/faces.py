@@ -17,10 +17,13 @@ from __future__ import annotations
 import functools
 import math
 import threading
-from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
+
+from .blazeface import BlazeFaceDetector
+from .face import Face, to_gray, to_rgb
+from .onet import onet_confirmer
 
 DETECTORS: tuple[str, ...] = ("blazeface", "haar", "mtcnn")
 DEFAULT_DETECTOR = "blazeface"  # what every caller (API, CLI, serve, webcam, video, batch, pages) uses unless told
@@ -44,22 +47,6 @@ DEFAULT_MAX_SIDE = 1024  # longer side used for detection; boxes are scaled back
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 
 
-@dataclass
-class Face:
-    """One detected face: box (x, y, w, h) in original-image pixels, a detector score, optional landmarks."""
-
-    box: tuple[int, int, int, int]
-    score: float
-    landmarks: dict[str, tuple[int, int]] | None = None
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["box"] = [int(v) for v in self.box]
-        d["score"] = float(self.score)
-        if self.landmarks is not None:
-            d["landmarks"] = {k: [int(v[0]), int(v[1])] for k, v in self.landmarks.items()}
-        return d
-
 
 class HaarDetector:
     """OpenCV's frontal-face Haar cascade (Viola–Jones), run on the histogram-equalised gray image.
@@ -67,7 +54,7 @@ class HaarDetector:
     Score: the cascade's last-stage level weight from `detectMultiScale3(outputRejectLevels=True)`,
     squashed with a logistic to 0–1. It ranks detections; it is not a calibrated probability.
     With `confirm` (default), each detection must also look like a face to MTCNN's O-Net
-    (`OnetConfirmer`): the cascade fires on coins, fabric and textures; O-Net does not.
+    (`onet.OnetConfirmer`): the cascade fires on coins, fabric and textures; O-Net does not.
     """
 
     name = "haar"
@@ -83,7 +70,7 @@ class HaarDetector:
         self.window = int(max(self._cascade.getOriginalWindowSize()))  # 24 px: the smallest face it sees
 
     def detect(self, image_rgb: np.ndarray, min_size: int = DEFAULT_MIN_SIZE) -> list[Face]:
-        gray = cv2.equalizeHist(_to_gray(image_rgb))
+        gray = cv2.equalizeHist(to_gray(image_rgb))
         side = max(1, int(min_size))
         with self._lock:
             rects, _levels, weights = self._cascade.detectMultiScale3(
@@ -95,47 +82,6 @@ class HaarDetector:
             faces = onet_confirmer().confirm(image_rgb, faces)
         return faces
 
-
-class OnetConfirmer:
-    """Is this box a face? MTCNN's O-Net (its 48×48 last stage, shipped as LiteRT: `fer_core.inference.onet`) scores
-    every box of a photo in one call; boxes under `min_probability` (0.8, MTCNN's own O-Net threshold)
-    are dropped.
-
-    On the photos of bench/bench_faces.py it gives every true Haar face ≥ 0.99 and every false one
-    ≤ 0.2 (a suit buckle on the 4× upscaled astronaut gets 0.69), for a few milliseconds per photo.
-    Built once per process by `onet_confirmer()`.
-    """
-
-    def __init__(self, min_probability: float = 0.8):
-        from .onet import OnetNetwork  # the shipped LiteRT conversion: no TensorFlow
-
-        self.min_probability = min_probability
-        self._net = OnetNetwork()
-
-    def probabilities(self, image_rgb: np.ndarray, boxes) -> np.ndarray:
-        """O-Net's face probability for each (x, y, w, h) box (boxes are clipped to the image)."""
-        rgb = _to_rgb(image_rgb)
-        H, W = rgb.shape[:2]
-        patches = []
-        for x, y, w, h in boxes:
-            x0, y0, x1, y1 = max(0, int(x)), max(0, int(y)), min(W, int(x + w)), min(H, int(y + h))
-            crop = rgb[y0:y1, x0:x1] if x1 > x0 and y1 > y0 else np.zeros((48, 48, 3), np.uint8)
-            patches.append(cv2.resize(crop, (48, 48), interpolation=cv2.INTER_LINEAR))
-        if not patches:
-            return np.zeros(0, np.float32)
-        x = (np.stack(patches).astype(np.float32) - 127.5) / 128.0  # MTCNN's own normalisation
-        return self._net.face_probability(x)
-
-    def confirm(self, image_rgb: np.ndarray, faces: list[Face]) -> list[Face]:
-        """The faces O-Net agrees are faces."""
-        p = self.probabilities(image_rgb, [f.box for f in faces])
-        return [f for f, prob in zip(faces, p) if prob >= self.min_probability]
-
-
-@functools.lru_cache(maxsize=1)
-def onet_confirmer() -> OnetConfirmer:
-    """The process-wide `OnetConfirmer` (O-Net is loaded once)."""
-    return OnetConfirmer()
 
 
 class MtcnnDetector:
@@ -160,7 +106,7 @@ class MtcnnDetector:
         self._lock = threading.Lock()
 
     def detect(self, image_rgb: np.ndarray, min_size: int = DEFAULT_MIN_SIZE) -> list[Face]:
-        rgb = _to_rgb(image_rgb)
+        rgb = to_rgb(image_rgb)
         if min(rgb.shape[:2]) < 12:  # smaller than MTCNN's 12-px P-Net window
             return []
         with self._lock:
@@ -175,13 +121,7 @@ class MtcnnDetector:
         return faces
 
 
-def _blazeface(**kw):
-    from .blazeface import BlazeFaceDetector  # its own module (it imports Face from here)
-
-    return BlazeFaceDetector(**kw)
-
-
-_DETECTOR_CLASSES = {"haar": HaarDetector, "mtcnn": MtcnnDetector, "blazeface": _blazeface}
+_DETECTOR_CLASSES = {"haar": HaarDetector, "mtcnn": MtcnnDetector, "blazeface": BlazeFaceDetector}
 
 
 @functools.lru_cache(maxsize=8)
@@ -304,20 +244,3 @@ def _rescale(face: Face, k: float, W: int, H: int) -> Face:
     if face.landmarks:
         marks = {n: (round(p[0] * k, 1), round(p[1] * k, 1)) for n, p in face.landmarks.items()}
     return Face((x0, y0, x1 - x0, y1 - y0), face.score, marks)
-
-
-def _to_gray(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim == 2:
-        return image if image.dtype == np.uint8 else np.clip(image, 0, 255).astype(np.uint8)
-    code = cv2.COLOR_RGBA2GRAY if image.shape[-1] == 4 else cv2.COLOR_RGB2GRAY
-    return cv2.cvtColor(image.astype(np.uint8, copy=False), code)
-
-
-def _to_rgb(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim == 2:
-        return cv2.cvtColor(image.astype(np.uint8, copy=False), cv2.COLOR_GRAY2RGB)
-    if image.shape[-1] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_RGBA2RGB)
-    return image

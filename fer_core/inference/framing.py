@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .faces import CROP_POLICIES, DEFAULT_CROP, Face, crop_box
+from .face import Face
+from .faces import CROP_POLICIES, DEFAULT_CROP, crop_box
 
 # FER2013's framing as BlazeFace sees it: medians over 3,000 training faces upscaled to 192 px
 # (`python -m bench.measure_framing`; docs/face_framing.md gives the method, the spread and the run).

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .faces import DEFAULT_CROP, DEFAULT_DETECTOR, DEFAULT_MAX_SIDE, DEFAULT_MIN_SIZE, Face, detect_faces
+from .face import Face
+from .faces import DEFAULT_CROP, DEFAULT_DETECTOR, DEFAULT_MAX_SIDE, DEFAULT_MIN_SIZE, detect_faces
 from .framing import DEFAULT_MARGIN, check_crop, face_crops, is_face_crop
 from ..base.labels import emotion_rgb
 from ..models.tta import tta_mode, tta_views

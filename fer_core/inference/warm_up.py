@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..models.tta import tta_views
-from .faces import detect_faces, onet_confirmer
+from .faces import detect_faces
+from .onet import onet_confirmer
 from .predict import padded_batch_sizes
 
 

@@ -22,6 +22,7 @@ from ..inference import faces as fer_faces
 from ..base.labels import emotion_rgb
 from .timeline import timeline_frame
 from .tracking import Track, box_shift, match_boxes, smooth
+from ..inference.face import Face
 from ..inference.framing import check_crop, face_crops
 from ..models.tta import tta_mode
 
@@ -227,7 +228,7 @@ class FrameProcessor:
                     tr.landmarks = {k: (p[0] + dx, p[1] + dy) for k, p in tr.landmarks.items()}
 
     def _classify(self, rgb: np.ndarray, s: VideoSettings) -> None:
-        faces = [fer_faces.Face(tr.box, 1.0, tr.landmarks) for tr in self._tracks]
+        faces = [Face(tr.box, 1.0, tr.landmarks) for tr in self._tracks]
         crops = [c.pixels for c in face_crops(rgb, faces, s.crop, float(s.margin))]
         probs = np.asarray(self._classifier.predict(crops, tta=s.tta), dtype=np.float64)
         for track, p in zip(self._tracks, probs):
