@@ -47,11 +47,11 @@ def load_classifier(model_id: str | None) -> Classifier:
 
 
 def naive_frame(frame: np.ndarray, clf: Classifier, detector) -> tuple[np.ndarray, int]:
-    """The obvious loop: Haar on the full frame, one `model.predict` per face, draw."""
+    """The obvious loop: Haar on the full frame, one classifier call per face (no batching), draw."""
     faces = detector.detect(frame, min_size=40)
     rows = []
     for i, crop in enumerate(crop_faces(frame, faces)):
-        p = clf.model.predict(clf.preprocessing.apply(crop), verbose=0)[0]
+        p = clf.predict([crop], tta="none")[0]
         k = int(np.argmax(p))
         x, y, w, h = faces[i].box
         rows.append({"face": i + 1, "x": x, "y": y, "w": w, "h": h, "label": clf.labels[k],
@@ -79,7 +79,8 @@ def main() -> int:
     clf = load_classifier(args.model)
     clip = sample.sample_clip(args.frames)
     haar = get_detector("haar")
-    print(f"model {clf.id} ({clf.model.count_params():,} params), clip {len(clip)} frames "
+    params = clf.info.card.get("params")
+    print(f"model {clf.id} ({f'{params:,}' if params else '?'} params), clip {len(clip)} frames "
           f"{clip.shape[2]}×{clip.shape[1]} with 2 moving faces, {os.cpu_count()} CPU cores")
 
     # the webcam page's defaults, test-time augmentation `none` included (as in the naive loop)

@@ -211,9 +211,9 @@ def test_featured_models_are_each_label_sets_default_and_its_most_accurate_as_an
 # ----------------------------------------------------------------------------- no TensorFlow
 
 @pytest.mark.slow
-def test_inference_with_an_export_and_haar_never_imports_tensorflow(parent, tmp_path):
-    """`fer_core.analyze`, `predict`, `batch`, `video` and the REST API on a LiteRT export with the Haar detector (its
-    O-Net confirmation included) run without TensorFlow, Keras or the mtcnn package in the process."""
+def test_inference_with_an_export_and_the_default_detector_never_imports_tensorflow(parent, tmp_path):
+    """`fer_core.analyze`, `predict`, `batch`, `video` and the REST API on a LiteRT export with the default detector
+    (BlazeFace, its O-Net confirmation included) run without TensorFlow, Keras or the mtcnn package in the process."""
     export.export_model("tiny", "litert", "none", out_id="edge")
     from skimage import data as skdata
     from PIL import Image
