@@ -141,6 +141,8 @@ def test_page_from_shipped_models(monkeypatch):
     for info in first_set:
         saved = info.metrics("test")
         row = board[board["model"] == info.id].iloc[0]
+        assert ("crowd" in row["labels learned"]) == info.card["dataset"].get("label_source", {}).get(
+            "label_source", "fer2013").startswith("ferplus")
         if saved:
             assert row["accuracy"] == pytest.approx(saved["accuracy"])
         else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from ..base.labels import EMOTIONS
 from ..base.runtime import short_device_name
 from ..models import eval_datasets, registry
+from .defaults import label_source
 from .metrics import accuracy_interval
 
 
@@ -66,6 +67,10 @@ def is_evaluated(info: registry.ModelInfo, split: str, dataset: dict | None = No
         info.metrics(split, dataset) or {})
 
 
+LABELS_LEARNED = {"fer2013": "FER2013 (1 annotator)", "ferplus-majority": "FER+ crowd majority (10)",
+                  "ferplus-soft": "FER+ crowd votes (10)"}  # the leaderboard's short form of defaults.LEARNED_FROM
+
+
 def leaderboard(infos, split: str, dataset: dict | None = None, photos: str | None = None):
     """DataFrame of the saved evaluations on `split` of one dataset (a selector from `dataset_choices`;
     default each model's home dataset), best accuracy first; unevaluated models last. "real photos" is the
@@ -83,7 +88,7 @@ def leaderboard(infos, split: str, dataset: dict | None = None, photos: str | No
         s = model_summary(info)
         rows.append({"model": info.id, "architecture": s["architecture"], "params": s["params"],
                      "size MB": s["size_mb"], "epochs": s["epochs"], "train min": s["train_minutes"],
-                     "trained on": s["devices"],
+                     "trained on": s["devices"], "labels learned": LABELS_LEARNED.get(label_source(info)),
                      "accuracy": m.get("accuracy"), **_interval_columns(m),
                      "FER+ accuracy": (m.get("ferplus") or {}).get("accuracy"),  # on the model's own emotions
                      "FER+ faces": (m.get("ferplus") or {}).get("n"),
@@ -94,7 +99,8 @@ def leaderboard(infos, split: str, dataset: dict | None = None, photos: str | No
                      "latency ms/face": m.get("latency_ms_per_face"), "images": m.get("n"),
                      "TTA": m.get("tta"), "evaluated on": m.get("split_description", "not evaluated")})
     frame = pd.DataFrame(rows, columns=["model", "architecture", "params", "size MB", "epochs", "train min",
-                                        "trained on", "accuracy", "CI low", "CI high", "FER+ accuracy", "FER+ faces",
+                                        "trained on", "labels learned", "accuracy", "CI low", "CI high",
+                                        "FER+ accuracy", "FER+ faces",
                                         "clean accuracy", "real photos", "macro-F1",
                                         "log-loss", "ECE", "latency ms/face", "images", "TTA", "evaluated on"])
     return frame.sort_values("accuracy", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
@@ -163,7 +169,7 @@ def crowd_frame(infos, split: str, dataset: dict | None = None):
         if not crowd.get("n"):
             continue
         seven = crowd.get("seven_class") or (crowd if set(info.labels) == set(EMOTIONS) else {})
-        trained = ((info.card.get("dataset") or {}).get("label_source") or {}).get("label_source", "fer2013")
+        trained = label_source(info)
         rows.append({"model": info.id, "labels": info.label_set, "trained on labels": trained,
                      "FER+ accuracy (7-class view)": seven.get("accuracy"), "faces": seven.get("n"),
                      "FER+ accuracy (own emotions)": crowd.get("accuracy"), "own faces": crowd.get("n"),
