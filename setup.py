@@ -10,6 +10,7 @@ Everything else about the package is in pyproject.toml.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from setuptools import setup
@@ -57,11 +58,13 @@ def _model_files(models: Path, model_id: str) -> list[Path]:
 
 
 class BuildPyWithDefaultModels(build_py):
-    """`build_py`, then the default models copied into the built package."""
+    """`build_py`, then the default models copied into the built package (replacing any an earlier build left in
+    the build folder, so a default moved since then is not shipped too)."""
 
     def run(self):
         super().run()
         target = Path(self.build_lib) / PACKAGED
+        shutil.rmtree(target, ignore_errors=True)
         for rel in default_model_files():
             self.mkpath(str((target / rel).parent))
             self.copy_file(str(MODELS / rel), str(target / rel))
