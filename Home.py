@@ -62,7 +62,7 @@ else:
                 "learned (ten annotators per face beat one: see Responsible Use):")
     st.dataframe(pd.DataFrame(defaults_rows(models)), hide_index=True, width="stretch", key="defaults",
                  column_config={c: st.column_config.NumberColumn(format="%.3f")
-                                for c in ("FER+ crowd accuracy", "FER2013-label accuracy")})
+                                for c in ("FER+ crowd accuracy", "FER2013-label accuracy", "real-photo accuracy")})
     rows, roles = [], model_roles(models)
     for m in models:
         val = m.metrics("validation") or {}

@@ -106,9 +106,9 @@ st.dataframe(board, hide_index=True, column_config={
     "real photos": st.column_config.NumberColumn(format="%.4f", help="accuracy through the whole photo pipeline "
                                                  "(detect, crop, classify; a photo with no face found counts as "
                                                  "wrong) on the real-photo set of the sidebar; blank: not measured"),
-    "labels learned": st.column_config.TextColumn(help="whose labels the model learned: FER2013's own (one annotator "
-                                                 "per face) or the FER+ crowd's (ten); the defaults learn from the crowd "
-                                                 "(see Responsible Use)"),
+    "labels learned": st.column_config.TextColumn(help="whose labels the model learned: FER2013's own (one "
+                                                 "annotator per face) or the FER+ crowd's (ten); the defaults learn "
+                                                 "from the crowd (see Responsible Use)"),
     "latency ms/face": st.column_config.NumberColumn(format="%.2f"),
     "train min": st.column_config.NumberColumn(format="%.1f", help="wall-clock training time, including the "
                                                "model it was fine-tuned from (--init-from) and an ensemble's "

@@ -28,7 +28,8 @@ for heading in ("Intended uses", "Uses it is not fit for", "The data", "Whose la
         st.caption(fact)
     if heading == "Whose labels the defaults repeat" and (rows := defaults_rows(infos)):
         st.dataframe(pd.DataFrame(rows), hide_index=True, key="defaults", column_config={
-            c: st.column_config.NumberColumn(format="%.3f") for c in ("FER+ crowd accuracy", "FER2013-label accuracy")})
+            c: st.column_config.NumberColumn(format="%.3f") for c in ("FER+ crowd accuracy", "FER2013-label accuracy",
+                                                                "real-photo accuracy")})
 
 st.header("Where each model is weak")
 if not infos:

@@ -30,4 +30,5 @@ def test_each_label_set_shows_its_default_and_whose_labels_it_learned():
     assert "ten annotators" in seven["learned from"]
     four = rows[infos[2].label_set]
     assert four["FER+ crowd accuracy"] is None and "majority" in four["learned from"]
+    assert four["real-photo accuracy"] is None  # never measured with `evaluate --photos`
     assert "one annotator" in learned_from(infos[0])  # no label source recorded: FER2013's own labels

@@ -27,7 +27,11 @@ def learned_from(info: ModelInfo) -> str:
 def defaults_rows(infos: list[ModelInfo]) -> list[dict]:
     """One row per label set: its default model, what it learned from, its accuracy against FER2013's single
     labels and against the FER+ crowd majority (on its own emotions) on the validation split of its home
-    dataset, as saved in its card (None when not measured)."""
+    dataset, and on real photos through the default photo pipeline (`evaluate --photos`, the photo set most
+    models were measured on), as saved in its card (None when not measured)."""
+    from .photo_store import default_pipeline, photo_datasets, photo_result
+
+    photos = next((g["id"] for g in photo_datasets(infos)), None)
     rows = []
     for labels in dict.fromkeys(m.labels for m in infos):
         default = pick_default(infos, labels)
@@ -38,5 +42,6 @@ def defaults_rows(infos: list[ModelInfo]) -> list[dict]:
                      "learned from": learned_from(default),
                      "FER+ crowd accuracy": (saved.get("ferplus") or {}).get("accuracy"),
                      "FER2013-label accuracy": saved.get("accuracy"),
+                     "real-photo accuracy": (photo_result(default, photos, default_pipeline()) or {}).get("accuracy"),
                      "measured on": saved.get("split_description")})
     return rows
