@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from ..models.registry import ModelInfo, pick_default
 
-LEARNED_FROM = {  # a training run's `--label-source` → what its labels are, in words
-    "fer2013": "FER2013's own labels (one annotator per face)",
-    "ferplus-majority": "FER+ crowd majority (ten annotators per face)",
-    "ferplus-soft": "FER+ crowd votes (ten annotators per face, as vote shares)",
+LEARNED_FROM = {  # a training run's `--label-source` → what its labels are: (in words, the leaderboard's short form)
+    "fer2013": ("FER2013's own labels (one annotator per face)", "FER2013 (1 annotator)"),
+    "ferplus-majority": ("FER+ crowd majority (ten annotators per face)", "FER+ crowd majority (10)"),
+    "ferplus-soft": ("FER+ crowd votes (ten annotators per face, as vote shares)", "FER+ crowd votes (10)"),
 }
 
 
@@ -18,10 +18,10 @@ def label_source(info: ModelInfo) -> str:
     return str(record.get("label_source", "fer2013")) if isinstance(record, dict) else str(record)
 
 
-def learned_from(info: ModelInfo) -> str:
-    """Whose labels the model learned, in words."""
+def learned_from(info: ModelInfo, short: bool = False) -> str:
+    """Whose labels the model learned, in words (`short`: the leaderboard column's form)."""
     source = label_source(info)
-    return LEARNED_FROM.get(source, source)
+    return LEARNED_FROM[source][short] if source in LEARNED_FROM else source
 
 
 def defaults_rows(infos: list[ModelInfo]) -> list[dict]:

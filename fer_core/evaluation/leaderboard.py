@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..base.labels import EMOTIONS
 from ..base.runtime import short_device_name
 from ..models import eval_datasets, registry
-from .defaults import label_source
+from .defaults import label_source, learned_from
 from .metrics import accuracy_interval
 
 
@@ -67,10 +67,6 @@ def is_evaluated(info: registry.ModelInfo, split: str, dataset: dict | None = No
         info.metrics(split, dataset) or {})
 
 
-LABELS_LEARNED = {"fer2013": "FER2013 (1 annotator)", "ferplus-majority": "FER+ crowd majority (10)",
-                  "ferplus-soft": "FER+ crowd votes (10)"}  # the leaderboard's short form of defaults.LEARNED_FROM
-
-
 def leaderboard(infos, split: str, dataset: dict | None = None, photos: str | None = None):
     """DataFrame of the saved evaluations on `split` of one dataset (a selector from `dataset_choices`;
     default each model's home dataset), best accuracy first; unevaluated models last. "real photos" is the
@@ -88,7 +84,7 @@ def leaderboard(infos, split: str, dataset: dict | None = None, photos: str | No
         s = model_summary(info)
         rows.append({"model": info.id, "architecture": s["architecture"], "params": s["params"],
                      "size MB": s["size_mb"], "epochs": s["epochs"], "train min": s["train_minutes"],
-                     "trained on": s["devices"], "labels learned": LABELS_LEARNED.get(label_source(info)),
+                     "trained on": s["devices"], "labels learned": learned_from(info, short=True),
                      "accuracy": m.get("accuracy"), **_interval_columns(m),
                      "FER+ accuracy": (m.get("ferplus") or {}).get("accuracy"),  # on the model's own emotions
                      "FER+ faces": (m.get("ferplus") or {}).get("n"),

@@ -27,6 +27,7 @@ from ..data.image_folders import IMAGE_EXTENSIONS, label_entries
 from ..data.sources import Source, fingerprint
 from ..inference.faces import DEFAULT_CROP, DEFAULT_DETECTOR
 from ..inference.images import read_image
+from ..inference.loader import load_classifier
 from ..inference.predict import Classifier, analyze_image
 from ..models import registry
 from .metrics import confusion_matrix, per_class_report
@@ -146,7 +147,7 @@ def evaluate_photos(info_or_id, folder, detector: str = DEFAULT_DETECTOR, crop: 
     if not ours:
         raise DataError(f"the photos of {photos.source.description} ({', '.join(photos.counts())}) have none of "
                         f"{info.id}'s emotions ({', '.join(info.labels)})")
-    clf = classifier if classifier is not None else Classifier.from_registry(info)
+    clf = classifier if classifier is not None else load_classifier(info)
     tta = clf.resolve_tta(tta)
     started = time.perf_counter()
     rows, content, unreadable, times = _run_all(photos, clf, detector, crop, tta, progress)
