@@ -138,10 +138,11 @@ def main() -> int:
     base = rows[0]
     print(f"{args.labels}: default vs most accurate vs plain network, one process, "
           f"{__import__('os').cpu_count()} CPU(s)")
-    print(f"  {'role':<26}{'model':<36}{'TTA':<9}{'ms/face':>9}{'faces/s':>9}{'cold predict s':>16}"
+    width = max(36, *(len(row[1]) + 2 for row in rows))  # the model column fits the longest id
+    print(f"  {'role':<26}{'model':<{width}}{'TTA':<9}{'ms/face':>9}{'faces/s':>9}{'cold predict s':>16}"
           f"{'TF?':>5}{'accuracy':>10}")
     for role, mid, tta, ms, fps, cold, tf, acc, source in rows:
-        print(f"  {role:<26}{mid:<36}{tta:<9}{ms:>9.2f}{fps:>9.0f}{cold:>16.2f}{'yes' if tf else 'no':>5}"
+        print(f"  {role:<26}{mid:<{width}}{tta:<9}{ms:>9.2f}{fps:>9.0f}{cold:>16.2f}{'yes' if tf else 'no':>5}"
               f"{acc if acc is not None else float('nan'):>10.4f}  ({source})")
     print(f"  Image Prediction, fresh process, first 6-face photo with the page's defaults: {page[0]:.1f} s "
           f"({page[1]} faces shown, TensorFlow {'imported' if page[2] else 'not imported'})")
