@@ -8,6 +8,8 @@ and sends a fixed number of requests from `--concurrency` httpx clients for thre
 only classification costs and cross-request batching matters most). Baseline, in this process on the
 same model: the same photo through `read_image` + `analyze_image`, one call after another, no HTTP.
 The ratio (API requests/s ÷ baseline calls/s) is what HTTP, JSON and concurrency add or take away.
+"CPU ms" is the server process's CPU time per request (Linux /proc): the cost of a request, steadier than
+requests/s on a shared machine, whose neighbours move throughput by a fifth from run to run.
 """
 from __future__ import annotations
 
@@ -102,6 +104,15 @@ async def load(url: str, data: bytes, params: dict, n: int, concurrency: int) ->
         return n / (time.perf_counter() - start), latencies, failures
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux), None where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_server(model_id: str) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -145,16 +156,18 @@ def main() -> None:
     try:
         url = f"{base}/v1/predict"
         params0 = {"model": info.id}
-        print(f"{'photo':<28}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'faces':>7}{'fail':>6}"
+        print(f"{'photo':<28}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms':>8}{'faces':>7}{'fail':>6}"
               f"{'direct/s':>10}{'ratio':>8}")
         for name, (data, params, want) in cases.items():
             params = {**params0, **params}
             faces = len(httpx.post(url, params=params, files={"image": ("photo", data)}, timeout=120)
                         .json()["images"][0]["faces"])
             asyncio.run(load(url, data, params, 2 * args.concurrency, args.concurrency))  # warm every batch size
+            cpu = cpu_seconds(proc.pid)
             rps, lat, fails = asyncio.run(load(url, data, params, args.requests, args.concurrency))
+            cpu_ms = f"{1000 * (cpu_seconds(proc.pid) - cpu) / args.requests:>8.1f}" if cpu is not None else f"{'—':>8}"
             p50, p99 = statistics.median(lat), float(np.percentile(lat, 99))
-            print(f"{name:<28}{rps:>8.1f}{p50:>9.0f}{p99:>9.0f}{faces:>4}/{want:<2}{fails:>6}"
+            print(f"{name:<28}{rps:>8.1f}{p50:>9.0f}{p99:>9.0f}{cpu_ms}{faces:>4}/{want:<2}{fails:>6}"
                   f"{direct[name]:>10.1f}{rps / direct[name]:>7.2f}×")
     finally:
         proc.terminate()

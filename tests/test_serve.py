@@ -309,6 +309,25 @@ def test_pool_keeps_the_most_recently_used_models_and_a_dropped_one_still_answer
         pool.close()
 
 
+def test_pool_lists_the_models_again_only_when_a_folder_changes(tmp_path):
+    from fer_core.serving.model_pool import ModelPool
+
+    make_fixture_model(tmp_path, "tiny7")
+    pool = ModelPool(str(tmp_path))
+    first = pool.registered()
+    assert pool.registered() is first  # nothing changed on disk: the listing is kept
+    make_fixture_model(tmp_path, "tiny4", FOUR_CLASS, default=False, seed=1)  # e.g. a training finishing
+    assert {m.id for m in pool.registered()} == {"tiny7", "tiny4"}
+    assert pool.resolve("tiny4").id == "tiny4"
+    card = tmp_path / "tiny7" / "card.json"
+    doc = json.loads(card.read_text())
+    doc["name"] = "renamed while serving"
+    tmp = card.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, card)  # how cards are written: a temp file renamed into place
+    assert pool.resolve("tiny7").card["name"] == "renamed while serving"
+
+
 def test_image_bombs_get_a_413_before_decoding(client):
     from tests.hostile import jpeg_with_size, png_header_bomb
 

@@ -36,7 +36,7 @@ def read_image(source, max_pixels: int = MAX_PIXELS) -> np.ndarray:
             raise ImageError(f"{name} is too large: {w}×{h} = {w * h / 1e6:.0f} megapixels "
                              f"(the limit is {max_pixels / 1e6:.0f} MP); downscale it first")
         img.load()
-        img = ImageOps.exif_transpose(img)
+        ImageOps.exif_transpose(img, in_place=True)  # upright; no copy of a photo already upright
         return to_rgb(img)
     except ImageError:
         raise

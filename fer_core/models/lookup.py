@@ -97,6 +97,28 @@ def list_models(models_dir: Path | None = None, cards: CardCache | None = None) 
         len(r[1].labels) != 7, r[1].label_set, not r[1].is_default(), r[0], r[1].id))]
 
 
+def models_stamp(models_dir: Path | None = None) -> tuple:
+    """A cheap fingerprint of what `list_models` reads: each model folder's modification time and its card's
+    (inode, size, modification time), in every root. Cards and model files are written by renaming a temp file
+    into their folder, which touches it, so while the stamp is unchanged a long-lived process (`serve`) can keep
+    its listing: a hundredth of the time of listing again. Weights rewritten in place are the loader's to notice
+    (`loading.files_stamp`)."""
+    stamp = []
+    for root in model_roots(models_dir):
+        try:
+            with os.scandir(root) as entries:
+                folders = [(e.path, e.stat().st_mtime_ns) for e in entries if e.is_dir()]
+        except OSError:
+            continue
+        for path, mtime in folders:
+            try:
+                st = os.stat(os.path.join(path, CARD_FILE))
+                stamp.append((path, mtime, st.st_ino, st.st_size, st.st_mtime_ns))
+            except OSError:
+                stamp.append((path, mtime))
+    return tuple(sorted(stamp))
+
+
 def get_model(model_id: str, models_dir: Path | None = None) -> ModelInfo:
     """The registered model `model_id` (an id in the search roots, or a path to a model folder). A folder
     named by path whose card breaks the schema raises `card.CardError`, naming the file and the field."""

@@ -17,4 +17,5 @@ from .card_store import (COMMIT_FILE, LOCK_FILE, CardCache, card_lock, forget_pr
                          save_card_section, save_metrics, save_model_files, update_card, write_card)
 from .loading import files_stamp, load_keras_model, load_model, load_runtime, model_files  # noqa: F401
 from .lookup import (NO_MODELS, default_model, default_models_dir, get_model, list_models, model_roots,  # noqa: F401
-                     model_source, pick_default, resolve_model, set_default, set_default_tta, training_record)
+                     model_source, models_stamp, pick_default, resolve_model, set_default, set_default_tta,
+                     training_record)

@@ -15,7 +15,6 @@ import io
 import os
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import Query, Request  # module level: FastAPI resolves route annotations from here
@@ -222,8 +221,9 @@ def create_app(config: ServeConfig | None = None):
     async def predict(request: Request, query: Annotated[PredictOptions, Query()]):
         images, fields = await read_upload(request, config)
         options = merged_options(query, fields)
-        clf = await anyio.to_thread.run_sync(pool.get, options.model, limiter=limiter)
-        return await anyio.to_thread.run_sync(
-            partial(analyze_uploads, images, clf, options, config.max_pixels), limiter=limiter)
+        def work():  # one trip to a worker thread: the model (loaded on first use), then the photos
+            return analyze_uploads(images, pool.get(options.model), options, config.max_pixels)
+
+        return await anyio.to_thread.run_sync(work, limiter=limiter)
 
     return app
