@@ -24,19 +24,6 @@ def iou(a, b) -> float:
     return ix * iy / (a[2] * a[3] + b[2] * b[3] - ix * iy)
 
 
-@pytest.mark.parametrize("size", [(128, 128), (192, 192), (37, 37)])
-def test_shrink_gives_the_asked_size_and_about_the_area_average(size):
-    import cv2
-
-    photo = skdata.astronaut()  # 512×512: halved once for 192, twice for 128, thrice for 37 (as letterbox: one scale)
-    got = blazeface.shrink(photo, *size)
-    assert got.shape == (size[1], size[0], 3) and got.dtype == np.uint8
-    area = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
-    assert np.abs(got.astype(int) - area).mean() < 4  # grey levels
-    stretched = blazeface.shrink(photo[:64, :64], 100, 100)  # enlarging: one bilinear resize
-    assert stretched.shape == (100, 100, 3)
-
-
 def test_anchors_follow_mediapipes_ssd_options():
     short = blazeface.ssd_anchors(blazeface.SHORT_RANGE)
     full = blazeface.ssd_anchors(blazeface.FULL_RANGE)

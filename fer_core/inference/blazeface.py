@@ -122,23 +122,14 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, points: np.ndarray,
     return np.array(out_b, np.float32), np.array(out_s, np.float32), np.array(out_p, np.float32)
 
 
-def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """`image` resized to width × height: halved by pixel-area averaging while it is still at least twice the
-    size, then bilinear. About the picture `cv2.INTER_AREA` gives at any ratio (1–2 grey levels apart on average)
-    at a fifth to a seventh of its time, which is most of the detector's own work outside its models
-    (bench/bench_faces.py)."""
-    while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
-        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-
-
 def letterbox(image_rgb: np.ndarray, size: int, fill: float = 1.0) -> tuple[np.ndarray, float, tuple[float, float]]:
     """The photo scaled into a `size`² square (its longer side spans `fill` of it; black around it, centred) as
     the model's (1, size, size, 3) float input in [-1, 1], with the scale and the (x, y) offset of the photo."""
     h, w = image_rgb.shape[:2]
     scale = size * fill / max(h, w)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    small = shrink(image_rgb, nw, nh) if (nw, nh) != (w, h) else image_rgb
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    small = cv2.resize(image_rgb, (nw, nh), interpolation=interp) if (nw, nh) != (w, h) else image_rgb
     ox, oy = (size - nw) // 2, (size - nh) // 2
     square = np.zeros((size, size, 3), np.float32)
     square[oy:oy + nh, ox:ox + nw] = small
