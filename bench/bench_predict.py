@@ -25,7 +25,8 @@ import numpy as np  # noqa: E402
 from fer_core.inference import gradcam  # noqa: E402
 from fer_core.models import registry  # noqa: E402
 from fer_core.models.ensemble_graph import member_models  # noqa: E402
-from fer_core.inference.faces import crop_faces, detect_faces, get_detector  # noqa: E402
+from fer_core.inference.faces import detect_faces, get_detector  # noqa: E402
+from fer_core.inference.framing import box_face_crop  # noqa: E402
 from fer_core.base.labels import EMOTIONS  # noqa: E402
 from fer_core.inference.loader import load_classifier  # noqa: E402
 from fer_core.inference.predict import Classifier, analyze_image  # noqa: E402
@@ -69,7 +70,7 @@ def main() -> int:
                         help="registered model id (default: the default model, else fer_resvgg untrained)")
     clf = classifier(parser.parse_args().model)
     photo = skdata.astronaut()
-    (face,) = crop_faces(photo, detect_faces(photo, "haar"))
+    face, _ = box_face_crop(photo, detect_faces(photo, "haar")[0].box)
     x = clf.preprocessing.apply(face)
     print(f"model {clf.id}: {clf.model.count_params():,} parameters, input {clf.model.input_shape[1:]}; "
           f"{os.cpu_count()} CPU cores")

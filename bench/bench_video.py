@@ -27,7 +27,8 @@ import numpy as np  # noqa: E402
 from fer_core.video import frame_processor  # noqa: E402
 from fer_core.models import registry  # noqa: E402
 from fer_core.video import sample  # noqa: E402
-from fer_core.inference.faces import crop_faces, get_detector  # noqa: E402
+from fer_core.inference.faces import get_detector  # noqa: E402
+from fer_core.inference.framing import box_face_crop  # noqa: E402
 from fer_core.base.labels import EMOTIONS  # noqa: E402
 from fer_core.inference.predict import Classifier  # noqa: E402
 from fer_core.inference import loader  # noqa: E402
@@ -50,7 +51,7 @@ def naive_frame(frame: np.ndarray, clf: Classifier, detector) -> tuple[np.ndarra
     """The obvious loop: Haar on the full frame, one classifier call per face (no batching), draw."""
     faces = detector.detect(frame, min_size=40)
     rows = []
-    for i, crop in enumerate(crop_faces(frame, faces)):
+    for i, crop in enumerate(box_face_crop(frame, f.box)[0] for f in faces):
         p = clf.predict([crop], tta="none")[0]
         k = int(np.argmax(p))
         x, y, w, h = faces[i].box

@@ -8,7 +8,7 @@ from skimage import data as skdata
 
 from fer_core.inference import faces
 from fer_core.inference.face import Face
-from fer_core.inference.faces import DETECTORS, crop_box, crop_faces, detect_faces, get_detector
+from fer_core.inference.faces import DETECTORS, crop_box, detect_faces, get_detector
 from fer_core.inference.images import SAMPLES, sample_image
 from fer_core.inference.onet import onet_confirmer
 
@@ -94,17 +94,19 @@ def test_grayscale_input_is_accepted():
     assert len(detect_faces(gray, "haar")) == 1
 
 
-def test_crop_faces_uses_the_original_with_margin_and_clips_at_borders():
+def test_box_crops_use_the_original_with_margin_and_clip_at_borders():
+    from fer_core.inference.framing import box_face_crop, face_crop
+
     img = np.arange(100 * 200 * 3, dtype=np.uint32).reshape(100, 200, 3).astype(np.uint8)
-    (crop,) = crop_faces(img, [Face((50, 20, 40, 40), 1.0)], margin=0.25)
+    crop, matrix = box_face_crop(img, (50, 20, 40, 40), margin=0.25)
     assert crop.shape == (60, 60, 3)
     np.testing.assert_array_equal(crop, img[10:70, 40:100])
-    (corner,) = crop_faces(img, [(0, 0, 40, 40)], margin=0.25)  # plain boxes work too
-    assert corner.shape == (50, 50, 3)  # margin clipped at the top-left border
-    (tall,) = crop_faces(img, [(100, 20, 20, 40)], margin=0.0)
+    np.testing.assert_array_equal(matrix, [[1, 0, -40], [0, 1, -10]])  # photo → crop coordinates
+    corner = face_crop(img, (0, 0, 40, 40), crop="box", margin=0.25)  # plain boxes work too
+    assert corner.pixels.shape == (50, 50, 3) and corner.policy == "box"  # margin clipped at the top-left border
+    tall, _ = box_face_crop(img, (100, 20, 20, 40), margin=0.0)
     assert tall.shape == (40, 40, 3)  # squared on the box centre, as FER faces are square
-    (raw,) = crop_faces(img, [(100, 20, 20, 40)], margin=0.0, square=False)
-    assert raw.shape == (40, 20, 3)
+    assert crop_box((100, 20, 20, 40), img.shape, 0.0, square=False) == (100, 20, 120, 60)
     with pytest.raises(ValueError, match="outside"):
         crop_box((500, 500, 10, 10), img.shape)
 

@@ -226,16 +226,6 @@ def crop_box(box, image_shape, margin: float = 0.15, square: bool = True) -> tup
     return x0, y0, x1, y1
 
 
-def crop_faces(image_rgb: np.ndarray, faces, margin: float = 0.15, square: bool = True) -> list[np.ndarray]:
-    """Crops of each face (a `Face` or an (x, y, w, h) box) from the original image, with a margin."""
-    image = np.asarray(image_rgb)
-    crops = []
-    for f in faces:
-        x0, y0, x1, y1 = crop_box(f.box if isinstance(f, Face) else f, image.shape, margin, square)
-        crops.append(np.ascontiguousarray(image[y0:y1, x0:x1]))
-    return crops
-
-
 def _rescale(face: Face, k: float, W: int, H: int) -> Face:
     x, y, w, h = face.box
     x0, y0 = max(0, int(round(x * k))), max(0, int(round(y * k)))
