@@ -4,18 +4,13 @@ repeats. Read from the cards; nothing is run."""
 from __future__ import annotations
 
 from ..models.registry import ModelInfo, pick_default
+from ..models.roles import label_source
 
 LEARNED_FROM = {  # a training run's `--label-source` → what its labels are: (in words, the leaderboard's short form)
     "fer2013": ("FER2013's own labels (one annotator per face)", "FER2013 (1 annotator)"),
     "ferplus-majority": ("FER+ crowd majority (ten annotators per face)", "FER+ crowd majority (10)"),
     "ferplus-soft": ("FER+ crowd votes (ten annotators per face, as vote shares)", "FER+ crowd votes (10)"),
 }
-
-
-def label_source(info: ModelInfo) -> str:
-    """The `--label-source` of the run behind `info` (an export or view inherits its parent's dataset record)."""
-    record = (info.card.get("dataset") or {}).get("label_source") or {}
-    return str(record.get("label_source", "fer2013")) if isinstance(record, dict) else str(record)
 
 
 def learned_from(info: ModelInfo, short: bool = False) -> str:

@@ -7,7 +7,8 @@ from __future__ import annotations
 from ..base.labels import EMOTIONS
 from ..base.runtime import short_device_name
 from ..models import eval_datasets, registry
-from .defaults import label_source, learned_from
+from ..models.roles import label_source
+from .defaults import learned_from
 from .metrics import accuracy_interval
 
 
