@@ -165,6 +165,17 @@ def test_cli_saves_into_the_card_and_compares_crops(env, capsys):
     assert saved[KEY]["accuracy"] == 0.5
 
 
+def test_detector_none_classifies_each_photo_whole(env, capsys):
+    tmp, photos = env
+    assert main(["evaluate", "--model", "always_happy", "--photos", str(photos), "--detector", "none", "--crop", "all",
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)  # one pipeline: the crop policy does not apply to a whole photo
+    assert (result["detector"], result["crop"]) == ("none", "whole")
+    assert result["face_found"] == 1.0 and result["confusion_matrix"] == [[3, 0, 0], [1, 0, 0]]  # the blank one too
+    saved = registry.get_model("always_happy").card["photo_metrics"][result["dataset"]["id"]]
+    assert set(saved) == {"none/whole"}
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--photos", "{tmp}/nowhere"], "does not exist"),
     (["--photos", "{tmp}/models"], "no photos in emotion folders"),

@@ -7,7 +7,8 @@ import json
 import sys
 
 from ..evaluation.predictions import EVAL_SPLITS
-from ..inference.faces import CROP_POLICIES, crop_help, DEFAULT_CROP, DEFAULT_DETECTOR, DETECTORS
+from ..inference.faces import (CROP_POLICIES, crop_help, DEFAULT_CROP, DEFAULT_DETECTOR, DETECTOR_CHOICES, DETECTORS,
+                               WHOLE_IMAGE)
 from ..models.tta import add_tta_argument
 
 ALL = "all"  # --detector all / --crop all: every detector or crop policy, one row each
@@ -24,8 +25,10 @@ def add_cli(subparsers) -> None:
                              "whole pipeline (detect, crop, classify); a photo with no face found counts as wrong")
     p.add_argument("--split", choices=EVAL_SPLITS, default=None,
                    help="test = PrivateTest where present (else PublicTest, and it says so); default test")
-    p.add_argument("--detector", choices=DETECTORS + (ALL,), default=None,
-                   help=f"--photos: the face detector (default {DEFAULT_DETECTOR}); all = compare them, one row each")
+    p.add_argument("--detector", choices=DETECTOR_CHOICES + (ALL,), default=None,
+                   help=f"--photos: the face detector (default {DEFAULT_DETECTOR}); {WHOLE_IMAGE} = each photo is "
+                        "one face, classified whole (the classifier alone, as on face crops); all = compare the "
+                        "detectors, one row each")
     p.add_argument("--crop", choices=tuple(CROP_POLICIES) + (ALL,), default=None,
                    help=f"--photos (default {DEFAULT_CROP}): " + crop_help("; all = compare them"))
     p.add_argument("--limit", type=int, metavar="N", help="--photos: at most N photos per emotion (a quick look)")
@@ -86,7 +89,7 @@ def run_photos(args) -> int:
     from ..base.progress import stderr_progress
     from ..evaluation.photo_report import format_photo_report
     from ..evaluation.photo_store import save_photo_evaluation
-    from ..evaluation.photos import evaluate_photos, list_photos
+    from ..evaluation.photos import WHOLE_CROP, evaluate_photos, list_photos
     from ..inference.loader import load_classifier
     from ..models import registry
 
@@ -101,8 +104,9 @@ def run_photos(args) -> int:
     clf = load_classifier(info)
     detectors = DETECTORS if args.detector == ALL else (args.detector or DEFAULT_DETECTOR,)
     crops = tuple(CROP_POLICIES) if args.crop == ALL else (args.crop or DEFAULT_CROP,)
+    pipelines = dict.fromkeys((d, WHOLE_CROP if d == WHOLE_IMAGE else c) for d in detectors for c in crops)
     results = [evaluate_photos(info, photos, detector, crop, args.tta, progress=stderr_progress, classifier=clf)
-               for detector in detectors for crop in crops]
+               for detector, crop in pipelines]
     saved = [] if args.no_save else [save_photo_evaluation(info, r) for r in results]
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0]))

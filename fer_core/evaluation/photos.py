@@ -25,7 +25,7 @@ from ..base.runtime import quick_device_description
 from ..data.fer_dataset import DataError
 from ..data.image_folders import IMAGE_EXTENSIONS, label_entries
 from ..data.sources import Source, fingerprint
-from ..inference.faces import DEFAULT_CROP, DEFAULT_DETECTOR
+from ..inference.faces import DEFAULT_CROP, DEFAULT_DETECTOR, WHOLE_IMAGE, WholeImageDetector
 from ..inference.images import read_image
 from ..inference.loader import load_classifier
 from ..inference.predict import Classifier, analyze_image
@@ -38,6 +38,7 @@ FIVE_CLASS = ("angry", "happy", "neutral", "sad", "surprise")  # issue #33's "5-
 PHOTO_SPLITS = ("test", "validation")  # a folder with split folders is evaluated on the first it has
 NO_FACE = -1  # the predicted index of a photo in which no face was found
 MAX_LISTED_UNREADABLE = 20  # unreadable files named in a result (all are counted)
+WHOLE_CROP = "whole"  # the crop policy recorded with detector `none`: the whole photo is the face
 
 
 @dataclass
@@ -140,7 +141,10 @@ def evaluate_photos(info_or_id, folder, detector: str = DEFAULT_DETECTOR, crop: 
                     classifier: Classifier | None = None) -> PhotoEvaluation:
     """Run a registered model through the photo pipeline (`detector`, `crop` policy, `tta`: None = the card's
     default) on every photo of `folder` (a path or a `list_photos` result) and score it. A photo with several
-    faces is judged by its largest; unreadable files are logged and left out; save with `photo_store`."""
+    faces is judged by its largest; unreadable files are logged and left out; save with `photo_store`.
+    Detector `none` classifies each photo whole (crop policy `whole`): the classifier alone, as on face crops."""
+    if detector == WHOLE_IMAGE:
+        crop = WHOLE_CROP
     info = info_or_id if isinstance(info_or_id, registry.ModelInfo) else registry.get_model(str(info_or_id))
     photos = folder if isinstance(folder, PhotoFolder) else list_photos(folder, limit)
     ours = [e for e in photos.emotions if e in info.labels]
@@ -184,7 +188,8 @@ def _run_all(photos: PhotoFolder, clf: Classifier, detector: str, crop: str, tta
         h.update(f"{path.rsplit('/', 1)[-1]}|{emotion}|{hashlib.sha1(data or b'').hexdigest()}\n".encode())
         if image is not None:
             start = time.perf_counter()
-            face = _largest(analyze_image(image, clf, detector, crop=crop, tta=tta))
+            face = _largest(analyze_image(image, clf, WholeImageDetector(), tta=tta, whole_image_if_no_face=True)
+                            if detector == WHOLE_IMAGE else analyze_image(image, clf, detector, crop=crop, tta=tta))
             times.append((time.perf_counter() - start) * 1000)
             rows.append((path, emotion, face))
             found += face is not None

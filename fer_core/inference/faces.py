@@ -26,6 +26,8 @@ from .face import Face, to_gray, to_rgb
 from .onet import onet_confirmer
 
 DETECTORS: tuple[str, ...] = ("blazeface", "haar", "mtcnn")
+WHOLE_IMAGE = "none"  # the detector name that classifies each image whole, as one pre-cropped face
+DETECTOR_CHOICES: tuple[str, ...] = (*DETECTORS, WHOLE_IMAGE)  # what --detector accepts where images may be crops
 DEFAULT_DETECTOR = "blazeface"  # what every caller (API, CLI, serve, webcam, video, batch, pages) uses unless told
 # How a detected face becomes the classifier's input (`fer_core.inference.framing.face_crops`):
 CROP_POLICIES: dict[str, str] = {
@@ -127,6 +129,18 @@ _DETECTOR_CLASSES = {"haar": HaarDetector, "mtcnn": MtcnnDetector, "blazeface": 
 @functools.lru_cache(maxsize=8)
 def _cached_detector(name: str, options: tuple):
     return build_detector(name, **dict(options))
+
+
+class WholeImageDetector:
+    """A detector that finds nothing, so with the whole-image fallback every image is classified as
+    one face: the `none` detector, for pre-cropped faces such as FER2013's 48×48 images or a folder of
+    face crops (`evaluate --photos … --detector none` measures the classifier alone)."""
+
+    name = WHOLE_IMAGE
+    window = None
+
+    def detect(self, image_rgb, min_size: int = DEFAULT_MIN_SIZE) -> list:
+        return []
 
 
 def build_detector(name: str = DEFAULT_DETECTOR, **kw):

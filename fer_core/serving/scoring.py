@@ -10,11 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..inference.faces import DEFAULT_CROP, DEFAULT_DETECTOR, DEFAULT_MIN_SIZE, DETECTORS
+from ..inference.faces import (DEFAULT_CROP, DEFAULT_DETECTOR, DEFAULT_MIN_SIZE, DETECTOR_CHOICES, WHOLE_IMAGE,
+                               WholeImageDetector)
 from ..inference.framing import check_crop
 from .batch_inputs import Item, read_item_bytes
-
-DETECTOR_CHOICES: tuple[str, ...] = (*DETECTORS, "none")  # none: each image is one pre-cropped face
 
 
 @dataclass(frozen=True)
@@ -39,17 +38,6 @@ class ScoreOptions:
         check_crop(self.crop)
 
 
-class WholeImageDetector:
-    """A detector that finds nothing, so with the whole-image fallback every image is classified as
-    one face: the `none` detector, for folders of pre-cropped faces such as FER2013's 48×48 images."""
-
-    name = "none"
-    window = None
-
-    def detect(self, image_rgb, min_size: int = DEFAULT_MIN_SIZE) -> list:
-        return []
-
-
 _local = threading.local()  # per thread: its own BlazeFace interpreters and Haar cascade
 PER_THREAD = ("blazeface", "haar")  # cheap to build, and each holds a lock: one per thread detects in parallel
 
@@ -59,7 +47,7 @@ def detector_for(name: str):
     detect in parallel), the process-wide MTCNN, or the whole-image stand-in."""
     from ..inference import faces
 
-    if name == "none":
+    if name == WHOLE_IMAGE:
         return WholeImageDetector()
     if name in PER_THREAD:
         mine = _local.__dict__.setdefault("detectors", {})
