@@ -167,7 +167,8 @@ else:
     st.caption(f"{photo_set['name']} ({photo_set['source']}): every photo through detection, framing and the model, "
                f"a photo with no face found counting as wrong; the leaderboard's 'real photos' column is the default "
                f"pipeline ({photo_store.default_pipeline()}). 5-class recall: mean recall over angry, happy, neutral, "
-               "sad and surprise. ms/photo: detection, framing and classification on the evaluating machine.")
+               "sad and surprise. The pipeline none/whole classifies each photo whole, as a face crop: the classifier "
+               "alone, without detection. ms/photo: detection, framing and classification on the evaluating machine.")
     st.dataframe(photo_table, hide_index=True, column_config={
         "face found": st.column_config.NumberColumn(format="percent"),
         **{c: st.column_config.NumberColumn(format="%.4f")
