@@ -101,7 +101,8 @@ def models_stamp(models_dir: Path | None = None) -> tuple:
     """A cheap fingerprint of what `list_models` reads: each model folder's modification time and its card's
     (inode, size, modification time), in every root. Cards and model files are written by renaming a temp file
     into their folder, which touches it, so while the stamp is unchanged a long-lived process (`serve`) can keep
-    its listing: a hundredth of the time of listing again. Weights rewritten in place are the loader's to notice
+    its listing (a sixth of the time of listing again, which validates every card). Weights rewritten in place are
+    the loader's to notice
     (`loading.files_stamp`)."""
     stamp = []
     for root in model_roots(models_dir):
