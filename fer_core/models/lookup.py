@@ -102,8 +102,7 @@ def models_stamp(models_dir: Path | None = None) -> tuple:
     (inode, size, modification time), in every root. Cards and model files are written by renaming a temp file
     into their folder, which touches it, so while the stamp is unchanged a long-lived process (`serve`) can keep
     its listing (a sixth of the time of listing again, which validates every card). Weights rewritten in place are
-    the loader's to notice
-    (`loading.files_stamp`)."""
+    the loader's to notice (`loading.files_stamp`)."""
     stamp = []
     for root in model_roots(models_dir):
         try:
