@@ -4,8 +4,9 @@ Which models are the defaults is read from the cards at build time: every `model
 `"default": true` (one per label set; `python -m fer_core models --set-default ID` moves the flag). Its card and
 model file (an ensemble's `ensemble.json` and its members too) are copied into the built package as
 `fer_core/default_models/<id>/`, where `fer_core.models.lookup` finds them after the models folder. The files
-live in `models/` only, so git keeps one copy of each; an sdist carries them in its own `models/`.
-Everything else about the package is in pyproject.toml.
+live in `models/` only, so git keeps one copy of each; an sdist carries them in its own `models/`. The
+responsible-use text every model card quotes (`docs/responsible_use.md`) is copied the same way, to
+`fer_core/docs/`. Everything else about the package is in pyproject.toml.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parent
 MODELS = ROOT / "models"
 PACKAGED = Path("fer_core") / "default_models"  # in the built package (fer_core.models.lookup.PACKAGED_MODELS_DIR)
 MODEL_FILES = {"keras": "model.keras", "litert": "model.tflite", "onnx": "model.onnx"}  # as fer_core.models.card
+STATEMENT = Path("docs") / "responsible_use.md"  # fer_core.evaluation.model_card.PACKAGED_STATEMENT in the package
 
 
 def default_model_files(models: Path = MODELS) -> list[Path]:
@@ -58,8 +60,8 @@ def _model_files(models: Path, model_id: str) -> list[Path]:
 
 
 class BuildPyWithDefaultModels(build_py):
-    """`build_py`, then the default models copied into the built package (replacing any an earlier build left in
-    the build folder, so a default moved since then is not shipped too)."""
+    """`build_py`, then the default models (replacing any an earlier build left in the build folder, so a default
+    moved since then is not shipped too) and the responsible-use text copied into the built package."""
 
     def run(self):
         super().run()
@@ -68,13 +70,18 @@ class BuildPyWithDefaultModels(build_py):
         for rel in default_model_files():
             self.mkpath(str((target / rel).parent))
             self.copy_file(str(MODELS / rel), str(target / rel))
+        statement = Path(self.build_lib) / "fer_core" / STATEMENT
+        self.mkpath(str(statement.parent))
+        self.copy_file(str(ROOT / STATEMENT), str(statement))
 
 
 class SdistWithDefaultModels(sdist):
-    """`sdist` with the default models' files under `models/`, so a wheel built from it ships them too."""
+    """`sdist` with the default models' files under `models/` and the responsible-use text, so a wheel built from
+    it ships them too."""
 
     def make_distribution(self):
         self.filelist.extend(str(Path("models", rel)) for rel in default_model_files())
+        self.filelist.append(str(STATEMENT))
         super().make_distribution()
 
 

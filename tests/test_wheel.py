@@ -64,6 +64,7 @@ def test_the_wheel_alone_classifies_a_group_photo_without_tensorflow(tmp_path):
         model_file = {"litert": "model.tflite", "onnx": "model.onnx"}.get(card.get("format"), "model.keras")
         assert {f"fer_core/default_models/{model_id}/card.json",
                 f"fer_core/default_models/{model_id}/{model_file}"} <= names, model_id
+    assert "fer_core/docs/responsible_use.md" in names  # what `card --markdown` quotes
     assert not any(n.startswith(("models/", "tests/", "pages/")) for n in names)
     assert wheel.stat().st_size < 20e6, "the wheel ships the defaults only, not models/"
 
@@ -81,6 +82,8 @@ sys.meta_path.insert(0, Block())
 import fer_core
 from fer_core.models import registry
 result = fer_core.analyze("group.png")
+from fer_core.evaluation.model_card import STATEMENT_FILE, statement_sections
+assert STATEMENT_FILE.is_relative_to({str(site)!r}) and len(statement_sections()) > 3
 info = registry.get_model(result.analysis.model_id)
 print(json.dumps({{"file": fer_core.__file__, "faces": [f.label for f in result.faces], "model": info.id,
                    "source": registry.model_source(info), "sums": [sum(f.probabilities.values()) for f in result.faces],

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from ..models import eval_datasets, registry
 
-STATEMENT_FILE = Path(__file__).resolve().parents[2] / "docs" / "responsible_use.md"
+CHECKOUT_STATEMENT = Path(__file__).resolve().parents[2] / "docs" / "responsible_use.md"
+PACKAGED_STATEMENT = Path(__file__).resolve().parents[1] / "docs" / "responsible_use.md"  # copied by setup.py
+STATEMENT_FILE = CHECKOUT_STATEMENT if CHECKOUT_STATEMENT.is_file() else PACKAGED_STATEMENT
 REPORT_SPLITS = ("test", "validation")  # the protocol's reporting split first, PublicTest as fallback
 
 
