@@ -50,7 +50,8 @@ def training_devices(training: dict) -> str:
 
 
 def model_summary(info: registry.ModelInfo) -> dict:
-    """One registry row: identity, label set, size, training budget and saved accuracies of a model."""
+    """One registry row: identity, label set, size, training budget and saved accuracies of a model (against
+    FER2013's labels on validation and test, and against the FER+ crowd majority on validation)."""
     size = info.card.get("file_size_bytes") or (info.model_file.stat().st_size if info.model_file.exists() else 0)
     val, test = info.metrics("validation") or {}, info.metrics("test") or {}
     training = info.card.get("training") or {}
@@ -59,7 +60,8 @@ def model_summary(info: registry.ModelInfo) -> dict:
             "labels": list(info.labels), "label_set": info.label_set, "params": info.card.get("params"),
             "size_mb": round(size / 1e6, 2), "default": info.is_default(), "epochs": epochs,
             "train_minutes": minutes, "devices": training_devices(training),
-            "validation_accuracy": val.get("accuracy"), "test_accuracy": test.get("accuracy")}
+            "validation_accuracy": val.get("accuracy"), "test_accuracy": test.get("accuracy"),
+            "validation_ferplus_accuracy": (val.get("ferplus") or {}).get("accuracy")}  # the crowd's labels
 
 
 def is_evaluated(info: registry.ModelInfo, split: str, dataset: dict | None = None) -> bool:
