@@ -139,7 +139,9 @@ def test_cli_models_says_where_each_model_came_from(packaged, tmp_path, monkeypa
     monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path / "mine"))
     _model(tmp_path / "mine", "mine")
     assert cli.main(["models"]) == 0
-    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
+    assert "val FER+: against the FER+ crowd majority" in out
     assert "FER_MODELS_DIR" in lines["mine"] and "packaged" in lines["shipped"]
     assert cli.main(["models", "--json"]) == 0
     rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
