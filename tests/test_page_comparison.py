@@ -5,6 +5,7 @@ import base64
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -146,7 +147,7 @@ def test_page_from_shipped_models(monkeypatch):
         if saved:
             assert row["accuracy"] == pytest.approx(saved["accuracy"])
         else:
-            assert np.isnan(row["accuracy"])
+            assert pd.isna(row["accuracy"])  # not measured: blank
     assert len(charts(at)) >= 1
     in_members = groups.model_groups(infos)[groups.MEMBERS]
     members = [i for i in infos if i.label_set == infos[0].label_set and i.id in in_members]
