@@ -71,8 +71,7 @@ def baseline(model_id: str, data: bytes, params: dict, rounds: int) -> float:
     det = params.get("detector", DEFAULT_DETECTOR)  # the server's default when the request names none
 
     def run():
-        return analyze_image(read_image(data), clf, detector_for(det), whole_image_if_no_face=True if det == "none"
-                             else None)
+        return analyze_image(read_image(data), clf, detector_for(det))
 
     for _ in range(3):
         run()

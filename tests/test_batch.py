@@ -101,7 +101,7 @@ def test_rows_are_what_predict_finds(folder, clf):
     crop = next(it for it in expand_inputs([folder / "crops"])[0])
     rows, _ = scoring.score_item(crop, clf, ScoreOptions(detector="none"))
     pixels = np.asarray(Image.open(crop.path).convert("RGB"))
-    exact = analyze_image(pixels, clf, scoring.WholeImageDetector(), whole_image_if_no_face=True)
+    exact = analyze_image(pixels, clf, "none")  # the detector `none`: the whole image is the face
     assert len(rows) == 1 and rows[0]["whole_image"] and (rows[0]["w"], rows[0]["h"]) == (48, 48)
     assert [rows[0][e] for e in clf.labels] == pytest.approx(list(exact.faces[0].probabilities.values()), abs=1e-6)
 

@@ -25,7 +25,7 @@ from ..base.runtime import quick_device_description
 from ..data.fer_dataset import DataError
 from ..data.image_folders import IMAGE_EXTENSIONS, label_entries
 from ..data.sources import Source, fingerprint
-from ..inference.faces import DEFAULT_CROP, DEFAULT_DETECTOR, WHOLE_IMAGE, WholeImageDetector
+from ..inference.faces import DEFAULT_CROP, DEFAULT_DETECTOR, WHOLE_IMAGE
 from ..inference.images import read_image
 from ..inference.loader import load_classifier
 from ..inference.predict import Classifier, analyze_image
@@ -183,13 +183,13 @@ def _run_all(photos: PhotoFolder, clf: Classifier, detector: str, crop: str, tta
     h = hashlib.sha1(b"fer-photos-content-v1")
     rows, unreadable, times, found = [], [], [], 0
     meter = _Meter(len(photos.files), progress)
+    policy = DEFAULT_CROP if crop == WHOLE_CROP else crop  # detector `none`: the whole photo, no crop policy applies
     for path, emotion in zip(photos.files, photos.emotions):
         data, image = _read(photos.source, path, decode=emotion in clf.labels, unreadable=unreadable)
         h.update(f"{path.rsplit('/', 1)[-1]}|{emotion}|{hashlib.sha1(data or b'').hexdigest()}\n".encode())
         if image is not None:
             start = time.perf_counter()
-            face = _largest(analyze_image(image, clf, WholeImageDetector(), tta=tta, whole_image_if_no_face=True)
-                            if detector == WHOLE_IMAGE else analyze_image(image, clf, detector, crop=crop, tta=tta))
+            face = _largest(analyze_image(image, clf, detector, crop=policy, tta=tta))
             times.append((time.perf_counter() - start) * 1000)
             rows.append((path, emotion, face))
             found += face is not None

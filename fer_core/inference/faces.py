@@ -123,14 +123,6 @@ class MtcnnDetector:
         return faces
 
 
-_DETECTOR_CLASSES = {"haar": HaarDetector, "mtcnn": MtcnnDetector, "blazeface": BlazeFaceDetector}
-
-
-@functools.lru_cache(maxsize=8)
-def _cached_detector(name: str, options: tuple):
-    return build_detector(name, **dict(options))
-
-
 class WholeImageDetector:
     """A detector that finds nothing, so with the whole-image fallback every image is classified as
     one face: the `none` detector, for pre-cropped faces such as FER2013's 48×48 images or a folder of
@@ -143,8 +135,17 @@ class WholeImageDetector:
         return []
 
 
+_DETECTOR_CLASSES = {"haar": HaarDetector, "mtcnn": MtcnnDetector, "blazeface": BlazeFaceDetector,
+                     WHOLE_IMAGE: WholeImageDetector}
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_detector(name: str, options: tuple):
+    return build_detector(name, **dict(options))
+
+
 def build_detector(name: str = DEFAULT_DETECTOR, **kw):
-    """A new detector `name` (one of `DETECTORS`) with options `kw`; `get_detector` shares one per process."""
+    """A new detector `name` (one of `DETECTOR_CHOICES`) with options `kw`; `get_detector` shares one per process."""
     key = str(name).strip().lower()
     if key not in _DETECTOR_CLASSES:
         raise ValueError(f"unknown face detector {name!r}; choose one of: {', '.join(DETECTORS)}")
@@ -152,7 +153,7 @@ def build_detector(name: str = DEFAULT_DETECTOR, **kw):
 
 
 def get_detector(name: str = DEFAULT_DETECTOR, **kw):
-    """The detector `name` (one of `DETECTORS`), built once per process and option set."""
+    """The detector `name` (one of `DETECTOR_CHOICES`), built once per process and option set."""
     key = str(name).strip().lower()
     if key not in _DETECTOR_CLASSES:
         raise ValueError(f"unknown face detector {name!r}; choose one of: {', '.join(DETECTORS)}")

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from .face import Face
-from .faces import DEFAULT_CROP, DEFAULT_DETECTOR, DEFAULT_MAX_SIDE, DEFAULT_MIN_SIZE, detect_faces
+from .faces import DEFAULT_CROP, DEFAULT_DETECTOR, DEFAULT_MAX_SIDE, DEFAULT_MIN_SIZE, WHOLE_IMAGE, detect_faces
 from .framing import DEFAULT_MARGIN, check_crop, face_crops, is_face_crop
 from ..base.labels import emotion_rgb
 from ..models.tta import tta_mode, tta_views
@@ -183,12 +183,16 @@ def analyze_image(image_rgb: np.ndarray, classifier: Classifier, detector=DEFAUL
     A photo without a detected face is classified whole, as one face, and `whole_image` set: when
     `whole_image_if_no_face` is None (the default), if it looks like a face crop itself (`framing.is_face_crop`:
     small, about square, not blank, such as FER2013's 48×48 images); with True, always; with False, never.
+    The detector `none` (`faces.WholeImageDetector`) looks for nothing: every image is one pre-cropped face.
     """
     image = np.asarray(image_rgb)
     h, w = image.shape[:2]
     crop = check_crop(crop)
-    faces = detect_faces(image, detector, min_size=min_size, max_side=max_side)
-    whole = not faces and (is_face_crop(image) if whole_image_if_no_face is None else bool(whole_image_if_no_face))
+    if getattr(detector, "name", detector) == WHOLE_IMAGE:
+        faces, whole = [], True
+    else:
+        faces = detect_faces(image, detector, min_size=min_size, max_side=max_side)
+        whole = not faces and (is_face_crop(image) if whole_image_if_no_face is None else bool(whole_image_if_no_face))
     if whole:
         faces, crops, matrices = [Face((0, 0, w, h), float("nan"))], [image], [np.array([[1.0, 0, 0], [0, 1.0, 0]])]
         policies = ["whole"]

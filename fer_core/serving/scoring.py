@@ -10,8 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..inference.faces import (DEFAULT_CROP, DEFAULT_DETECTOR, DEFAULT_MIN_SIZE, DETECTOR_CHOICES, WHOLE_IMAGE,
-                               WholeImageDetector)
+from ..inference.faces import DEFAULT_CROP, DEFAULT_DETECTOR, DEFAULT_MIN_SIZE, DETECTOR_CHOICES
 from ..inference.framing import check_crop
 from .batch_inputs import Item, read_item_bytes
 
@@ -44,11 +43,9 @@ PER_THREAD = ("blazeface", "haar")  # cheap to build, and each holds a lock: one
 
 def detector_for(name: str):
     """The detector for this thread: BlazeFace or a Haar cascade of its own (each has its own lock, so threads
-    detect in parallel), the process-wide MTCNN, or the whole-image stand-in."""
+    detect in parallel), else the process-wide one (MTCNN, the whole-image `none`)."""
     from ..inference import faces
 
-    if name == WHOLE_IMAGE:
-        return WholeImageDetector()
     if name in PER_THREAD:
         mine = _local.__dict__.setdefault("detectors", {})
         if name not in mine:
@@ -80,7 +77,7 @@ def score_item(item: Item, classifier, options: ScoreOptions) -> tuple[list[dict
 
     kw = dict(detector=detector_for(options.detector), tta=options.tta, min_size=int(options.min_size),
               crop=options.crop,
-              whole_image_if_no_face=True if options.detector == "none" else options.whole_image)
+              whole_image_if_no_face=options.whole_image)
     try:
         if item.kind == "video":
             return _score_video(item, classifier, options, kw)

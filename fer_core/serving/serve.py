@@ -111,7 +111,7 @@ def analyze_uploads(images, clf, options: PredictOptions, max_pixels: int) -> di
             raise ApiError(415, str(err)) from None
         analysis = analyze_image(image, clf, detector_for(options.detector), tta=tta, min_size=options.min_size,
                                  crop=options.crop,
-                                 whole_image_if_no_face=True if options.detector == "none" else options.whole_image)
+                                 whole_image_if_no_face=options.whole_image)
         doc = {"file": name, **analysis.to_dict()}
         if options.gradcam:
             _add_gradcams(doc, analysis, clf, options.gradcam)
