@@ -313,7 +313,7 @@ def test_pool_lists_the_models_again_only_when_a_folder_changes(tmp_path):
     from fer_core.serving.model_pool import ModelPool
 
     make_fixture_model(tmp_path, "tiny7")
-    pool = ModelPool(str(tmp_path))
+    pool = ModelPool(str(tmp_path), recheck_s=0)  # look at the folders on every call
     first = pool.registered()
     assert pool.registered() is first  # nothing changed on disk: the listing is kept
     make_fixture_model(tmp_path, "tiny4", FOUR_CLASS, default=False, seed=1)  # e.g. a training finishing
@@ -326,6 +326,29 @@ def test_pool_lists_the_models_again_only_when_a_folder_changes(tmp_path):
     tmp.write_text(json.dumps(doc))
     os.replace(tmp, card)  # how cards are written: a temp file renamed into place
     assert pool.resolve("tiny7").card["name"] == "renamed while serving"
+
+
+def test_pool_looks_at_the_model_folders_at_most_once_per_recheck_interval(tmp_path, monkeypatch):
+    from fer_core.models import registry
+    from fer_core.serving.model_pool import ModelPool
+
+    make_fixture_model(tmp_path, "tiny7")
+    clock = [1000.0]
+    monkeypatch.setattr("fer_core.serving.model_pool.time.monotonic", lambda: clock[0])
+    looks = []
+    stamp = registry.models_stamp
+    monkeypatch.setattr(registry, "models_stamp", lambda d=None: looks.append(d) or stamp(d))
+    pool = ModelPool(str(tmp_path), recheck_s=1.0)
+    try:
+        first = pool.get(None)
+        assert [pool.get(None) for _ in range(50)] == [first] * 50 and len(looks) == 1
+        make_fixture_model(tmp_path, "tiny4", FOUR_CLASS, default=False, seed=1)
+        assert [m.id for m in pool.registered()] == ["tiny7"]  # within the interval: not seen yet
+        clock[0] += 1.5
+        assert {m.id for m in pool.registered()} == {"tiny7", "tiny4"} and len(looks) == 2
+        assert pool.get("tiny4") is not first and pool.get(None) is first
+    finally:
+        pool.close()
 
 
 def test_image_bombs_get_a_413_before_decoding(client):

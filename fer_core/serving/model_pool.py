@@ -1,46 +1,58 @@
 """The REST API's models: each registered model loaded on first use through the process's one classifier cache
 (`inference.loader`), shared behind a `BatchingClassifier`, and at most a few kept loaded (least recently used
-dropped first); a model whose files change on disk is loaded again on its next request.
+dropped first); a model whose files change on disk is loaded again on a request after the change.
 """
 from __future__ import annotations
 
 import threading
+import time
 
 from .api_error import ApiError
 
 DEFAULT_MAX_MODELS = 4  # loaded at once; the 4-member ensemble alone holds ~5 M parameters
+DEFAULT_RECHECK_S = 1.0  # the model folders are looked at (stat calls) at most this often, not on every request
 
 
 class ModelPool:
     """Registered models, each loaded on first use (once, whatever the concurrency) behind a
     `BatchingClassifier`; at most `max_models` stay loaded, the least recently used dropped first, so a
     client cycling through every model cannot grow the server. Cards are re-read only when their file
-    changes. Only ids of the registry are served, never arbitrary folders."""
+    changes. Only ids of the registry are served, never arbitrary folders.
 
-    def __init__(self, models_dir=None, max_models: int = DEFAULT_MAX_MODELS):
+    Whether a folder or file changed is checked at most once per `recheck_s` seconds: checking stats every model's
+    folder and card, a tenth of the server's time per request when done on each one (bench/bench_api.py)."""
+
+    def __init__(self, models_dir=None, max_models: int = DEFAULT_MAX_MODELS, recheck_s: float = DEFAULT_RECHECK_S):
         from collections import OrderedDict
 
         from ..models.registry import CardCache
 
         self.models_dir, self.max_models = models_dir, max(1, int(max_models))
+        self.recheck_s = max(0.0, float(recheck_s))
         self._loaded: OrderedDict = OrderedDict()  # id → (ModelInfo, BatchingClassifier), least recently used first
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._cards = CardCache()
-        self._listing: tuple | None = None  # (models_stamp, list_models) of the last listing
+        self._listing: tuple | None = None  # (models_stamp, list_models, time checked) of the last listing
+        self._answered: dict = {}  # model id asked (None: the default) → (time checked, its BatchingClassifier)
 
     def registered(self) -> list:
         """The registered models, listed again only when a model folder or card changed (`models_stamp`):
         listing validates every card, a tenth of a small request's time when done on each."""
         from ..models.registry import list_models, models_stamp
 
+        now = time.monotonic()
+        with self._guard:
+            if self._listing is not None and now - self._listing[2] < self.recheck_s:
+                return self._listing[1]
         stamp = models_stamp(self.models_dir)
         with self._guard:
             if self._listing is not None and self._listing[0] == stamp:
+                self._listing = (stamp, self._listing[1], now)
                 return self._listing[1]
         models = list_models(self.models_dir, cards=self._cards)
         with self._guard:
-            self._listing = (stamp, models)
+            self._listing = (stamp, models, now)
         return models
 
     def resolve(self, model_id: str | None):
@@ -66,6 +78,11 @@ class ModelPool:
         from ..inference.loader import load_classifier
         from ..models.registry import RegistryError
 
+        now = time.monotonic()
+        with self._guard:
+            checked, answer = self._answered.get(model_id, (None, None))
+        if checked is not None and now - checked < self.recheck_s:
+            return answer
         info = self.resolve(model_id)
         with self._guard:
             lock = self._locks.setdefault(info.id, threading.Lock())
@@ -78,9 +95,12 @@ class ModelPool:
                 held = self._loaded.get(info.id)
                 if held is not None and held[1].classifier is clf:
                     self._loaded.move_to_end(info.id)
+                    self._answered[model_id] = (now, held[1])
                     return held[1]
             found = BatchingClassifier(clf)
             self._keep(info, found)
+            with self._guard:
+                self._answered[model_id] = (now, found)
         return found
 
     def _keep(self, info, clf) -> None:
@@ -93,6 +113,7 @@ class ModelPool:
             replaced = self._loaded.pop(info.id, None)
             self._loaded[info.id] = (info, clf)
             dropped = [self._loaded.popitem(last=False)[1] for _ in range(len(self._loaded) - self.max_models)]
+            self._answered.clear()  # an answer kept may be one just closed
         for old_info, old in ([replaced] if replaced is not None else []) + dropped:
             old.close()
         for old_info, _ in dropped:

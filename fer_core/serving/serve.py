@@ -190,7 +190,7 @@ def create_app(config: ServeConfig | None = None):
 
     key = config.key()
 
-    def authorized(request: Request) -> None:
+    async def authorized(request: Request) -> None:  # async: FastAPI would send a plain def to a thread per request
         if not key:
             return
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
@@ -221,8 +221,9 @@ def create_app(config: ServeConfig | None = None):
     async def predict(request: Request, query: Annotated[PredictOptions, Query()]):
         images, fields = await read_upload(request, config)
         options = merged_options(query, fields)
-        def work():  # one trip to a worker thread: the model (loaded on first use), then the photos
-            return analyze_uploads(images, pool.get(options.model), options, config.max_pixels)
+        def work():  # one trip to a worker thread: the model (loaded on first use), the photos, the JSON text
+            # (a response returned ready skips FastAPI's value-by-value jsonable_encoder walk over the document)
+            return JSONResponse(analyze_uploads(images, pool.get(options.model), options, config.max_pixels))
 
         return await anyio.to_thread.run_sync(work, limiter=limiter)
 
