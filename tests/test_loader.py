@@ -3,6 +3,8 @@ files change; the Python API, the pages and the server share it, so a model retr
 answered with its new weights without a restart."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -68,10 +70,12 @@ def test_retraining_a_model_while_serve_runs_changes_its_answers(models_dir):
         assert got.status_code == 200, got.text
         return got.json()["images"][0]["faces"][0]["probabilities"]
 
-    with TestClient(create_app(ServeConfig(models_dir=str(models_dir), api_key=""))) as client:
+    recheck = 0.2  # the model folders are looked at this often (1 s by default)
+    with TestClient(create_app(ServeConfig(models_dir=str(models_dir), api_key="", model_recheck_s=recheck))) as client:
         before = answer(client)
         assert answer(client) == before  # the same weights: the same answer
         make_fixture_model(models_dir, "tiny7", seed=7)  # `train --out models/tiny7` finishing while it serves
+        time.sleep(recheck)
         after = answer(client)
         assert after.keys() == before.keys() and after != before
         expected = fer_core.load("tiny7").predict([np.tile(np.linspace(0, 255, 64, dtype=np.uint8), (64, 1))],

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..inference.faces import CROP_POLICIES, DEFAULT_CROP, DEFAULT_DETECTOR, DEFAULT_MIN_SIZE, DETECTORS
 from ..inference.gradcam import METHODS as EXPLAIN_METHODS
 from .api_error import ApiError
-from .model_pool import DEFAULT_MAX_MODELS, ModelPool
+from .model_pool import DEFAULT_MAX_MODELS, DEFAULT_RECHECK_S, ModelPool
 from .uploads import check_pixels, read_upload
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # per request
@@ -43,6 +43,7 @@ class ServeConfig:
     max_images: int = DEFAULT_MAX_IMAGES
     workers: int = 0  # concurrent requests decoding/detecting in threads; 0 = 2 per core
     max_models: int = DEFAULT_MAX_MODELS  # models kept loaded; the least recently used one goes first
+    model_recheck_s: float = DEFAULT_RECHECK_S  # a model retrained or re-exported is served at most this long after
     preload: bool = True  # load the default model at start-up, so the first request is not slow
 
     def key(self) -> str:
@@ -151,7 +152,7 @@ def create_app(config: ServeConfig | None = None):
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     config = config or ServeConfig()
-    pool = ModelPool(config.models_dir, config.max_models)
+    pool = ModelPool(config.models_dir, config.max_models, config.model_recheck_s)
     workers = config.workers or 2 * (os.cpu_count() or 1)
     limiter = anyio.CapacityLimiter(workers)
 
