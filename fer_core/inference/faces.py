@@ -148,16 +148,14 @@ def build_detector(name: str = DEFAULT_DETECTOR, **kw):
     """A new detector `name` (one of `DETECTOR_CHOICES`) with options `kw`; `get_detector` shares one per process."""
     key = str(name).strip().lower()
     if key not in _DETECTOR_CLASSES:
-        raise ValueError(f"unknown face detector {name!r}; choose one of: {', '.join(DETECTORS)}")
+        raise ValueError(f"unknown face detector {name!r}; choose one of: {', '.join(DETECTOR_CHOICES)}")
     return _DETECTOR_CLASSES[key](**kw)
 
 
 def get_detector(name: str = DEFAULT_DETECTOR, **kw):
-    """The detector `name` (one of `DETECTOR_CHOICES`), built once per process and option set."""
-    key = str(name).strip().lower()
-    if key not in _DETECTOR_CLASSES:
-        raise ValueError(f"unknown face detector {name!r}; choose one of: {', '.join(DETECTORS)}")
-    return _cached_detector(key, tuple(sorted(kw.items())))
+    """The detector `name` (one of `DETECTOR_CHOICES`), built once per process and option set (an unknown name
+    raises in `build_detector`; lru_cache keeps no failure)."""
+    return _cached_detector(str(name).strip().lower(), tuple(sorted(kw.items())))
 
 
 def box_intersection(a, b) -> float:
