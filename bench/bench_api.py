@@ -3,13 +3,15 @@
     python -m bench.bench_api [--requests 200] [--concurrency 16] [--model ID] [--detector NAME]
 
 Starts `python -m fer_core serve` on a free localhost port (the shipped default model unless --model)
-and sends a fixed number of requests from `--concurrency` httpx clients for three photos: one face
+and sends a fixed number of requests over `--concurrency` keep-alive connections for three photos: one face
 (the astronaut portrait), a group of four faces, and a pre-cropped 48×48 face (`detector=none`, where
 only classification costs and cross-request batching matters most). Baseline, in this process on the
 same model: the same photo through `read_image` + `analyze_image`, one call after another, no HTTP.
 The ratio (API requests/s ÷ baseline calls/s) is what HTTP, JSON and concurrency add or take away.
 "CPU ms" is the server process's CPU time per request (Linux /proc): the cost of a request, steadier than
-requests/s on a shared machine, whose neighbours move throughput by a fifth from run to run.
+requests/s on a shared machine, whose neighbours move throughput by a fifth from run to run. The clients share
+the CPU with the server, so they send a request encoded once (as `wrk` does) rather than build each upload with
+httpx, which cost 3.5 CPU ms per request, an eighth of the server's; "client ms" is what they still cost.
 """
 from __future__ import annotations
 
@@ -82,25 +84,48 @@ def baseline(model_id: str, data: bytes, params: dict, rounds: int) -> float:
 
 
 
-async def load(url: str, data: bytes, params: dict, n: int, concurrency: int) -> tuple[float, list[float], int]:
-    """Send `n` requests from `concurrency` clients: (requests/s, latencies in ms, failures)."""
-    latencies, failures = [], 0
-    queue: asyncio.Queue = asyncio.Queue()
-    for _ in range(n):
-        queue.put_nowait(None)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
-        async def worker():
-            nonlocal failures
-            while not queue.empty():
-                queue.get_nowait()
+def raw_request(url: str, data: bytes, params: dict) -> tuple[str, int, bytes]:
+    """(host, port, the whole HTTP/1.1 request as bytes): the multipart upload httpx would send, encoded once,
+    so the load below costs the clients a socket write and a read per request instead of building the upload."""
+    request = httpx.Request("POST", url, params=params, files={"image": ("photo", data)})
+    body = request.read()
+    head = [f"POST {request.url.raw_path.decode()} HTTP/1.1", f"Host: {request.url.netloc.decode()}",
+            f"Content-Type: {request.headers['content-type']}", f"Content-Length: {len(body)}", "", ""]
+    return request.url.host, request.url.port, "\r\n".join(head).encode() + body
+
+
+async def answer_status(reader: asyncio.StreamReader) -> int:
+    """Read one HTTP/1.1 response off a keep-alive connection; its status code."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    length = next(int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:"))
+    await reader.readexactly(length)
+    return int(lines[0].split()[1])
+
+
+async def load(url: str, data: bytes, params: dict, n: int, concurrency: int) -> tuple[float, list[float], int, float]:
+    """Send `n` requests over `concurrency` keep-alive connections, each waiting for its answer before the next
+    (like `wrk`): (requests/s, latencies in ms, failures, the clients' own CPU ms per request)."""
+    host, port, request = raw_request(url, data, params)
+    latencies, failures, left = [], 0, n
+
+    async def client():
+        nonlocal failures, left
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while left > 0:
+                left -= 1
                 t = time.perf_counter()
-                r = await client.post(url, params=params, files={"image": ("photo", data)})
+                writer.write(request)
+                status = await answer_status(reader)
                 latencies.append(1000 * (time.perf_counter() - t))
-                failures += r.status_code != 200
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return n / (time.perf_counter() - start), latencies, failures
+                failures += status != 200
+        finally:
+            writer.close()
+
+    start, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return n / (time.perf_counter() - start), latencies, failures, 1000 * (time.process_time() - cpu) / n
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -155,18 +180,18 @@ def main() -> None:
     try:
         url = f"{base}/v1/predict"
         params0 = {"model": info.id}
-        print(f"{'photo':<28}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms':>8}{'faces':>7}{'fail':>6}"
-              f"{'direct/s':>10}{'ratio':>8}")
+        print(f"{'photo':<28}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms':>8}{'client ms':>10}{'faces':>7}"
+              f"{'fail':>6}{'direct/s':>10}{'ratio':>8}")
         for name, (data, params, want) in cases.items():
             params = {**params0, **params}
             faces = len(httpx.post(url, params=params, files={"image": ("photo", data)}, timeout=120)
                         .json()["images"][0]["faces"])
             asyncio.run(load(url, data, params, 2 * args.concurrency, args.concurrency))  # warm every batch size
             cpu = cpu_seconds(proc.pid)
-            rps, lat, fails = asyncio.run(load(url, data, params, args.requests, args.concurrency))
+            rps, lat, fails, client_ms = asyncio.run(load(url, data, params, args.requests, args.concurrency))
             cpu_ms = f"{1000 * (cpu_seconds(proc.pid) - cpu) / args.requests:>8.1f}" if cpu is not None else f"{'—':>8}"
             p50, p99 = statistics.median(lat), float(np.percentile(lat, 99))
-            print(f"{name:<28}{rps:>8.1f}{p50:>9.0f}{p99:>9.0f}{cpu_ms}{faces:>4}/{want:<2}{fails:>6}"
+            print(f"{name:<28}{rps:>8.1f}{p50:>9.0f}{p99:>9.0f}{cpu_ms}{client_ms:>10.1f}{faces:>4}/{want:<2}{fails:>6}"
                   f"{direct[name]:>10.1f}{rps / direct[name]:>7.2f}×")
     finally:
         proc.terminate()
