@@ -16,7 +16,8 @@ from fer_core import cli
 from fer_core.models import registry
 from fer_core.base.labels import EMOTIONS, FOUR_CLASS
 from fer_core.inference.faces import DEFAULT_CROP, DEFAULT_DETECTOR
-from fer_core.inference.predict import BATCH_BUCKETS, Classifier, analyze_image, annotate, compare_models
+from fer_core.inference.predict import (BATCH_BUCKETS, Classifier, analyze_image, annotate, compare_models,
+                                       forward_batch_sizes)
 from tests.model_fixtures import crops, make_fixture_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +59,35 @@ def test_more_faces_than_the_largest_bucket_and_none(clf):
     assert probs.shape == (len(many), 7)
     np.testing.assert_allclose(probs[-5:], clf.predict(many[-5:]), atol=1e-5)
     assert clf.predict([]).shape == (0, 7)
+
+
+def test_batch_sizes_pad_for_keras_and_split_without_padding_for_edge_runtimes():
+    assert forward_batch_sizes(6) == [8] and forward_batch_sizes(37) == [32, 8]
+    assert forward_batch_sizes(6, pad=False) == [4, 2] and forward_batch_sizes(37, pad=False) == [32, 4, 1]
+    for n in range(1, 3 * BATCH_BUCKETS[-1]):
+        assert sum(forward_batch_sizes(n, pad=False)) == n
+        assert set(forward_batch_sizes(n, pad=False)) <= set(BATCH_BUCKETS)
+
+
+class RecordingRuntime:
+    """An edge runtime stand-in (a LiteRT interpreter per batch size): the Keras model's answers, batch sizes kept."""
+
+    runtime = "litert"
+
+    def __init__(self, model):
+        self.model, self.sizes = model, []
+        self.input_shape, self.output_shape = model.input_shape, model.output_shape
+
+    def __call__(self, x):
+        self.sizes.append(len(x))
+        return np.asarray(self.model(x, training=False))
+
+
+def test_an_edge_runtime_runs_every_view_and_no_padded_row(clf):
+    edge = Classifier(RecordingRuntime(clf.model), clf.info)
+    faces = crops(3, seed=4)
+    np.testing.assert_allclose(edge.predict(faces, tta="flip"), clf.predict(faces, tta="flip"), atol=1e-5)
+    assert edge.model.sizes == [4, 2]
 
 
 def test_flip_tta_is_the_mean_of_image_and_mirror(clf):

@@ -8,7 +8,7 @@ import numpy as np
 from ..models.tta import tta_views
 from .faces import detect_faces
 from .onet import onet_confirmer
-from .predict import padded_batch_sizes
+from .predict import forward_batch_sizes
 
 
 def warm_up(classifier, max_faces: int = 4) -> None:
@@ -25,8 +25,8 @@ def warm_up(classifier, max_faces: int = 4) -> None:
 
 
 def warm_batch_sizes(classifier, max_faces: int) -> list[int]:
-    """The batch sizes (`predict.padded_batch_sizes`) the forward pass sees for 1…`max_faces` faces and their
+    """The batch sizes (`predict.forward_batch_sizes`) the forward pass sees for 1…`max_faces` faces and their
     TTA views."""
     one = np.zeros((1, *classifier.model.input_shape[1:]), np.float32)
     per_face = len(tta_views(one, classifier.default_tta))
-    return sorted({size for faces in range(1, max_faces + 1) for size in padded_batch_sizes(faces * per_face)})
+    return sorted({size for faces in range(1, max_faces + 1) for size in forward_batch_sizes(faces * per_face)})

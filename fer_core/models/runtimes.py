@@ -53,7 +53,7 @@ class EdgeRuntime:
 
 class LiteRTRuntime(EdgeRuntime):
     """A .tflite model in ai-edge-litert's interpreter (tf.lite.Interpreter where that has no wheel),
-    one interpreter per batch size the Classifier pads to."""
+    one interpreter per batch size the Classifier runs (`predict.forward_batch_sizes`)."""
 
     runtime = "litert"
 
