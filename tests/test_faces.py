@@ -68,6 +68,27 @@ def test_large_photo_is_detected_downscaled_and_boxes_come_back_in_original_pixe
     assert iou(found[0].box, tuple(4 * v for v in ASTRONAUT_FACE)) > 0.6
 
 
+def test_shrink_averages_whole_blocks_first_and_stays_close_to_one_area_resize():
+    photo = cv2.resize(skdata.astronaut(), (3001, 2250), interpolation=cv2.INTER_CUBIC)  # not a multiple of k = 2
+    one_step = cv2.resize(photo, (1024, 768), interpolation=cv2.INTER_AREA)
+    shrunk = faces.shrink(photo, (1024, 768))
+    assert shrunk.shape == one_step.shape
+    assert np.abs(shrunk.astype(int) - one_step).mean() < 1.0
+    square = cv2.resize(skdata.astronaut(), (2048, 2048), interpolation=cv2.INTER_CUBIC)
+    assert np.array_equal(faces.shrink(square, (1024, 1024)),  # a whole factor: exactly one area resize
+                          cv2.resize(square, (1024, 1024), interpolation=cv2.INTER_AREA))
+    gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
+    assert faces.shrink(gray, (300, 225)).shape == (225, 300)
+
+
+def test_a_phone_sized_photo_finds_the_face_where_the_small_one_does():
+    small = detect_faces(skdata.astronaut())
+    big = cv2.resize(skdata.astronaut(), (4000, 4000), interpolation=cv2.INTER_CUBIC)[:3000]
+    found = detect_faces(big)
+    assert len(found) == len(small) == 1
+    assert iou(found[0].box, tuple(v * 4000 / 512 for v in small[0].box)) > 0.9
+
+
 def test_haar_scans_an_image_shrunk_to_its_window_when_min_size_allows():
     haar = get_detector("haar")
     seen = []

@@ -209,8 +209,7 @@ def detect_faces(image_rgb: np.ndarray, detector=DEFAULT_DETECTOR, min_size: int
     window = getattr(det, "window", None)
     if window and min_size > window:
         scale = min(scale, window / min_size)
-    small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
-                       interpolation=cv2.INTER_AREA) if scale < 1.0 else image
+    small = shrink(image, (max(1, round(w * scale)), max(1, round(h * scale)))) if scale < 1.0 else image
     faces = det.detect(small, min_size=max(8, int(round(min_size * scale))))
     if scale < 1.0:
         faces = [_rescale(f, 1.0 / scale, w, h) for f in faces]
@@ -218,6 +217,21 @@ def detect_faces(image_rgb: np.ndarray, detector=DEFAULT_DETECTOR, min_size: int
     if not keep_overlapping:
         faces = drop_duplicates(drop_enclosing(faces))
     return sorted(faces, key=lambda f: f.box[2] * f.box[3], reverse=True)
+
+
+def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`image` downscaled to `size` (width, height) by area averaging. A photo at least twice as large is first
+    averaged over whole k×k pixel blocks (OpenCV's integer fast path; the last < k rows and columns dropped),
+    then resized the rest of the way: detecting faces in a 12-megapixel phone photo takes three quarters of the
+    time it took after one fractional area resize, the pixels half a gray level apart on average
+    (bench/bench_faces.py)."""
+    H, W = image.shape[:2]
+    k = min(W // size[0], H // size[1])
+    if k >= 2:
+        image = cv2.resize(image[:H - H % k, :W - W % k], (W // k, H // k), interpolation=cv2.INTER_AREA)
+    if image.shape[1::-1] == tuple(size):
+        return image
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def crop_box(box, image_shape, margin: float = 0.15, square: bool = True) -> tuple[int, int, int, int]:
