@@ -17,8 +17,8 @@ O-Net confirmation), run in the same process on the same photos.
 
 Speed: Haar + O-Net (the former default), BlazeFace, and BlazeFace + the FER2013 crop of every face
 (`framing.face_crops`), round after round on a one-face and a two-face 640×480 photo; ratios against Haar.
-And a 12-megapixel phone photo (the astronaut upscaled to 4000×3000): BlazeFace with `faces.shrink` against the
-same detection after one fractional area resize to 1024 px (the baseline), interleaved.
+And a 12-megapixel phone photo (the astronaut upscaled to 4000×3000, JPEG): `read_image` against Pillow's decoder,
+and BlazeFace with `faces.shrink` against the same detection after one fractional area resize to 1024 px.
 """
 from __future__ import annotations
 
@@ -216,30 +216,54 @@ def speed(rounds: int) -> None:
 
 
 def phone_photo_speed(rounds: int) -> None:
-    """ms of `detect_faces` on a 4000×3000 photo: `faces.shrink` against one `INTER_AREA` resize, interleaved."""
+    """ms to decode and to detect faces in a 4000×3000 JPEG: `read_image` against Pillow's decoder, and
+    `detect_faces` with `faces.shrink` against one `INTER_AREA` resize to 1024 px; each pair interleaved."""
+    import io
+
+    from PIL import Image, ImageOps
     from skimage import data as skdata
 
     from fer_core.inference import faces
+    from fer_core.inference.images import read_image, to_rgb
 
     big = cv2.resize(_rgb(skdata.astronaut()), (4000, 4000), interpolation=cv2.INTER_CUBIC)[:3000]
-    one_step = lambda image, size: cv2.resize(image, size, interpolation=cv2.INTER_AREA)  # noqa: E731
-    ways = {"one area resize (baseline)": one_step, "faces.shrink": faces.shrink}
-    times = {k: [] for k in ways}
-    found = {}
-    for _ in range(rounds + 1):
-        for k, fn in ways.items():
-            faces.shrink, original = fn, faces.shrink
+    buf = io.BytesIO()
+    Image.fromarray(big).save(buf, "JPEG", quality=90)
+    jpeg = buf.getvalue()
+
+    def pillow(data):  # read_image before OpenCV's decoder took plain JPEGs
+        img = Image.open(io.BytesIO(data))
+        img.load()
+        ImageOps.exif_transpose(img, in_place=True)
+        return to_rgb(img)
+
+    def detect_with(resize):
+        def run(image):
+            faces.shrink, original = resize, faces.shrink
             try:
-                t = time.perf_counter()
-                found[k] = faces.detect_faces(big, "blazeface")
-                times[k].append(time.perf_counter() - t)
+                return faces.detect_faces(image, "blazeface")
             finally:
                 faces.shrink = original
-    base = np.median(times["one area resize (baseline)"][1:])
-    print(f"\n4000×3000 photo, detection shrunk to 1024 px, median of {rounds}:")
-    for k, ts in times.items():
-        print(f"  {k:<28}{1000 * np.median(ts[1:]):>8.1f} ms   ×{np.median(ts[1:]) / base:.2f}   "
-              f"faces {[f.box for f in found[k]]}")
+        return run
+
+    one_step = lambda image, size: cv2.resize(image, size, interpolation=cv2.INTER_AREA)  # noqa: E731
+    pairs = {"decode": ({"Pillow (baseline)": pillow, "read_image": read_image}, jpeg),
+             "detect": ({"one area resize (baseline)": detect_with(one_step),
+                         "faces.shrink": detect_with(faces.shrink)}, big)}
+    print(f"\n4000×3000 JPEG photo, median of {rounds}:")
+    for task, (ways, arg) in pairs.items():
+        times = {k: [] for k in ways}
+        answers = {}
+        for _ in range(rounds + 1):  # the first round warms up
+            for k, fn in ways.items():
+                t = time.perf_counter()
+                answers[k] = fn(arg)
+                times[k].append(time.perf_counter() - t)
+        base = np.median(next(iter(times.values()))[1:])
+        for k, ts in times.items():
+            same = (np.array_equal(answers[k], next(iter(answers.values()))) if task == "decode"
+                    else [f.box for f in answers[k]])
+            print(f"  {task}: {k:<28}{1000 * np.median(ts[1:]):>8.1f} ms   ×{np.median(ts[1:]) / base:.2f}   {same}")
 
 
 def main() -> int:

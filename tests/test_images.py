@@ -5,10 +5,12 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 from skimage import data as skdata
 
-from fer_core.inference.images import MAX_PIXELS, SAMPLES, ImageError, encode_png, read_image, sample_image
+from fer_core.inference import images
+from fer_core.inference.images import (MAX_PIXELS, SAMPLES, ImageError, encode_png, read_image, sample_image,
+                                         to_rgb)
 from tests.hostile import png_header_only
 
 
@@ -77,6 +79,24 @@ def test_exif_orientation_is_honoured():
     top, bottom = out[:15].mean(axis=(0, 1)), out[-15:].mean(axis=(0, 1))
     assert top[0] > 200 and top[2] < 60  # the red left half is on top after a clockwise turn
     assert bottom[2] > 200 and bottom[0] < 60
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_plain_jpegs_decode_to_pillows_pixels_in_every_exif_orientation(mode):
+    photo = Image.fromarray(skdata.astronaut()[:120, :80]).convert(mode)  # not square: a turn changes the shape
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        raw = encode(photo, "JPEG", quality=90, exif=exif)
+        pillow = Image.open(io.BytesIO(raw))
+        ImageOps.exif_transpose(pillow, in_place=True)
+        fast = images._decode_plain_jpeg(raw, Image.open(io.BytesIO(raw)))
+        assert fast is not None, "a plain JPEG takes OpenCV's decoder"
+        np.testing.assert_array_equal(fast, to_rgb(pillow), err_msg=f"orientation {orientation}")
+        np.testing.assert_array_equal(read_image(raw), fast)
+        appended = raw + b"motion photo data"  # no end marker last: Pillow decodes it, the same pixels
+        assert images._decode_plain_jpeg(appended, Image.open(io.BytesIO(appended))) is None
+        np.testing.assert_array_equal(read_image(appended), fast, err_msg=f"appended, {orientation}")
 
 
 def test_rgba_composited_on_white():

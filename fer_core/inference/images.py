@@ -12,6 +12,7 @@ import re
 import warnings
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -35,6 +36,9 @@ def read_image(source, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         if w * h > max_pixels:
             raise ImageError(f"{name} is too large: {w}×{h} = {w * h / 1e6:.0f} megapixels "
                              f"(the limit is {max_pixels / 1e6:.0f} MP); downscale it first")
+        fast = _decode_plain_jpeg(data, img)
+        if fast is not None:
+            return fast
         img.load()
         ImageOps.exif_transpose(img, in_place=True)  # upright; no copy of a photo already upright
         return to_rgb(img)
@@ -49,6 +53,27 @@ def read_image(source, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise ImageError(f"{name} is not a recognised image (expected JPEG, PNG, WebP, BMP, GIF or TIFF)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageError(f"{name} is truncated or corrupt and could not be decoded: {err}") from None
+
+
+def _decode_plain_jpeg(data: bytes, img: Image.Image) -> np.ndarray | None:
+    """An 8-bit colour or gray JPEG decoded by OpenCV: the same libjpeg-turbo pixels as Pillow's, 1.3–1.5× faster
+    on phone photos (docs/face_framing.md), then turned upright as `ImageOps.exif_transpose` turns it. None for
+    anything else, which Pillow decodes: other modes (CMYK …), a file that does not end with the JPEG end marker
+    (truncated, or with data appended), a decode that fails or disagrees with the header's size."""
+    if img.format != "JPEG" or img.mode not in ("RGB", "L") or not data.endswith(b"\xff\xd9"):
+        return None
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if bgr is None or bgr.shape[1::-1] != img.size:
+        return None
+    return np.ascontiguousarray(_upright(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), img.getexif().get(0x0112, 1)))
+
+
+def _upright(rgb: np.ndarray, orientation) -> np.ndarray:
+    """The pixels as EXIF orientation 1–8 says to display them (`ImageOps.exif_transpose`'s eight cases)."""
+    turns = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+             5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
+             7: lambda a: a[::-1, ::-1].transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1)}
+    return turns[orientation](rgb) if orientation in turns else rgb
 
 
 def to_rgb(img: Image.Image) -> np.ndarray:
