@@ -220,11 +220,11 @@ def phone_photo_speed(rounds: int) -> None:
     `detect_faces` with `faces.shrink` against one `INTER_AREA` resize to 1024 px; each pair interleaved."""
     import io
 
-    from PIL import Image, ImageOps
+    from PIL import Image
     from skimage import data as skdata
 
     from fer_core.inference import faces
-    from fer_core.inference.images import read_image, to_rgb
+    from fer_core.inference.images import decode_with_pillow, read_image
 
     big = cv2.resize(_rgb(skdata.astronaut()), (4000, 4000), interpolation=cv2.INTER_CUBIC)[:3000]
     buf = io.BytesIO()
@@ -232,10 +232,7 @@ def phone_photo_speed(rounds: int) -> None:
     jpeg = buf.getvalue()
 
     def pillow(data):  # read_image before OpenCV's decoder took plain JPEGs
-        img = Image.open(io.BytesIO(data))
-        img.load()
-        ImageOps.exif_transpose(img, in_place=True)
-        return to_rgb(img)
+        return decode_with_pillow(Image.open(io.BytesIO(data)))
 
     def detect_with(resize):
         def run(image):

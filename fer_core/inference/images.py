@@ -37,11 +37,7 @@ def read_image(source, max_pixels: int = MAX_PIXELS) -> np.ndarray:
             raise ImageError(f"{name} is too large: {w}×{h} = {w * h / 1e6:.0f} megapixels "
                              f"(the limit is {max_pixels / 1e6:.0f} MP); downscale it first")
         fast = _decode_plain_jpeg(data, img)
-        if fast is not None:
-            return fast
-        img.load()
-        ImageOps.exif_transpose(img, in_place=True)  # upright; no copy of a photo already upright
-        return to_rgb(img)
+        return fast if fast is not None else decode_with_pillow(img)
     except ImageError:
         raise
     except Image.DecompressionBombError as err:  # over twice PIL's limit: refused while reading the header
@@ -53,6 +49,14 @@ def read_image(source, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise ImageError(f"{name} is not a recognised image (expected JPEG, PNG, WebP, BMP, GIF or TIFF)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageError(f"{name} is truncated or corrupt and could not be decoded: {err}") from None
+
+
+def decode_with_pillow(img: Image.Image) -> np.ndarray:
+    """An opened image's pixels decoded by Pillow, upright (EXIF orientation) and RGB: every file
+    `_decode_plain_jpeg` leaves alone."""
+    img.load()
+    ImageOps.exif_transpose(img, in_place=True)  # upright; no copy of a photo already upright
+    return to_rgb(img)
 
 
 def _decode_plain_jpeg(data: bytes, img: Image.Image) -> np.ndarray | None:

@@ -103,9 +103,9 @@ def forward_batch_sizes(n: int, pad: bool = True) -> list[int]:
     call costs less than padded rows, e.g. 6 views run as 4 + 2, not as 8)."""
     top = BATCH_BUCKETS[-1]
     full, rest = divmod(n, top)
-    if pad:
-        return [top] * full + ([next(b for b in BATCH_BUCKETS if b >= rest)] if rest else [])
     sizes = [top] * full
+    if pad:
+        return sizes + ([next(b for b in BATCH_BUCKETS if b >= rest)] if rest else [])
     for bucket in reversed(BATCH_BUCKETS):
         while rest >= bucket:
             sizes.append(bucket)
